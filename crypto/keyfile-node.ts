@@ -1,0 +1,71 @@
+/**
+ * The file-system half of the key file, Node only (the rest of crypto/ is isomorphic, so this
+ * module is not exported from crypto/index.ts; the server entry re-exports it).
+ */
+import { chmod, open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { bytesToHex, randomBytes } from '@noble/ciphers/utils.js';
+import { decryptKeyFileAsync, encryptKeyFileAsync, type KeyFileOptions } from './keyfile.js';
+
+/** The key file's conventional name. */
+export const DEFAULT_KEY_FILE_NAME = '.skynet_linker.keys';
+
+const FILE_MODE = 0o600;
+
+/**
+ * Encrypts `data` with `passphrase` and writes it to `path` with mode 0600, atomically: a temp
+ * file in the same directory (created 0600, then chmod 0600 since the umask can narrow it) is
+ * fsynced and renamed over `path`, so a crash never leaves a half-written or readable key file.
+ * @param path - destination file.
+ * @param data - any JSON value.
+ * @param passphrase - non-empty passphrase.
+ * @param options - scrypt cost overrides (tests only).
+ * @throws as encryptKeyFile, or the file-system error.
+ */
+export async function writeKeyFile(path: string, data: unknown, passphrase: string, options?: KeyFileOptions): Promise<void> {
+  const text = await encryptKeyFileAsync(data, passphrase, options);
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${bytesToHex(randomBytes(6))}.tmp`);
+  try {
+    // 'wx' refuses an existing path, so a planted symlink can't redirect the write.
+    const handle = await open(tmp, 'wx', FILE_MODE);
+    try {
+      await handle.writeFile(text, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await chmod(tmp, FILE_MODE);
+    await rename(tmp, path);
+  } catch (error) {
+    await unlink(tmp).catch(() => undefined);
+    throw error;
+  }
+  await syncDir(dir);
+}
+
+/**
+ * Reads and decrypts a key file.
+ * @param path - the key file.
+ * @param passphrase - its passphrase.
+ * @returns the stored JSON value.
+ * @throws CryptoError `BAD_PASSPHRASE` / `BAD_KEY_FILE` as decryptKeyFile; the file-system
+ *   error (e.g. code `ENOENT`) when it can't be read.
+ */
+export async function readKeyFile(path: string, passphrase: string): Promise<unknown> {
+  return decryptKeyFileAsync(await readFile(path, 'utf8'), passphrase);
+}
+
+// Makes the rename durable; not every platform can open a directory, hence best effort.
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // Windows and some file systems refuse; the data itself is already fsynced.
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * The embedded store: the same semantics as the Redis store, in process. The zero-config default
+ * for one hub. Snapshots are files in `dataDir` (mode 0600) so state survives a restart; without
+ * a dataDir they stay in memory.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { compareStreamIds, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type Unsubscribe, type VersionedValue } from '../store.js';
+
+export interface EmbeddedStoreOptions {
+  /** Directory for snapshot files. Default: none (snapshots kept in memory). */
+  dataDir?: string;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+interface Expiring<T> {
+  value: T;
+  expiresAt: number | null;
+}
+
+const SNAPSHOT_NAME = /^[A-Za-z0-9_.:-]+$/;
+
+export class EmbeddedStore implements Store {
+  readonly kind = 'embedded' as const;
+  private readonly streams = new Map<string, StreamEntry[]>();
+  private readonly docs = new Map<string, VersionedValue>();
+  private readonly hashes = new Map<string, Expiring<Map<string, string>>>();
+  private readonly values = new Map<string, Expiring<string>>();
+  private readonly listeners = new Map<string, Set<(message: string) => void>>();
+  private readonly memorySnapshots = new Map<string, { text: string; createdAt: string }>();
+  private lastMs = 0;
+  private lastSeq = 0;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: EmbeddedStoreOptions = {}) {
+    this.now = opts.now ?? Date.now;
+    if (opts.dataDir) mkdirSync(join(opts.dataDir, 'snapshots'), { recursive: true, mode: 0o700 });
+  }
+
+  private nextId(): string {
+    const ms = Math.max(this.now(), this.lastMs);
+    this.lastSeq = ms === this.lastMs ? this.lastSeq + 1 : 0;
+    this.lastMs = ms;
+    return `${ms}-${this.lastSeq}`;
+  }
+
+  private live<T>(map: Map<string, Expiring<T>>, key: string): T | undefined {
+    const item = map.get(key);
+    if (!item) return undefined;
+    if (item.expiresAt !== null && item.expiresAt <= this.now()) {
+      map.delete(key);
+      return undefined;
+    }
+    return item.value;
+  }
+
+  async appendStreams(items: StreamAppend[]): Promise<string[]> {
+    return items.map((item) => {
+      const id = this.nextId();
+      let stream = this.streams.get(item.key);
+      if (!stream) this.streams.set(item.key, (stream = []));
+      stream.push({ id, fields: { ...item.fields } });
+      if (stream.length > item.maxLen) stream.splice(0, stream.length - item.maxLen);
+      return id;
+    });
+  }
+
+  async readStream(key: string, opts: { after?: string | undefined; count: number }): Promise<StreamEntry[]> {
+    const stream = this.streams.get(key) ?? [];
+    const start = opts.after ? stream.findIndex((e) => compareStreamIds(e.id, opts.after!) > 0) : 0;
+    if (start < 0) return [];
+    return stream.slice(start, start + opts.count).map(copy);
+  }
+
+  async readStreamReverse(key: string, opts: { before?: string | undefined; count: number }): Promise<StreamEntry[]> {
+    const stream = this.streams.get(key) ?? [];
+    const out: StreamEntry[] = [];
+    for (let i = stream.length - 1; i >= 0 && out.length < opts.count; i--) {
+      const e = stream[i]!;
+      if (!opts.before || compareStreamIds(e.id, opts.before) < 0) out.push(copy(e));
+    }
+    return out;
+  }
+
+  async streamInfo(key: string) {
+    const stream = this.streams.get(key) ?? [];
+    return { length: stream.length, firstId: stream[0]?.id ?? null, lastId: stream.at(-1)?.id ?? null };
+  }
+
+  async getDoc(key: string): Promise<VersionedValue | null> {
+    const doc = this.docs.get(key);
+    return doc ? { ...doc } : null;
+  }
+
+  async putDocIfVersion(key: string, expectedVersion: number, value: string) {
+    const current = this.docs.get(key)?.version ?? 0;
+    if (current !== expectedVersion) return { ok: false, version: current };
+    this.docs.set(key, { version: current + 1, value });
+    return { ok: true, version: current + 1 };
+  }
+
+  private hash(key: string, create: boolean): Map<string, string> | undefined {
+    const found = this.live(this.hashes, key);
+    if (found || !create) return found;
+    const fresh = new Map<string, string>();
+    this.hashes.set(key, { value: fresh, expiresAt: null });
+    return fresh;
+  }
+
+  async hashSet(key: string, entries: Record<string, string>): Promise<void> {
+    const h = this.hash(key, true)!;
+    for (const [f, v] of Object.entries(entries)) h.set(f, v);
+  }
+
+  async hashGet(key: string, field: string): Promise<string | null> {
+    return this.hash(key, false)?.get(field) ?? null;
+  }
+
+  async hashGetAll(key: string): Promise<Record<string, string>> {
+    return Object.fromEntries(this.hash(key, false) ?? []);
+  }
+
+  async hashDelete(key: string, fields: string[]): Promise<void> {
+    const h = this.hash(key, false);
+    if (!h) return;
+    for (const f of fields) h.delete(f);
+    if (h.size === 0) this.hashes.delete(key);
+  }
+
+  async hashSetWithExpiry(key: string, entries: Record<string, string>, ttlMs: number): Promise<void> {
+    await this.hashSet(key, entries);
+    this.hashes.get(key)!.expiresAt = this.now() + ttlMs;
+  }
+
+  async setMaxStreamId(key: string, streamId: string): Promise<string> {
+    const current = this.live(this.values, key);
+    if (current && compareStreamIds(streamId, current) <= 0) return current;
+    this.values.set(key, { value: streamId, expiresAt: null });
+    return streamId;
+  }
+
+  async getValue(key: string): Promise<string | null> {
+    return this.live(this.values, key) ?? null;
+  }
+
+  async setValue(key: string, value: string, ttlMs?: number): Promise<void> {
+    this.values.set(key, { value, expiresAt: ttlMs ? this.now() + ttlMs : null });
+  }
+
+  async deleteKeys(keys: string[]): Promise<void> {
+    for (const key of keys) {
+      this.streams.delete(key);
+      this.docs.delete(key);
+      this.hashes.delete(key);
+      this.values.delete(key);
+    }
+  }
+
+  async publish(topic: string, message: string): Promise<void> {
+    const set = this.listeners.get(topic);
+    if (!set) return;
+    // Asynchronous like Redis pub/sub, so publishers never run subscriber code inline.
+    queueMicrotask(() => {
+      for (const listener of set) listener(message);
+    });
+  }
+
+  async subscribe(topic: string, onMessage: (message: string) => void): Promise<Unsubscribe> {
+    let set = this.listeners.get(topic);
+    if (!set) this.listeners.set(topic, (set = new Set()));
+    set.add(onMessage);
+    return async () => {
+      set.delete(onMessage);
+    };
+  }
+
+  async exportState(): Promise<StoreDump> {
+    const dump: StoreDump = { streams: {}, docs: {}, hashes: {}, values: {} };
+    for (const [key, entries] of this.streams) dump.streams[key] = entries.map(copy);
+    for (const [key, doc] of this.docs) dump.docs[key] = { ...doc };
+    for (const key of this.hashes.keys()) {
+      const h = this.hash(key, false);
+      if (h && !key.startsWith('presence:')) dump.hashes[key] = Object.fromEntries(h);
+    }
+    for (const key of this.values.keys()) {
+      const v = this.live(this.values, key);
+      if (v !== undefined) dump.values[key] = v;
+    }
+    return dump;
+  }
+
+  async importState(dump: StoreDump): Promise<void> {
+    this.streams.clear();
+    this.docs.clear();
+    this.hashes.clear();
+    this.values.clear();
+    for (const [key, entries] of Object.entries(dump.streams)) {
+      this.streams.set(key, entries.map(copy));
+      const last = entries.at(-1);
+      if (last && compareStreamIds(last.id, `${this.lastMs}-${this.lastSeq}`) > 0) {
+        const [ms = '0', seq = '0'] = last.id.split('-');
+        this.lastMs = Number(ms);
+        this.lastSeq = Number(seq);
+      }
+    }
+    for (const [key, doc] of Object.entries(dump.docs)) this.docs.set(key, { ...doc });
+    for (const [key, h] of Object.entries(dump.hashes)) this.hashes.set(key, { value: new Map(Object.entries(h)), expiresAt: null });
+    for (const [key, v] of Object.entries(dump.values)) this.values.set(key, { value: v, expiresAt: null });
+  }
+
+  private snapshotPath(name: string): string {
+    if (!SNAPSHOT_NAME.test(name)) throw new RangeError(`invalid snapshot name: ${name}`);
+    return join(this.opts.dataDir!, 'snapshots', `${name}.json`);
+  }
+
+  async saveSnapshot(name: string, text: string): Promise<void> {
+    if (!this.opts.dataDir) {
+      this.memorySnapshots.set(name, { text, createdAt: new Date(this.now()).toISOString() });
+      return;
+    }
+    const path = this.snapshotPath(name);
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, text, { mode: 0o600 });
+    chmodSync(tmp, 0o600);
+    renameSync(tmp, path);
+  }
+
+  async loadSnapshot(name: string): Promise<string | null> {
+    if (!this.opts.dataDir) return this.memorySnapshots.get(name)?.text ?? null;
+    try {
+      return readFileSync(this.snapshotPath(name), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  async listSnapshots(): Promise<SnapshotInfo[]> {
+    if (!this.opts.dataDir) {
+      return [...this.memorySnapshots].map(([name, s]) => ({ name, createdAt: s.createdAt, bytes: s.text.length })).sort(byName);
+    }
+    const dir = join(this.opts.dataDir, 'snapshots');
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => {
+        const st = statSync(join(dir, f));
+        return { name: f.slice(0, -5), createdAt: st.mtime.toISOString(), bytes: st.size };
+      })
+      .sort(byName);
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+}
+
+function copy(e: StreamEntry): StreamEntry {
+  return { id: e.id, fields: { ...e.fields } };
+}
+
+function byName(a: SnapshotInfo, b: SnapshotInfo): number {
+  return a.name.localeCompare(b.name);
+}

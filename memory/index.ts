@@ -1,0 +1,49 @@
+/** The shared memory: everything the hub's procedures read and write, over one Store. */
+import { AgentRegistry } from './agents.js';
+import { ChannelStore } from './channels.js';
+import { ContextStore } from './contexts.js';
+import { DEFAULT_STREAM_LIMITS, MessageStore, type StreamLimits } from './messages.js';
+import { plainText, type ValueSealer } from './sealing.js';
+import { SessionStore } from './sessions.js';
+import { SnapshotStore } from './snapshots.js';
+import type { Store } from './store.js';
+import { TokenStore } from './tokens.js';
+import { VersionedDocs } from './versioned.js';
+
+export interface SharedMemoryOptions {
+  store: Store;
+  /** Seals values before they reach the store. Default: plain text (no sealing). */
+  sealer?: ValueSealer;
+  limits?: Partial<StreamLimits>;
+  /** How long a connection counts as online without a refresh. Default 60 000 ms. */
+  presenceTtlMs?: number;
+}
+
+export interface SharedMemory {
+  readonly store: Store;
+  readonly sealer: ValueSealer;
+  readonly messages: MessageStore;
+  readonly channels: ChannelStore;
+  readonly contexts: ContextStore;
+  readonly sessions: SessionStore;
+  readonly agents: AgentRegistry;
+  readonly tokens: TokenStore;
+  readonly snapshots: SnapshotStore;
+}
+
+export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
+  const sealer = opts.sealer ?? plainText;
+  const limits = { ...DEFAULT_STREAM_LIMITS, ...opts.limits };
+  const docs = new VersionedDocs(opts.store, sealer);
+  return {
+    store: opts.store,
+    sealer,
+    messages: new MessageStore(opts.store, sealer, limits),
+    channels: new ChannelStore(opts.store),
+    contexts: new ContextStore(docs),
+    sessions: new SessionStore(opts.store, docs),
+    agents: new AgentRegistry(opts.store, opts.presenceTtlMs),
+    tokens: new TokenStore(opts.store),
+    snapshots: new SnapshotStore(opts.store, sealer),
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * The one key builder: every key the memory layer uses, named after the seed's namespaces.
+ * Keys are relative; the store adds its prefix (default `skynet:`). Per-agent and per-session
+ * keys carry a hash tag so keys one operation touches together land in one cluster slot.
+ * These names are also the associated data of sealed values: a value moved to another key fails to open.
+ */
+export const keys = {
+  /** Capped stream: the agent's inbox and history (the seed's `history:<agent_id>`). */
+  history: (agentId: string) => `history:{${agentId}}`,
+  /** Last stream id the agent acknowledged: where a fresh subscription starts. */
+  cursor: (agentId: string) => `cursor:{${agentId}}`,
+  /** Hash of live connections (field = connection id), with a TTL refreshed by heartbeats. */
+  presence: (agentId: string) => `presence:{${agentId}}`,
+  /** Capped stream of acks of messages this agent sent. */
+  acks: (agentId: string) => `acks:{${agentId}}`,
+  /** Capped stream of every message routed to a channel. */
+  channel: (name: string) => `channel:{${name}}`,
+  /** Hash of a channel's members (field = agent id). */
+  channelMembers: (name: string) => `channel_members:{${name}}`,
+  /** Hash: channel name -> JSON info (created_at). */
+  channels: () => 'channels',
+  /** Versioned document: a context scope (`global`, `agent:<id>`, `session:<id>`). */
+  context: (scope: string) => `context:{${scope}}`,
+  /** Versioned document: a session's state. */
+  session: (sessionId: string) => `session:{${sessionId}}`,
+  /** Capped stream: refs of the messages exchanged in a session. */
+  sessionMessages: (sessionId: string) => `session:{${sessionId}}:messages`,
+  /** Hash: session id -> JSON summary (status, created_at) for listing. */
+  sessions: () => 'sessions',
+  /** Hash: agent id -> JSON registry record. */
+  agents: () => 'agents',
+  /** Hash: agent id -> ISO time last seen (refreshed with presence). */
+  lastSeen: () => 'last_seen',
+  /** Hash: token hash -> JSON token record. */
+  tokens: () => 'tokens',
+  /** Associated data for a sealed envelope: binds it to its message id. */
+  messageSeal: (messageId: string) => `msg:${messageId}`,
+  snapshot: (name: string) => `snapshot:${name}`,
+} as const;
+
+/** Pub/sub topics (not stored). */
+export const topics = {
+  /** Every routed message, for live delivery and the monitor, across nodes. */
+  routed: () => 'bus:routed',
+  acks: () => 'bus:acks',
+  context: () => 'bus:context',
+  control: () => 'bus:control',
+} as const;

@@ -1,0 +1,151 @@
+/**
+ * Inboxes, channel streams and acks. A routed message is sealed and serialized once, then
+ * appended to every recipient's inbox (the seed's `history:<agent>`, capped) and, for a channel,
+ * to the channel's own capped stream, in one atomic step. Live delivery and resume read these.
+ */
+import { EnvelopeSchema, expiresAt, type Envelope } from '../protocol/envelope.js';
+import { LinkerError } from '../protocol/errors.js';
+import { keys } from './keys.js';
+import type { ValueSealer } from './sealing.js';
+import type { Store, StreamAppend, StreamEntry } from './store.js';
+
+export interface StreamLimits {
+  /** Entries kept per agent inbox (history). Default 1000, the seed's cap. */
+  inboxMaxLen: number;
+  /** Entries kept per channel stream. Default 1000. */
+  channelMaxLen: number;
+  /** Acks kept per sender. Default 1000. */
+  acksMaxLen: number;
+}
+
+export const DEFAULT_STREAM_LIMITS: StreamLimits = { inboxMaxLen: 1000, channelMaxLen: 1000, acksMaxLen: 1000 };
+
+/** A message as stored: the sealed envelope plus the routing metadata kept readable. */
+export interface StoredMessage {
+  messageId: string;
+  sealed: string;
+  priority: number;
+  /** ms since epoch, or null when it never expires. */
+  expiresAt: number | null;
+}
+
+export interface DeliveredMessage {
+  streamId: string;
+  envelope: Envelope;
+  priority: number;
+  expiresAt: number | null;
+}
+
+export interface RouteResult {
+  /** Recipient agent id -> stream id in its inbox. */
+  inboxes: Record<string, string>;
+  /** Stream id in the channel stream, for channel messages. */
+  channelStreamId: string | null;
+}
+
+export interface AckRecord {
+  message_id: string;
+  by: string;
+  at: string;
+}
+
+export class MessageStore {
+  constructor(
+    private readonly store: Store,
+    private readonly sealer: ValueSealer,
+    private readonly limits: StreamLimits = DEFAULT_STREAM_LIMITS,
+  ) {}
+
+  /** Seals and serializes a message once, whatever the number of recipients. */
+  prepare(envelope: Envelope): StoredMessage {
+    return {
+      messageId: envelope.id,
+      sealed: this.sealer.seal(JSON.stringify(envelope), keys.messageSeal(envelope.id)),
+      priority: envelope.payload.context.priority,
+      expiresAt: expiresAt(envelope),
+    };
+  }
+
+  private fields(m: StoredMessage, extra: Record<string, string> = {}): Record<string, string> {
+    return { mid: m.messageId, p: String(m.priority), x: m.expiresAt === null ? '' : String(m.expiresAt), m: m.sealed, ...extra };
+  }
+
+  /** Appends to each recipient's inbox and (optionally) the channel stream, atomically. */
+  async route(message: StoredMessage, recipients: string[], channel: string | null): Promise<RouteResult> {
+    const fields = this.fields(message);
+    const items: StreamAppend[] = recipients.map((agent) => ({ key: keys.history(agent), fields, maxLen: this.limits.inboxMaxLen }));
+    if (channel) items.push({ key: keys.channel(channel), fields, maxLen: this.limits.channelMaxLen });
+    const ids = await this.store.appendStreams(items);
+    const inboxes: Record<string, string> = {};
+    recipients.forEach((agent, i) => (inboxes[agent] = ids[i]!));
+    return { inboxes, channelStreamId: channel ? ids[recipients.length]! : null };
+  }
+
+  /** Opens a stored entry; checks the envelope really belongs where it was read from. */
+  decode(entry: StreamEntry, owner: { agent?: string; channel?: string }): DeliveredMessage {
+    const { mid, m, p, x } = entry.fields;
+    if (!mid || !m) throw new LinkerError('INTERNAL_SERVER_ERROR', `malformed stream entry ${entry.id}`);
+    const envelope = EnvelopeSchema.parse(JSON.parse(this.sealer.open(m, keys.messageSeal(mid))));
+    const belongs =
+      envelope.id === mid &&
+      (owner.agent ? envelope.to_agent === owner.agent || (envelope.to_agent === null && envelope.channel !== null) : true) &&
+      (owner.channel ? envelope.channel === owner.channel : true);
+    if (!belongs) throw new LinkerError('INTERNAL_SERVER_ERROR', `stream entry ${entry.id} does not belong to this stream`);
+    return { streamId: entry.id, envelope, priority: Number(p ?? 5), expiresAt: x ? Number(x) : null };
+  }
+
+  /** Decodes a message published on the bus (same fields as a stream entry). */
+  decodeFields(streamId: string, fields: Record<string, string>, owner: { agent?: string; channel?: string }): DeliveredMessage {
+    return this.decode({ id: streamId, fields }, owner);
+  }
+
+  storedFields(message: StoredMessage): Record<string, string> {
+    return this.fields(message);
+  }
+
+  async readInbox(agentId: string, after: string | undefined, count: number): Promise<DeliveredMessage[]> {
+    const entries = await this.store.readStream(keys.history(agentId), { after, count });
+    return entries.map((e) => this.decode(e, { agent: agentId }));
+  }
+
+  /** Newest first, strictly before `before`. */
+  async history(agentId: string, before: string | undefined, limit: number): Promise<DeliveredMessage[]> {
+    const entries = await this.store.readStreamReverse(keys.history(agentId), { before, count: limit });
+    return entries.map((e) => this.decode(e, { agent: agentId }));
+  }
+
+  async readChannel(channel: string, after: string | undefined, count: number): Promise<DeliveredMessage[]> {
+    const entries = await this.store.readStream(keys.channel(channel), { after, count });
+    return entries.map((e) => this.decode(e, { channel }));
+  }
+
+  inboxInfo(agentId: string) {
+    return this.store.streamInfo(keys.history(agentId));
+  }
+
+  channelInfo(channel: string) {
+    return this.store.streamInfo(keys.channel(channel));
+  }
+
+  /** The last stream id the agent acknowledged (where a fresh subscription resumes). */
+  cursor(agentId: string): Promise<string | null> {
+    return this.store.getValue(keys.cursor(agentId));
+  }
+
+  advanceCursor(agentId: string, streamId: string): Promise<string> {
+    return this.store.setMaxStreamId(keys.cursor(agentId), streamId);
+  }
+
+  /** Records that `by` acked `messageId` sent by `sender`; returns the ack's stream id. */
+  async recordAck(sender: string, ack: AckRecord): Promise<string> {
+    const [id] = await this.store.appendStreams([
+      { key: keys.acks(sender), fields: { mid: ack.message_id, by: ack.by, at: ack.at }, maxLen: this.limits.acksMaxLen },
+    ]);
+    return id!;
+  }
+
+  async readAcks(sender: string, after: string | undefined, count: number): Promise<{ streamId: string; ack: AckRecord }[]> {
+    const entries = await this.store.readStream(keys.acks(sender), { after, count });
+    return entries.map((e) => ({ streamId: e.id, ack: { message_id: e.fields.mid ?? '', by: e.fields.by ?? '', at: e.fields.at ?? '' } }));
+  }
+}

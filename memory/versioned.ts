@@ -1,0 +1,59 @@
+/**
+ * Sealed versioned JSON documents with optimistic concurrency: read, change in JS, write if the
+ * version did not move; retry on a lost race unless the caller asked for a compare-and-set.
+ * (Values are sealed, so merging cannot run inside Redis.)
+ */
+import { LinkerError } from '../protocol/errors.js';
+import type { ValueSealer } from './sealing.js';
+import type { Store } from './store.js';
+
+export interface Versioned<T> {
+  version: number;
+  value: T;
+}
+
+export class VersionedDocs {
+  constructor(
+    private readonly store: Store,
+    private readonly sealer: ValueSealer,
+  ) {}
+
+  async read<T>(key: string): Promise<Versioned<T> | null> {
+    const doc = await this.store.getDoc(key);
+    if (!doc) return null;
+    return { version: doc.version, value: JSON.parse(this.sealer.open(doc.value, key)) as T };
+  }
+
+  /**
+   * Applies `change` to the current value (undefined when absent) and writes it as the next
+   * version. With `expectedVersion`, fails with CONFLICT (details.current_version) instead of retrying.
+   */
+  async update<T>(
+    key: string,
+    change: (current: T | undefined, version: number) => T,
+    opts: { expectedVersion?: number | undefined; maxAttempts?: number } = {},
+  ): Promise<Versioned<T>> {
+    const maxAttempts = opts.maxAttempts ?? 100;
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const current = await this.read<T>(key);
+      const version = current?.version ?? 0;
+      if (opts.expectedVersion !== undefined && opts.expectedVersion !== version) {
+        throw conflict(key, opts.expectedVersion, version);
+      }
+      const next = change(current?.value, version);
+      const result = await this.store.putDocIfVersion(key, version, this.sealer.seal(JSON.stringify(next), key));
+      if (result.ok) return { version: result.version, value: next };
+      if (opts.expectedVersion !== undefined) throw conflict(key, opts.expectedVersion, result.version);
+      // Lost a race with another writer: back off a little (jittered) and merge again.
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 ** attempt)));
+    }
+    throw new LinkerError('CONFLICT', `too much contention on ${key}; try again`);
+  }
+}
+
+function conflict(key: string, expected: number, current: number): LinkerError {
+  return new LinkerError('CONFLICT', `version conflict on ${key}: expected version ${expected}, current version is ${current}`, {
+    current_version: current,
+    expected_version: expected,
+  });
+}

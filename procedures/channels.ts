@@ -1,0 +1,43 @@
+/** channels.*: membership (members get channel messages in their inbox), listing, and a resumable channel stream. */
+import { z } from 'zod';
+import { ChannelNameSchema } from '../protocol/ids.js';
+import { agentProcedure, router } from '../router/trpc.js';
+import { liveStream } from './live.js';
+import { keys, notExpired, readEntries, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
+
+const ChannelInput = z.strictObject({ channel: ChannelNameSchema });
+
+export const channelsRouter = router({
+  list: agentProcedure.query(({ ctx }) => ctx.hub.memory.channels.list()),
+
+  join: agentProcedure.input(ChannelInput).mutation(async ({ ctx, input }) => {
+    await ctx.hub.memory.channels.join(input.channel, ctx.agent.id);
+    return { channel: input.channel, members: await ctx.hub.memory.channels.members(input.channel) };
+  }),
+
+  leave: agentProcedure.input(ChannelInput).mutation(async ({ ctx, input }) => {
+    await ctx.hub.memory.channels.leave(input.channel, ctx.agent.id);
+    return { channel: input.channel, members: await ctx.hub.memory.channels.members(input.channel) };
+  }),
+
+  /** Every message sent to a channel, live, resumable with lastEventId (channel stream ids). */
+  subscribe: agentProcedure
+    .input(ChannelInput.extend({ lastEventId: StreamIdSchema.nullish() }))
+    .subscription(async function* ({ ctx, input, signal }) {
+      const { hub } = ctx;
+      const owner = { channel: input.channel };
+      const decode = (e: { id: string; fields: Record<string, string> }) => notExpired(hub.memory.messages.decode(e, owner));
+      for await (const y of liveStream({
+        signal,
+        cursor: input.lastEventId ?? undefined,
+        listen: (push) => hub.bus.onChannel(input.channel, push),
+        readAfter: readEntries(ctx, keys.channel(input.channel), decode),
+        decode: (streamId, fields) => safeDecode(ctx, { id: streamId, fields }, decode),
+        socket: ctx.socket,
+        maxBufferedBytes: hub.settings.maxBufferedBytes,
+        maxQueued: hub.settings.maxQueuedMessages,
+      })) {
+        yield trackedMessage(y);
+      }
+    }),
+});

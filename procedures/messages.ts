@@ -1,0 +1,200 @@
+/** messages.*: send (direct, channel, broadcast), the resumable inbox, acks and history. */
+import { TRPCError, tracked } from '@trpc/server';
+import { z } from 'zod';
+import { completeEnvelope, createEnvelopeSchemas, routeOf } from '../protocol/envelope.js';
+import { AgentIdSchema, MessageIdSchema } from '../protocol/ids.js';
+import { jsonByteLength } from '../protocol/json.js';
+import { LinkerError } from '../protocol/errors.js';
+import { agentProcedure, isAdmin, router } from '../router/trpc.js';
+import type { Context, AuthedAgent } from '../router/context.js';
+import { liveStream } from './live.js';
+import { byPriority, keys, notExpired, readEntries, ResumeInput, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
+
+// The size limit is the hub's setting, checked in the procedure; the schema only checks shape.
+const { OutgoingMessage } = createEnvelopeSchemas({ maxPayloadBytes: Number.MAX_SAFE_INTEGER });
+
+export interface SendResult {
+  id: string;
+  trace_id: string;
+  timestamp: string;
+  route: 'direct' | 'channel';
+  channel: string | null;
+  delivered_to: string[];
+  stream_ids: Record<string, string>;
+}
+
+/** Validates, stamps, stores durably, then fans out live. Resolves once every inbox has it. */
+export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: z.output<typeof OutgoingMessage>): Promise<SendResult> {
+  const { hub, agent } = ctx;
+  if (input.from_agent && input.from_agent !== agent.id) {
+    throw new TRPCError({ code: 'FORBIDDEN', message: `from_agent is ${input.from_agent} but this connection is authenticated as ${agent.id}` });
+  }
+  if (!hub.rateLimiter.take(agent.id)) {
+    throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `rate limit: ${agent.id} may send ${hub.rateLimiter.perSecond} messages per second` });
+  }
+  const size = jsonByteLength(input.payload.content);
+  if (size > hub.settings.maxPayloadBytes) {
+    throw new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: `payload content is ${size} bytes, over the limit of ${hub.settings.maxPayloadBytes} bytes` });
+  }
+  const envelope = completeEnvelope(input, { fromAgent: agent.id, defaultChannel: hub.settings.defaultChannel });
+  const route = routeOf(envelope);
+  let recipients: string[];
+  if (route.kind === 'direct') {
+    if (!(await hub.memory.agents.get(route.to))) {
+      throw new LinkerError('NOT_FOUND', `unknown agent ${route.to}: no such agent is registered (skynet-linker agents add ${route.to})`);
+    }
+    recipients = [route.to];
+  } else {
+    recipients = (await hub.memory.channels.members(route.channel)).filter((a) => a !== agent.id);
+  }
+  const sessionId = envelope.payload.context.session_id;
+  if (sessionId) {
+    await hub.memory.sessions.addMessage(sessionId, {
+      message_id: envelope.id,
+      from: envelope.from_agent,
+      to: envelope.to_agent,
+      type: envelope.type,
+      timestamp: envelope.timestamp,
+    });
+  }
+  const stored = hub.memory.messages.prepare(envelope);
+  const channel = route.kind === 'channel' ? route.channel : null;
+  const result = await hub.memory.messages.route(stored, recipients, channel);
+  hub.bus.publishRouted({
+    node: hub.bus.nodeId,
+    fields: hub.memory.messages.storedFields(stored),
+    inboxes: result.inboxes,
+    channel,
+    channelStreamId: result.channelStreamId,
+    from: envelope.from_agent,
+    to: envelope.to_agent,
+    type: envelope.type,
+    sentAt: Date.now(),
+  });
+  hub.metrics.messages.inc({ type: envelope.type, route: route.kind });
+  hub.logger.debug({ event: 'message_routed', trace_id: envelope.trace_id, agent_id: agent.id, message_id: envelope.id, type: envelope.type, recipients: recipients.length });
+  return {
+    id: envelope.id,
+    trace_id: envelope.trace_id,
+    timestamp: envelope.timestamp,
+    route: route.kind,
+    channel,
+    delivered_to: recipients,
+    stream_ids: result.inboxes,
+  };
+}
+
+/** The stream id just before `id`, so an exclusive read after it returns `id` first. */
+function justBefore(id: string): string {
+  const [ms = '0', seq = '0'] = id.split('-');
+  if (seq !== '0') return `${ms}-${BigInt(seq) - 1n}`;
+  return `${BigInt(ms) - 1n}-18446744073709551615`;
+}
+
+const AckInput = z.strictObject({
+  acks: z.array(z.strictObject({ message_id: MessageIdSchema, stream_id: StreamIdSchema })).max(1000).default([]),
+  /** Resume point of the inbox: a fresh subscription starts after it. */
+  cursor: StreamIdSchema.optional(),
+});
+
+export const messagesRouter = router({
+  send: agentProcedure.input(OutgoingMessage).mutation(({ ctx, input }) => sendMessage(ctx, input)),
+
+  /**
+   * The caller's inbox. Resumes after `lastEventId` (tRPC passes it on reconnect), else after the
+   * last acked cursor; the replayed backlog comes highest priority first; expired messages are skipped.
+   */
+  inbox: agentProcedure.input(ResumeInput.optional()).subscription(async function* ({ ctx, input, signal }) {
+    const { hub, agent } = ctx;
+    const owner = { agent: agent.id };
+    const decode = (e: { id: string; fields: Record<string, string> }) => notExpired(hub.memory.messages.decode(e, owner));
+    const cursor = input?.lastEventId ?? (await hub.memory.messages.cursor(agent.id)) ?? undefined;
+    await hub.presence.add(agent.id, ctx.connectionId);
+    try {
+      for await (const y of liveStream({
+        signal,
+        cursor,
+        listen: (push) => hub.bus.onInbox(agent.id, push),
+        readAfter: readEntries(ctx, keys.history(agent.id), decode),
+        decode: (streamId, fields) => safeDecode(ctx, { id: streamId, fields }, decode),
+        orderBacklog: byPriority,
+        socket: ctx.socket,
+        maxBufferedBytes: hub.settings.maxBufferedBytes,
+        maxQueued: hub.settings.maxQueuedMessages,
+      })) {
+        hub.metrics.deliveries.inc({ kind: y.replayed ? 'replay' : 'live' });
+        if (!y.replayed) hub.metrics.deliveryLatency.observe(Math.max(0, Date.now() - Date.parse(y.item.envelope.timestamp)) / 1000);
+        yield trackedMessage(y);
+      }
+    } finally {
+      await hub.presence.remove(agent.id, ctx.connectionId).catch(() => {});
+    }
+  }),
+
+  /** Acknowledges messages (notifies senders of `requires_ack` ones) and/or moves the inbox cursor. */
+  ack: agentProcedure.input(AckInput).mutation(async ({ ctx, input }) => {
+    const { hub, agent } = ctx;
+    const acked: string[] = [];
+    for (const a of input.acks) {
+      const [entry] = await hub.memory.store.readStream(keys.history(agent.id), { after: justBefore(a.stream_id), count: 1 });
+      if (!entry || entry.id !== a.stream_id) throw new LinkerError('NOT_FOUND', `no message ${a.message_id} at ${a.stream_id} in the inbox of ${agent.id}`);
+      const { envelope } = hub.memory.messages.decode(entry, { agent: agent.id });
+      if (envelope.id !== a.message_id) throw new LinkerError('BAD_REQUEST', `stream id ${a.stream_id} holds message ${envelope.id}, not ${a.message_id}`);
+      if (!envelope.payload.meta.requires_ack) continue;
+      const ack = { message_id: envelope.id, by: agent.id, at: new Date().toISOString() };
+      const streamId = await hub.memory.messages.recordAck(envelope.from_agent, ack);
+      hub.bus.publishAck({ node: hub.bus.nodeId, sender: envelope.from_agent, streamId, ack });
+      acked.push(envelope.id);
+    }
+    const cursor = input.cursor ? await hub.memory.messages.advanceCursor(agent.id, input.cursor) : await hub.memory.messages.cursor(agent.id);
+    return { acked, cursor };
+  }),
+
+  /** Acks of messages the caller sent, live and resumable. */
+  acks: agentProcedure.input(ResumeInput.optional()).subscription(async function* ({ ctx, input, signal }) {
+    const { hub, agent } = ctx;
+    type AckItem = { streamId: string; ack: { message_id: string; by: string; at: string } };
+    for await (const y of liveStream<AckItem>({
+      signal,
+      cursor: input?.lastEventId ?? undefined,
+      listen: (push) =>
+        hub.bus.onAck(agent.id, (e) => push(e.streamId, { mid: e.ack.message_id, by: e.ack.by, at: e.ack.at })),
+      readAfter: async (after, count) => {
+        const rows = await hub.memory.messages.readAcks(agent.id, after, count);
+        const out = rows as (AckItem | null)[] & { lastId?: string };
+        out.lastId = rows.at(-1)?.streamId;
+        return out;
+      },
+      decode: (streamId, f) => ({ streamId, ack: { message_id: f.mid ?? '', by: f.by ?? '', at: f.at ?? '' } }),
+      socket: ctx.socket,
+      maxBufferedBytes: hub.settings.maxBufferedBytes,
+      maxQueued: hub.settings.maxQueuedMessages,
+    })) {
+      yield tracked(y.resumeId, y.item.ack);
+    }
+  }),
+
+  /** An agent's capped history (its inbox), newest first, paged with `before`. */
+  history: agentProcedure
+    .input(
+      z.strictObject({
+        agent_id: AgentIdSchema.optional(),
+        before: StreamIdSchema.optional(),
+        limit: z.number().int().min(1).max(500).default(50),
+      }),
+    )
+    .query(async ({ ctx, input }) => {
+      const target = input.agent_id ?? ctx.agent.id;
+      if (target !== ctx.agent.id && !isAdmin(ctx.agent)) {
+        throw new TRPCError({ code: 'FORBIDDEN', message: `reading the history of ${target} needs the admin scope` });
+      }
+      const entries = await ctx.hub.memory.store.readStreamReverse(keys.history(target), { before: input.before, count: input.limit });
+      const items = entries
+        .map((e) => safeDecode(ctx, e, (x) => ctx.hub.memory.messages.decode(x, { agent: target })))
+        .filter((m): m is NonNullable<typeof m> => m !== null)
+        .map((m) => ({ stream_id: m.streamId, message: m.envelope }));
+      const last = entries.at(-1)?.id;
+      return { items, next_before: entries.length === input.limit && last ? last : null };
+    }),
+});
+

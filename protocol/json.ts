@@ -1,0 +1,28 @@
+/** JSON values as they travel: anything JSON.stringify round-trips. */
+import { z } from 'zod';
+
+export type JsonPrimitive = string | number | boolean | null;
+export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+export const JsonValueSchema: z.ZodType<JsonValue> = z.json();
+export const JsonObjectSchema = z.record(z.string(), z.json());
+
+/** UTF-8 byte length of a value's JSON text, without Buffer (client-safe). */
+export function jsonByteLength(value: unknown): number {
+  return utf8Length(JSON.stringify(value) ?? '');
+}
+
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}

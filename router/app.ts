@@ -1,0 +1,22 @@
+/** The hub's router: one sub-router per procedure group. Clients import only `type AppRouter`. */
+import { adminRouter, healthProcedure } from '../procedures/admin.js';
+import { agentsRouter } from '../procedures/agents.js';
+import { channelsRouter } from '../procedures/channels.js';
+import { contextRouter } from '../procedures/context.js';
+import { messagesRouter } from '../procedures/messages.js';
+import { monitorRouter } from '../procedures/monitor.js';
+import { sessionsRouter } from '../procedures/sessions.js';
+import { router } from './trpc.js';
+
+export const appRouter = router({
+  health: healthProcedure,
+  messages: messagesRouter,
+  channels: channelsRouter,
+  context: contextRouter,
+  sessions: sessionsRouter,
+  agents: agentsRouter,
+  monitor: monitorRouter,
+  admin: adminRouter,
+});
+
+export type AppRouter = typeof appRouter;

@@ -1,0 +1,109 @@
+/**
+ * What every procedure receives: the hub's services (no module state: all injected) and the
+ * caller's identity, resolved once per WebSocket connection or HTTP request.
+ */
+import type { Logger } from 'pino';
+import type { Envelope } from '../protocol/envelope.js';
+import type { SharedMemory } from '../memory/index.js';
+import type { Scope } from '../memory/tokens.js';
+import type { HubMetrics } from './metrics.js';
+import type { RateLimiter } from './rate-limit.js';
+
+/** A message routed by some node, as it travels on the live bus (local and cross-node). */
+export interface RoutedEvent {
+  node: string;
+  /** Stored stream fields (sealed envelope + routing metadata), identical to the stream entry. */
+  fields: Record<string, string>;
+  /** Recipient agent id -> stream id in its inbox. */
+  inboxes: Record<string, string>;
+  channel: string | null;
+  channelStreamId: string | null;
+  from: string;
+  to: string | null;
+  type: Envelope['type'];
+  sentAt: number;
+}
+
+export interface AckEvent {
+  node: string;
+  sender: string;
+  streamId: string;
+  ack: { message_id: string; by: string; at: string };
+}
+
+export interface ContextEvent {
+  node: string;
+  scope: string;
+  version: number;
+}
+
+export type Unlisten = () => void;
+
+/** Live fan-out: local listeners first, other nodes through the store's pub/sub. */
+export interface LiveBus {
+  readonly nodeId: string;
+  publishRouted(event: RoutedEvent): void;
+  publishAck(event: AckEvent): void;
+  publishContext(event: ContextEvent): void;
+  onInbox(agentId: string, listener: (streamId: string, fields: Record<string, string>) => void): Unlisten;
+  onChannel(channel: string, listener: (streamId: string, fields: Record<string, string>) => void): Unlisten;
+  onRouted(listener: (event: RoutedEvent) => void): Unlisten;
+  onAck(sender: string, listener: (event: AckEvent) => void): Unlisten;
+  onContext(scope: string, listener: (event: ContextEvent) => void): Unlisten;
+}
+
+export interface HubSettings {
+  /** Largest `payload.content` accepted, UTF-8 JSON bytes. Default 256 KiB. */
+  maxPayloadBytes: number;
+  /** Channel a `broadcast` goes to when none is named. Default `skynet_core`. */
+  defaultChannel: string;
+  /** Auth off: identities are taken from `connectionParams.agent_id` (dev only). */
+  insecureNoAuth: boolean;
+  /** Bytes a WebSocket may hold unsent before the hub stops feeding a subscription. Default 4 MiB. */
+  maxBufferedBytes: number;
+  /** Live messages queued per subscription before it falls back to reading the store. Default 10 000. */
+  maxQueuedMessages: number;
+  /** How often presence of connected agents is refreshed. Default 20 000 ms. */
+  presenceRefreshMs: number;
+}
+
+/** Rotates the at-rest key ring and persists it; absent when sealing is off. */
+export type RotateKeys = () => Promise<{ activeKeyId: string; keyIds: string[] }>;
+
+export interface HubServices {
+  memory: SharedMemory;
+  bus: LiveBus;
+  logger: Logger;
+  metrics: HubMetrics;
+  rateLimiter: RateLimiter;
+  settings: HubSettings;
+  rotateKeys: RotateKeys | null;
+  /** Tracks live inbox subscriptions so presence is refreshed while they last. */
+  presence: PresenceTracker;
+}
+
+export interface PresenceTracker {
+  add(agentId: string, connectionId: string): Promise<void>;
+  remove(agentId: string, connectionId: string): Promise<void>;
+}
+
+export interface AuthedAgent {
+  id: string;
+  scopes: readonly Scope[];
+}
+
+/** Minimal view of the caller's socket, to watch backpressure. */
+export interface SocketLike {
+  readonly bufferedAmount: number;
+}
+
+export interface Context {
+  hub: HubServices;
+  agent: AuthedAgent | null;
+  /** Why authentication failed, when it did (said in the UNAUTHORIZED message). */
+  authProblem: string | null;
+  connectionId: string;
+  socket: SocketLike | null;
+  /** Agent type announced by the client at connect time (connectionParams.agent_type). */
+  announcedType: string | null;
+}

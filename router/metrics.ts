@@ -1,0 +1,30 @@
+/** Prometheus metrics of one hub, on its own registry (no global state). */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface HubMetrics {
+  registry: Registry;
+  messages: Counter<'type' | 'route'>;
+  deliveries: Counter<'kind'>;
+  deliveryLatency: Histogram;
+  connectedAgents: Gauge;
+  connections: Gauge;
+  errors: Counter<'code'>;
+}
+
+export function createHubMetrics(): HubMetrics {
+  const registry = new Registry();
+  return {
+    registry,
+    messages: new Counter({ name: 'skynet_messages_total', help: 'Messages routed, by type and route', labelNames: ['type', 'route'], registers: [registry] }),
+    deliveries: new Counter({ name: 'skynet_deliveries_total', help: 'Messages yielded to subscribers (live or backlog)', labelNames: ['kind'], registers: [registry] }),
+    deliveryLatency: new Histogram({
+      name: 'skynet_delivery_latency_seconds',
+      help: 'Time from send to live delivery to a subscriber on this node',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    connectedAgents: new Gauge({ name: 'skynet_connected_agents', help: 'Agents with a live inbox subscription on this node', registers: [registry] }),
+    connections: new Gauge({ name: 'skynet_ws_connections', help: 'Open WebSocket connections on this node', registers: [registry] }),
+    errors: new Counter({ name: 'skynet_errors_total', help: 'Errors returned to callers, by code', labelNames: ['code'], registers: [registry] }),
+  };
+}

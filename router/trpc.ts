@@ -1,0 +1,80 @@
+/**
+ * The one tRPC instance: superjson on the wire, LinkerError mapped to TRPCError in one place,
+ * and procedures that narrow the context to an authenticated agent with a given scope.
+ */
+import { initTRPC, TRPCError } from '@trpc/server';
+import superjson from 'superjson';
+import { LinkerError } from '../protocol/errors.js';
+import type { Scope } from '../memory/tokens.js';
+import type { AuthedAgent, Context } from './context.js';
+
+const t = initTRPC.context<Context>().create({
+  transformer: superjson,
+  errorFormatter({ shape, error }) {
+    const cause = error.cause;
+    return {
+      ...shape,
+      data: {
+        ...shape.data,
+        // Stack traces never leave the hub.
+        stack: undefined,
+        details: cause instanceof LinkerError ? (cause.details ?? null) : null,
+      },
+    };
+  },
+});
+
+/** Converts our typed errors (and store outages) into TRPCErrors with the same code. */
+export function toTRPCError(err: unknown): TRPCError {
+  if (err instanceof TRPCError) {
+    if (err.cause instanceof LinkerError) return toTRPCError(err.cause);
+    return err;
+  }
+  if (err instanceof LinkerError) return new TRPCError({ code: err.code, message: err.message, cause: err });
+  return new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: 'internal error', cause: err instanceof Error ? err : undefined });
+}
+
+const errorMapping = t.middleware(async ({ ctx, next, path }) => {
+  const result = await next();
+  if (!result.ok) {
+    const mapped = toTRPCError(result.error);
+    ctx.hub.metrics.errors.inc({ code: mapped.code });
+    if (mapped.code === 'INTERNAL_SERVER_ERROR') {
+      ctx.hub.logger.error({ event: 'procedure_failed', path, agent_id: ctx.agent?.id, err: result.error.cause ?? result.error }, 'procedure failed');
+    }
+    throw mapped;
+  }
+  return result;
+});
+
+export const router = t.router;
+export const publicProcedure = t.procedure.use(errorMapping);
+
+function unauthorized(ctx: Context): TRPCError {
+  return new TRPCError({
+    code: 'UNAUTHORIZED',
+    message:
+      ctx.authProblem ??
+      'authentication required: pass a token (connectionParams { token } on WebSocket, Authorization: Bearer <token> on HTTP)',
+  });
+}
+
+/** An authenticated caller holding at least one of `scopes`. */
+export function scopedProcedure(...scopes: Scope[]) {
+  return publicProcedure.use(({ ctx, next }) => {
+    if (!ctx.agent) throw unauthorized(ctx);
+    const agent: AuthedAgent = ctx.agent;
+    if (!scopes.some((s) => agent.scopes.includes(s))) {
+      throw new TRPCError({ code: 'FORBIDDEN', message: `this call needs the ${scopes.join(' or ')} scope; token of ${agent.id} has ${agent.scopes.join(', ') || 'none'}` });
+    }
+    return next({ ctx: { ...ctx, agent } });
+  });
+}
+
+export const agentProcedure = scopedProcedure('agent', 'admin');
+export const monitorProcedure = scopedProcedure('monitor', 'admin');
+export const adminProcedure = scopedProcedure('admin');
+
+export function isAdmin(agent: AuthedAgent): boolean {
+  return agent.scopes.includes('admin');
+}

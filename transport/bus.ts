@@ -1,0 +1,123 @@
+/**
+ * The live bus: routes events to this node's subscribers directly, and to other nodes through the
+ * store's pub/sub (Redis), ignoring its own echoes. Durability never depends on it: subscribers
+ * that miss an event read it back from the streams.
+ */
+import type { Logger } from 'pino';
+import { topics } from '../memory/keys.js';
+import type { Store, Unsubscribe } from '../memory/store.js';
+import type { AckEvent, ContextEvent, LiveBus, RoutedEvent, Unlisten } from '../router/context.js';
+
+type Listener<A extends unknown[]> = (...args: A) => void;
+
+class ListenerMap<A extends unknown[]> {
+  private readonly map = new Map<string, Set<Listener<A>>>();
+  add(key: string, l: Listener<A>): Unlisten {
+    let set = this.map.get(key);
+    if (!set) this.map.set(key, (set = new Set()));
+    set.add(l);
+    return () => {
+      set.delete(l);
+      if (set.size === 0 && this.map.get(key) === set) this.map.delete(key);
+    };
+  }
+  emit(key: string, ...args: A): void {
+    const set = this.map.get(key);
+    if (set) for (const l of set) l(...args);
+  }
+  get size(): number {
+    return this.map.size;
+  }
+}
+
+export class StoreBus implements LiveBus {
+  private readonly inbox = new ListenerMap<[string, Record<string, string>]>();
+  private readonly channel = new ListenerMap<[string, Record<string, string>]>();
+  private readonly routed = new Set<(e: RoutedEvent) => void>();
+  private readonly acks = new ListenerMap<[AckEvent]>();
+  private readonly contexts = new ListenerMap<[ContextEvent]>();
+  private unsubscribers: Unsubscribe[] = [];
+  /** Cross-node fan-out is needed only when other nodes may share the store. */
+  private readonly remote: boolean;
+
+  constructor(
+    readonly nodeId: string,
+    private readonly store: Store,
+    private readonly logger: Logger,
+  ) {
+    this.remote = store.kind === 'redis';
+  }
+
+  async start(): Promise<void> {
+    if (!this.remote) return;
+    const on = <T extends { node: string }>(topic: string, deliver: (e: T) => void) =>
+      this.store.subscribe(topic, (raw) => {
+        try {
+          const e = JSON.parse(raw) as T;
+          if (e.node !== this.nodeId) deliver(e);
+        } catch (err) {
+          this.logger.error({ event: 'bus_bad_event', topic, err }, 'ignoring a malformed bus event');
+        }
+      });
+    this.unsubscribers = await Promise.all([
+      on<RoutedEvent>(topics.routed(), (e) => this.deliverRouted(e)),
+      on<AckEvent>(topics.acks(), (e) => this.acks.emit(e.sender, e)),
+      on<ContextEvent>(topics.context(), (e) => this.contexts.emit(e.scope, e)),
+    ]);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.unsubscribers.map((u) => u()));
+    this.unsubscribers = [];
+  }
+
+  private deliverRouted(e: RoutedEvent): void {
+    for (const [agent, streamId] of Object.entries(e.inboxes)) this.inbox.emit(agent, streamId, e.fields);
+    if (e.channel && e.channelStreamId) this.channel.emit(e.channel, e.channelStreamId, e.fields);
+    for (const l of this.routed) l(e);
+  }
+
+  private publishRemote(topic: string, event: unknown): void {
+    if (!this.remote) return;
+    this.store.publish(topic, JSON.stringify(event)).catch((err) => {
+      // Other nodes' subscribers will catch up from the streams when they resume.
+      this.logger.warn({ event: 'bus_publish_failed', topic, err }, 'cross-node publish failed');
+    });
+  }
+
+  publishRouted(event: RoutedEvent): void {
+    this.deliverRouted(event);
+    this.publishRemote(topics.routed(), event);
+  }
+
+  publishAck(event: AckEvent): void {
+    this.acks.emit(event.sender, event);
+    this.publishRemote(topics.acks(), event);
+  }
+
+  publishContext(event: ContextEvent): void {
+    this.contexts.emit(event.scope, event);
+    this.publishRemote(topics.context(), event);
+  }
+
+  onInbox(agentId: string, l: (streamId: string, fields: Record<string, string>) => void): Unlisten {
+    return this.inbox.add(agentId, l);
+  }
+
+  onChannel(channel: string, l: (streamId: string, fields: Record<string, string>) => void): Unlisten {
+    return this.channel.add(channel, l);
+  }
+
+  onRouted(l: (e: RoutedEvent) => void): Unlisten {
+    this.routed.add(l);
+    return () => this.routed.delete(l);
+  }
+
+  onAck(sender: string, l: (e: AckEvent) => void): Unlisten {
+    return this.acks.add(sender, l);
+  }
+
+  onContext(scope: string, l: (e: ContextEvent) => void): Unlisten {
+    return this.contexts.add(scope, l);
+  }
+}

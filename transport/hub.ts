@@ -1,0 +1,230 @@
+/**
+ * One HTTP(S) server and port: tRPC over WebSocket at /ws, tRPC over HTTP (+SSE subscriptions)
+ * at /trpc, GET /health and GET /metrics. `createHub` builds everything from options so tests
+ * start a hub on port 0 in a few lines; `close()` drains and tells clients to reconnect.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import { applyWSSHandler } from '@trpc/server/adapters/ws';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../protocol/envelope.js';
+import { DEFAULT_CHANNEL } from '../protocol/ids.js';
+import { createSharedMemory, type SharedMemory } from '../memory/index.js';
+import type { StreamLimits } from '../memory/messages.js';
+import { plainText, type ValueSealer } from '../memory/sealing.js';
+import { EmbeddedStore } from '../memory/embedded/store.js';
+import type { Store } from '../memory/store.js';
+import type { Scope } from '../memory/tokens.js';
+import { appRouter } from '../router/app.js';
+import type { HubServices, HubSettings, RotateKeys } from '../router/context.js';
+import { createHubMetrics } from '../router/metrics.js';
+import { createRateLimiter, type RateLimitOptions } from '../router/rate-limit.js';
+import { resolveContext } from './auth.js';
+import { StoreBus } from './bus.js';
+import { NodePresence } from './presence.js';
+
+export interface HubOptions {
+  /** Where state lives. Default: a fresh embedded store. The hub closes it on close(). */
+  store?: Store;
+  /** Seals values at rest. Default: plain text. */
+  sealer?: ValueSealer;
+  /** Rotates the at-rest key ring (admin.keysRotate). */
+  rotateKeys?: RotateKeys;
+  /** Interface to listen on. Default 127.0.0.1. */
+  host?: string;
+  /** Port. Default 8000; 0 picks a free one. */
+  port?: number;
+  /** Serve HTTPS/WSS with this certificate and key (PEM file paths). */
+  tls?: { certPath: string; keyPath: string };
+  /** Origins allowed to call /trpc from a browser. Default: none (same-origin only). */
+  corsOrigins?: string[];
+  /** Largest `payload.content` in bytes. Default 256 KiB. */
+  maxPayloadBytes?: number;
+  /** Largest WebSocket frame / HTTP body in bytes. Default 2 × maxPayloadBytes + 64 KiB. */
+  maxFrameBytes?: number;
+  /** Per-agent send rate. Default 1000/s with a burst of 2000; perSecond 0 disables. */
+  rateLimit?: RateLimitOptions;
+  /** Auth off. Only for experiments: logs a warning at start. Default false. */
+  insecureNoAuth?: boolean;
+  /** WebSocket keepalive: application PING/PONG. Default enabled, 30 000 ms / 10 000 ms. */
+  keepAlive?: { enabled: boolean; pingMs?: number; pongWaitMs?: number };
+  /** How long an agent stays online without a refresh. Default 60 000 ms. */
+  presenceTtlMs?: number;
+  /** Stream caps. Default 1000 each. */
+  limits?: Partial<StreamLimits>;
+  /** Bytes a socket may hold unsent before the hub pauses a subscription. Default 4 MiB. */
+  maxBufferedBytes?: number;
+  /** Live messages queued per subscription before falling back to the store. Default 10 000. */
+  maxQueuedMessages?: number;
+  /** Tokens to make sure exist at start (from config.yaml), stored hashed. */
+  tokens?: { token: string; agent_id: string; scopes: Scope[]; agent_type?: string }[];
+  /** Node id in logs, metrics and presence. Default a random id. */
+  nodeId?: string;
+  logger?: Logger;
+}
+
+export interface Hub {
+  /** ws://host:port/ws */
+  readonly url: string;
+  /** http://host:port */
+  readonly httpUrl: string;
+  readonly port: number;
+  readonly nodeId: string;
+  readonly memory: SharedMemory;
+  readonly services: HubServices;
+  /** Graceful stop: refuse new connections, tell clients to reconnect, drain, close the store. */
+  close(opts?: { keepStore?: boolean }): Promise<void>;
+}
+
+function corsHeaders(req: IncomingMessage, res: ServerResponse, allowed: string[]): void {
+  const origin = req.headers.origin;
+  if (!origin || !(allowed.includes(origin) || allowed.includes('*'))) return;
+  res.setHeader('Access-Control-Allow-Origin', origin);
+  res.setHeader('Vary', 'Origin');
+  res.setHeader('Access-Control-Allow-Headers', 'authorization, content-type, trpc-accept, last-event-id');
+  res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+}
+
+export async function createHub(opts: HubOptions = {}): Promise<Hub> {
+  const nodeId = opts.nodeId ?? `node-${randomUUID().slice(0, 8)}`;
+  const logger = opts.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info', base: { node: nodeId } });
+  const store = opts.store ?? new EmbeddedStore();
+  const memory = createSharedMemory({ store, sealer: opts.sealer ?? plainText, limits: opts.limits, presenceTtlMs: opts.presenceTtlMs });
+  const maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  const settings: HubSettings = {
+    maxPayloadBytes,
+    defaultChannel: DEFAULT_CHANNEL,
+    insecureNoAuth: opts.insecureNoAuth ?? false,
+    maxBufferedBytes: opts.maxBufferedBytes ?? 4 * 1024 * 1024,
+    maxQueuedMessages: opts.maxQueuedMessages ?? 10_000,
+    presenceRefreshMs: Math.max(100, Math.floor((opts.presenceTtlMs ?? 60_000) / 3)),
+  };
+  const metrics = createHubMetrics();
+  const bus = new StoreBus(nodeId, store, logger);
+  await bus.start();
+  const presence = new NodePresence(nodeId, memory.agents, metrics, logger, settings.presenceRefreshMs);
+  presence.start();
+  const services: HubServices = {
+    memory,
+    bus,
+    logger,
+    metrics,
+    rateLimiter: createRateLimiter(opts.rateLimit ?? { perSecond: 1000 }),
+    settings,
+    rotateKeys: opts.rotateKeys ?? null,
+    presence,
+  };
+
+  for (const t of opts.tokens ?? []) {
+    await memory.tokens.register(t.token, t.agent_id, t.scopes);
+    if (!(await memory.agents.get(t.agent_id))) {
+      await memory.agents.upsert({ agent_id: t.agent_id, agent_type: t.agent_type });
+      await memory.channels.join(settings.defaultChannel, t.agent_id);
+    }
+  }
+  if (settings.insecureNoAuth) {
+    logger.warn({ event: 'insecure_no_auth' }, 'AUTH IS OFF (--insecure-no-auth): anyone who can reach this port can act as any agent. Never use this outside experiments.');
+  }
+
+  const maxFrameBytes = opts.maxFrameBytes ?? maxPayloadBytes * 2 + 64 * 1024;
+  const trpcHandler = createHTTPHandler({
+    router: appRouter,
+    basePath: '/trpc/',
+    maxBodySize: maxFrameBytes,
+    createContext: ({ req, info }) => resolveContext(services, { req, connectionParams: info.connectionParams }),
+  });
+  const cors = opts.corsOrigins ?? [];
+
+  const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://hub');
+    if (url.pathname === '/health' && req.method === 'GET') {
+      let reachable = true;
+      await store.ping().catch(() => (reachable = false));
+      res.writeHead(reachable ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: reachable ? 'ok' : 'degraded', store: { kind: store.kind, reachable }, node: nodeId }));
+      return;
+    }
+    if (url.pathname === '/metrics' && req.method === 'GET') {
+      res.writeHead(200, { 'content-type': metrics.registry.contentType });
+      res.end(await metrics.registry.metrics());
+      return;
+    }
+    if (url.pathname.startsWith('/trpc/')) {
+      corsHeaders(req, res, cors);
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204);
+        res.end();
+        return;
+      }
+      trpcHandler(req, res);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'not found', hint: 'WebSocket at /ws, tRPC over HTTP at /trpc, /health, /metrics' }));
+  };
+
+  const server: Server = opts.tls
+    ? createHttpsServer({ cert: readFileSync(opts.tls.certPath), key: readFileSync(opts.tls.keyPath) }, (req, res) => void onRequest(req, res))
+    : createHttpServer((req, res) => void onRequest(req, res));
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes });
+  const wsHandler = applyWSSHandler({
+    wss,
+    router: appRouter,
+    createContext: ({ req, res, info }) => resolveContext(services, { req, socket: res, connectionParams: info.connectionParams }),
+    keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000, ...opts.keepAlive },
+  });
+  let closing = false;
+  wss.on('connection', (socket) => {
+    metrics.connections.inc();
+    socket.once('close', () => metrics.connections.dec());
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = new URL(req.url ?? '/', 'http://hub').pathname;
+    if (closing || path !== '/ws') {
+      socket.end(closing ? 'HTTP/1.1 503 Service Unavailable\r\n\r\n' : 'HTTP/1.1 404 Not Found\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 8000, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const scheme = opts.tls ? 's' : '';
+  logger.info({ event: 'hub_listening', port: address.port, store: store.kind, sealing: memory.sealer.enabled }, 'hub listening');
+
+  return {
+    url: `ws${scheme}://${host}:${address.port}/ws`,
+    httpUrl: `http${scheme}://${host}:${address.port}`,
+    port: address.port,
+    nodeId,
+    memory,
+    services,
+    async close(closeOpts = {}) {
+      if (closing) return;
+      closing = true;
+      wsHandler.broadcastReconnectNotification();
+      presence.stop();
+      await presence.clear();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const client of wss.clients) client.close(1012, 'hub restarting: reconnect');
+        server.closeAllConnections?.();
+      });
+      wss.close();
+      await bus.stop();
+      if (!closeOpts.keepStore) await store.close();
+      logger.info({ event: 'hub_closed' }, 'hub closed');
+    },
+  };
+}
