@@ -1,0 +1,329 @@
+/**
+ * The agent runtime: connects, keeps its inbox subscription alive (resume with the last event
+ * id, jittered backoff), drops duplicates, acks, dispatches to handlers, and offers `send`,
+ * `reply` and `request` (resolves with the reply whose parent_message_id matches).
+ * Optional end to end: NaCl box to agents whose public key is registered, secretbox with a channel
+ * key, Ed25519 signatures verified on receipt.
+ */
+import { TRPCClientError } from '@trpc/client';
+import type { inferRouterOutputs } from '@trpc/server';
+import type { AppRouter } from '../router/app.js';
+import { boxKeyPair, boxOpen, boxSeal, secretboxOpen, secretboxSeal, type BoxKeyPair } from '../crypto/nacl.js';
+import { signEnvelope, signingKeyPair, verifyEnvelope, type SigningKeyPair } from '../crypto/sign.js';
+import { fromBase64, toBase64, utf8Decode, utf8Encode } from '../crypto/bytes.js';
+import { completeEnvelope, OutgoingMessageSchema, type Envelope, type MessageType, type OutgoingMessage } from '../protocol/envelope.js';
+import type { JsonValue } from '../protocol/json.js';
+import { backoffDelay, createLinkerClient, type LinkerClient, type LinkerClientOptions, type LinkerConnection } from './client.js';
+
+export type SendResult = inferRouterOutputs<AppRouter>['messages']['send'];
+
+export type AgentState = 'connecting' | 'live' | 'reconnecting' | 'closed';
+
+export interface IncomingMessage {
+  envelope: Envelope;
+  /** Content, opened when it was end-to-end encrypted to us. */
+  content: JsonValue;
+  streamId: string;
+  replayed: boolean;
+}
+
+export interface AgentOptions extends LinkerClientOptions {
+  /** This agent's id; with a token it must be the token's agent. */
+  agentId: string;
+  /** Channels to join (members get channel messages in their inbox). */
+  channels?: string[];
+  onMessage?: (message: IncomingMessage) => void | Promise<void>;
+  /** Handles `task` messages; a returned value is sent back as a `reply`. */
+  onTask?: (message: IncomingMessage) => JsonValue | void | Promise<JsonValue | void>;
+  onError?: (error: Error) => void;
+  onStateChange?: (change: { from: AgentState; to: AgentState }) => void;
+  /** End-to-end keys; public halves are published in the registry at start. `true` generates them. */
+  e2e?: { box?: BoxKeyPair | true; sign?: SigningKeyPair | true; channelKeys?: Record<string, Uint8Array>; requireSignatures?: boolean };
+  /** How often acks and the inbox cursor are flushed. Default 200 ms. */
+  ackIntervalMs?: number;
+  /** Message ids remembered to drop duplicates. Default 10 000. */
+  dedupeWindow?: number;
+}
+
+export interface SendOptions {
+  /** Seal the content end to end: `box` to the recipient agent, `secretbox` with the channel key. */
+  seal?: 'box' | 'secretbox';
+}
+
+export interface LinkerAgent {
+  readonly id: string;
+  readonly trpc: LinkerClient;
+  readonly state: AgentState;
+  /** Resolves once the inbox subscription is live; rejects on an auth failure. */
+  readonly ready: Promise<void>;
+  send(message: Omit<OutgoingMessage, 'from_agent'>, opts?: SendOptions): Promise<SendResult>;
+  reply(to: Envelope, content: JsonValue, extra?: { type?: MessageType; failed?: boolean }): Promise<SendResult>;
+  request(to: string, content: JsonValue, opts?: { timeoutMs?: number; sessionId?: string; priority?: number; seal?: 'box' }): Promise<IncomingMessage>;
+  close(): Promise<void>;
+}
+
+interface SealedContent {
+  alg: 'nacl-box' | 'nacl-secretbox';
+  ciphertext: string;
+}
+
+function isSealed(c: JsonValue): c is JsonValue & SealedContent {
+  return typeof c === 'object' && c !== null && !Array.isArray(c) && (c.alg === 'nacl-box' || c.alg === 'nacl-secretbox') && typeof c.ciphertext === 'string';
+}
+
+const FATAL_CODES = new Set(['UNAUTHORIZED', 'FORBIDDEN', 'BAD_REQUEST']);
+
+export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
+  const conn: LinkerConnection = createLinkerClient(opts);
+  const trpc = conn.trpc;
+  const box = opts.e2e?.box === true ? boxKeyPair() : opts.e2e?.box;
+  const signer = opts.e2e?.sign === true ? signingKeyPair() : opts.e2e?.sign;
+  const ackIntervalMs = opts.ackIntervalMs ?? 200;
+  const dedupeWindow = opts.dedupeWindow ?? 10_000;
+
+  let state: AgentState = 'connecting';
+  const setState = (to: AgentState) => {
+    if (state === to) return;
+    const from = state;
+    state = to;
+    opts.onStateChange?.({ from, to });
+  };
+  const reportError = (e: unknown) => opts.onError?.(e instanceof Error ? e : new Error(String(e)));
+
+  const seen = new Set<string>();
+  const seenOrder: string[] = [];
+  const pendingRequests = new Map<string, { resolve: (m: IncomingMessage) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  let pendingAcks: { message_id: string; stream_id: string }[] = [];
+  let cursor: string | undefined;
+  let cursorFlushed: string | undefined;
+  const keyCache = new Map<string, Promise<{ box?: string; sign?: string }>>();
+
+  const publicKeysOf = (agentId: string) => {
+    let p = keyCache.get(agentId);
+    if (!p) {
+      p = trpc.agents.get.query({ agent_id: agentId }).then((a) => a.public_keys);
+      p.catch(() => keyCache.delete(agentId));
+      keyCache.set(agentId, p);
+    }
+    return p;
+  };
+
+  async function openContent(env: Envelope): Promise<JsonValue> {
+    if (!env.encrypted || !isSealed(env.payload.content)) return env.payload.content;
+    const sealed = fromBase64(env.payload.content.ciphertext);
+    if (env.payload.content.alg === 'nacl-box') {
+      if (!box) throw new Error(`message ${env.id} is sealed to us with box, but this agent has no box key`);
+      const theirs = (await publicKeysOf(env.from_agent)).box;
+      if (!theirs) throw new Error(`cannot open message ${env.id}: ${env.from_agent} has no registered box key`);
+      return JSON.parse(utf8Decode(boxOpen(fromBase64(theirs), box.secretKey, sealed))) as JsonValue;
+    }
+    const key = env.channel ? opts.e2e?.channelKeys?.[env.channel] : undefined;
+    if (!key) throw new Error(`cannot open message ${env.id}: no key for channel ${env.channel}`);
+    return JSON.parse(utf8Decode(secretboxOpen(key, sealed))) as JsonValue;
+  }
+
+  async function checkSignature(env: Envelope): Promise<void> {
+    if (!env.signature) {
+      if (opts.e2e?.requireSignatures) throw new Error(`message ${env.id} from ${env.from_agent} is not signed`);
+      return;
+    }
+    const theirs = (await publicKeysOf(env.from_agent)).sign;
+    if (!theirs) {
+      if (opts.e2e?.requireSignatures) throw new Error(`message ${env.id}: ${env.from_agent} has no registered signing key`);
+      return;
+    }
+    if (!verifyEnvelope(env, fromBase64(theirs))) throw new Error(`message ${env.id} from ${env.from_agent} has an invalid signature`);
+  }
+
+  function remember(id: string): boolean {
+    if (seen.has(id)) return false;
+    seen.add(id);
+    seenOrder.push(id);
+    if (seenOrder.length > dedupeWindow) seen.delete(seenOrder.shift()!);
+    return true;
+  }
+
+  async function handle(streamId: string, replayed: boolean, env: Envelope, resumeId: string): Promise<void> {
+    if (remember(env.id)) {
+      try {
+        await checkSignature(env);
+        const message: IncomingMessage = { envelope: env, content: await openContent(env), streamId, replayed };
+        const parent = env.payload.context.parent_message_id;
+        const waiter = parent && env.type === 'reply' ? pendingRequests.get(parent) : undefined;
+        if (waiter) {
+          pendingRequests.delete(parent!);
+          clearTimeout(waiter.timer);
+          waiter.resolve(message);
+        } else if (env.type === 'task' && opts.onTask) {
+          try {
+            const result = await opts.onTask(message);
+            if (result !== undefined) await agent.reply(env, result);
+          } catch (err) {
+            await agent.reply(env, { error: err instanceof Error ? err.message : String(err) }, { failed: true }).catch(reportError);
+          }
+        } else await opts.onMessage?.(message);
+      } catch (err) {
+        reportError(err);
+      }
+      if (env.payload.meta.requires_ack) pendingAcks.push({ message_id: env.id, stream_id: streamId });
+    }
+    cursor = resumeId;
+  }
+
+  async function flushAcks(): Promise<void> {
+    if (pendingAcks.length === 0 && cursor === cursorFlushed) return;
+    const acks = pendingAcks;
+    pendingAcks = [];
+    const at = cursor;
+    try {
+      await trpc.messages.ack.mutate({ acks, cursor: at });
+      cursorFlushed = at;
+    } catch (err) {
+      pendingAcks = acks.concat(pendingAcks);
+      reportError(err);
+    }
+  }
+  const ackTimer = setInterval(() => void flushAcks(), ackIntervalMs);
+
+  let readyResolve!: () => void;
+  let readyReject!: (e: Error) => void;
+  const ready = new Promise<void>((res, rej) => {
+    readyResolve = res;
+    readyReject = rej;
+  });
+  ready.catch(() => {});
+
+  let unsubscribe: (() => void) | null = null;
+  let attempt = 0;
+  let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  // Messages are handled one at a time, in the order the hub yields them.
+  let chain: Promise<void> = Promise.resolve();
+
+  function subscribe(): void {
+    if (state === 'closed') return;
+    const sub = trpc.messages.inbox.subscribe(cursor ? { lastEventId: cursor } : undefined, {
+      onStarted: () => {
+        attempt = 0;
+        setState('live');
+        readyResolve();
+      },
+      onData: (event) => {
+        const { id, data } = event as unknown as { id: string; data: { stream_id: string; replayed: boolean; message: Envelope } };
+        chain = chain.then(() => handle(data.stream_id, data.replayed, data.message, id));
+      },
+      onError: (err) => {
+        const code = err instanceof TRPCClientError ? (err.data as { code?: string } | undefined)?.code : undefined;
+        if (code && FATAL_CODES.has(code)) {
+          readyReject(err);
+          reportError(err);
+          void agent.close();
+          return;
+        }
+        reportError(err);
+        setState('reconnecting');
+        unsubscribe = null;
+        retryTimer = setTimeout(subscribe, backoffDelay(attempt++));
+      },
+    });
+    unsubscribe = () => sub.unsubscribe();
+  }
+
+  const agent: LinkerAgent = {
+    id: opts.agentId,
+    trpc,
+    get state() {
+      return state;
+    },
+    ready,
+    async send(message, sendOpts = {}): Promise<SendResult> {
+      let content = message.payload.content as JsonValue;
+      let encrypted = message.encrypted ?? false;
+      if (sendOpts.seal === 'box') {
+        if (!box) throw new Error('seal: "box" needs an e2e box key pair');
+        if (!message.to_agent) throw new Error('seal: "box" needs a to_agent');
+        const theirs = (await publicKeysOf(message.to_agent)).box;
+        if (!theirs) throw new Error(`${message.to_agent} has no registered box key`);
+        content = { alg: 'nacl-box', ciphertext: toBase64(boxSeal(fromBase64(theirs), box.secretKey, utf8Encode(JSON.stringify(content)))) };
+        encrypted = true;
+      } else if (sendOpts.seal === 'secretbox') {
+        const key = message.channel ? opts.e2e?.channelKeys?.[message.channel] : undefined;
+        if (!key) throw new Error(`seal: "secretbox" needs a key for channel ${message.channel ?? '(none)'}`);
+        content = { alg: 'nacl-secretbox', ciphertext: toBase64(secretboxSeal(key, utf8Encode(JSON.stringify(content)))) };
+        encrypted = true;
+      }
+      const outgoing = { ...message, encrypted, payload: { ...message.payload, content } };
+      if (!signer) return trpc.messages.send.mutate(outgoing);
+      // A signed message is complete before signing: the hub then changes nothing in it.
+      const full = completeEnvelope(OutgoingMessageSchema.parse(outgoing), { fromAgent: opts.agentId });
+      return trpc.messages.send.mutate({ ...full, signature: signEnvelope({ ...full, signature: null }, signer.secretKey) });
+    },
+    reply(to, content, extra = {}) {
+      return agent.send({
+        to_agent: to.from_agent,
+        type: extra.type ?? 'reply',
+        payload: {
+          content: extra.failed ? { failed: true, ...(typeof content === 'object' && content !== null && !Array.isArray(content) ? content : { error: content }) } : content,
+          context: { session_id: to.payload.context.session_id, parent_message_id: to.id, priority: to.payload.context.priority },
+        },
+      });
+    },
+    async request(to, content, reqOpts = {}) {
+      const id = globalThis.crypto.randomUUID();
+      const timeoutMs = reqOpts.timeoutMs ?? 60_000;
+      const answer = new Promise<IncomingMessage>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pendingRequests.delete(id);
+          reject(new Error(`request ${id} to ${to}: no reply within ${timeoutMs} ms`));
+        }, timeoutMs);
+        pendingRequests.set(id, { resolve, reject, timer });
+      });
+      try {
+        await agent.send(
+          {
+            id,
+            to_agent: to,
+            type: 'task',
+            payload: { content, context: { session_id: reqOpts.sessionId ?? null, priority: reqOpts.priority }, meta: { requires_ack: true } },
+          },
+          reqOpts.seal ? { seal: reqOpts.seal } : {},
+        );
+      } catch (err) {
+        const w = pendingRequests.get(id);
+        if (w) {
+          clearTimeout(w.timer);
+          pendingRequests.delete(id);
+        }
+        throw err;
+      }
+      return answer;
+    },
+    async close() {
+      if (state === 'closed') return;
+      setState('closed');
+      clearTimeout(retryTimer);
+      clearInterval(ackTimer);
+      await flushAcks().catch(() => {});
+      unsubscribe?.();
+      for (const [, w] of pendingRequests) {
+        clearTimeout(w.timer);
+        w.reject(new Error('agent closed'));
+      }
+      pendingRequests.clear();
+      await conn.close();
+    },
+  };
+
+  try {
+    if (box || signer) {
+      await trpc.agents.update.mutate({
+        public_keys: { ...(box ? { box: toBase64(box.publicKey) } : {}), ...(signer ? { sign: toBase64(signer.publicKey) } : {}) },
+      });
+    }
+    for (const channel of opts.channels ?? []) await trpc.channels.join.mutate({ channel });
+  } catch (err) {
+    await agent.close();
+    throw err;
+  }
+  subscribe();
+  return agent;
+}

@@ -1,0 +1,42 @@
+/**
+ * Client-safe entry: protocol, crypto, the typed client and the agent runtime. Imports no
+ * `node:` module and no server code (the hub's router is referenced as a type only).
+ */
+export {
+  EnvelopeSchema,
+  OutgoingMessageSchema,
+  createEnvelopeSchemas,
+  completeEnvelope,
+  routeOf,
+  expiresAt,
+  MESSAGE_TYPES,
+  DEFAULT_CHANNEL,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  ContextScopeSchema,
+  ContextDocumentSchema,
+  SessionSchema,
+  AgentStatusSchema,
+  ERROR_CODES,
+  LinkerError,
+  canonicalJson,
+} from './protocol/index.js';
+export type { Envelope, OutgoingMessage, MessageType, ContextDocument, Session, AgentStatus, JsonValue, LinkerErrorCode } from './protocol/index.js';
+export {
+  secretboxSeal,
+  secretboxOpen,
+  secretboxKey,
+  boxKeyPair,
+  boxSeal,
+  boxOpen,
+  signingKeyPair,
+  signEnvelope,
+  verifyEnvelope,
+  KeyRing,
+  CryptoError,
+  toBase64,
+  fromBase64,
+} from './crypto/index.js';
+export { createLinkerClient, backoffDelay } from './clients/client.js';
+export type { LinkerClient, LinkerClientOptions, LinkerConnection, AppRouter } from './clients/client.js';
+export { connectAgent } from './clients/agent.js';
+export type { LinkerAgent, AgentOptions, IncomingMessage, SendOptions, SendResult, AgentState } from './clients/agent.js';
