@@ -43,6 +43,13 @@ export interface AgentOptions extends LinkerClientOptions {
   ackIntervalMs?: number;
   /** Message ids remembered to drop duplicates. Default 10 000. */
   dedupeWindow?: number;
+  /** Start after this inbox stream id instead of the hub's stored cursor (e.g. the newest id: only new messages). */
+  resumeFrom?: string;
+  /**
+   * Move the hub's stored cursor as messages are handled (default true). A short-lived helper
+   * connection (e.g. `send --wait-reply`) sets false so it never consumes the agent's backlog.
+   */
+  trackCursor?: boolean;
 }
 
 export interface SendOptions {
@@ -94,8 +101,9 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
   const seenOrder: string[] = [];
   const pendingRequests = new Map<string, { resolve: (m: IncomingMessage) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
   let pendingAcks: { message_id: string; stream_id: string }[] = [];
-  let cursor: string | undefined;
-  let cursorFlushed: string | undefined;
+  let cursor: string | undefined = opts.resumeFrom;
+  let cursorFlushed: string | undefined = opts.resumeFrom;
+  const trackCursor = opts.trackCursor ?? true;
   const keyCache = new Map<string, Promise<{ box?: string; sign?: string }>>();
 
   const publicKeysOf = (agentId: string) => {
@@ -171,10 +179,10 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
   }
 
   async function flushAcks(): Promise<void> {
-    if (pendingAcks.length === 0 && cursor === cursorFlushed) return;
+    if (pendingAcks.length === 0 && (!trackCursor || cursor === cursorFlushed)) return;
     const acks = pendingAcks;
     pendingAcks = [];
-    const at = cursor;
+    const at = trackCursor ? cursor : undefined;
     try {
       await trpc.messages.ack.mutate({ acks, cursor: at });
       cursorFlushed = at;

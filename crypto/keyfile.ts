@@ -15,8 +15,11 @@ import { canonicalJson } from '../protocol/canonical.js';
 import { assertString, fromBase64, toBase64, typeName, utf8Decode, utf8Encode } from './bytes.js';
 import { CryptoError } from './errors.js';
 
+/** The key file's `format` field. */
 export const KEY_FILE_FORMAT = 'skynet-linker-keys';
+/** The key file layout version this build writes and reads. */
 export const KEY_FILE_VERSION = 1;
+/** The key file's `cipher` field. */
 export const KEY_FILE_CIPHER = 'xchacha20poly1305';
 
 /** scrypt cost parameters. */
@@ -102,7 +105,8 @@ export async function decryptKeyFileAsync(text: string, passphrase: string): Pro
 
 function prepare(data: unknown, passphrase: string, options: KeyFileOptions | undefined) {
   const password = passwordBytes(passphrase);
-  const params = { ...DEFAULT_KEY_FILE_KDF, ...options };
+  // `?? default` rather than a spread, so `{ N: undefined }` means "default" instead of failing.
+  const params = { N: options?.N ?? DEFAULT_KEY_FILE_KDF.N, r: options?.r ?? DEFAULT_KEY_FILE_KDF.r, p: options?.p ?? DEFAULT_KEY_FILE_KDF.p };
   const problem = checkParams(params);
   if (problem) throw new RangeError(`key file scrypt parameters: ${problem}`);
   const plaintext = utf8Encode(canonicalJson(data));

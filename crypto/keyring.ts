@@ -11,6 +11,7 @@ import { bytesToHex, randomBytes } from '@noble/ciphers/utils.js';
 import { assertBytes, assertString, concatBytes, fromBase64, isBytes, toBase64, typeName, utf8Decode, utf8Encode } from './bytes.js';
 import { CryptoError, decryptFailed } from './errors.js';
 
+/** Byte length of every key in a {@link KeyRing}. */
 export const KEYRING_KEY_LENGTH = 32;
 const FORMAT_VERSION = 1;
 const NONCE_LENGTH = 24;

@@ -9,10 +9,15 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { assertBytes } from './bytes.js';
 import { CryptoError, decryptFailed } from './errors.js';
 
+/** Byte length of a secretbox key. */
 export const SECRETBOX_KEY_LENGTH = 32;
+/** Byte length of the XSalsa20 nonce that starts every sealed value. */
 export const NONCE_LENGTH = 24;
+/** Byte length of the Poly1305 MAC that follows the nonce. */
 export const MAC_LENGTH = 16;
+/** Byte length of an X25519 public key. */
 export const BOX_PUBLIC_KEY_LENGTH = 32;
+/** Byte length of an X25519 secret key. */
 export const BOX_SECRET_KEY_LENGTH = 32;
 
 /** Options of the seal functions. */

@@ -7,8 +7,11 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { canonicalJson } from '../protocol/canonical.js';
 import { assertBytes, fromBase64, toBase64, typeName, utf8Encode } from './bytes.js';
 
+/** Byte length of an Ed25519 public key. */
 export const SIGNING_PUBLIC_KEY_LENGTH = 32;
+/** Byte length of an Ed25519 secret key (the seed). */
 export const SIGNING_SECRET_KEY_LENGTH = 32;
+/** Byte length of an Ed25519 signature. */
 export const SIGNATURE_LENGTH = 64;
 
 /** An Ed25519 key pair; `secretKey` is the 32-byte seed (libsodium's 64-byte form is `seed‖publicKey`). */

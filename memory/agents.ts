@@ -1,12 +1,14 @@
 /**
  * The agent registry and presence. Presence is a hash of live connections per agent (field =
  * connection id) whose TTL the hub refreshes while the connection lives, so a crashed node's
- * agents go offline by themselves and `agents list` is right across nodes.
+ * agents go offline by themselves and `agents list` is right across nodes. Registry records
+ * carry free-form metadata, so they are sealed like every other value.
  */
 import { LinkerError } from '../protocol/errors.js';
 import type { JsonObject } from '../protocol/json.js';
 import type { AgentRecord, AgentStatus, PublicKeys } from '../protocol/records.js';
 import { keys } from './keys.js';
+import { plainText, type ValueSealer } from './sealing.js';
 import type { Store } from './store.js';
 
 export interface PresenceEntry {
@@ -19,11 +21,16 @@ export class AgentRegistry {
     private readonly store: Store,
     /** How long a connection counts as online without a refresh. Default 60 s. */
     private readonly presenceTtlMs = 60_000,
+    private readonly sealer: ValueSealer = plainText,
   ) {}
+
+  private decode(agentId: string, raw: string): AgentRecord {
+    return JSON.parse(this.sealer.open(raw, keys.agentSeal(agentId))) as AgentRecord;
+  }
 
   async get(agentId: string): Promise<AgentRecord | null> {
     const raw = await this.store.hashGet(keys.agents(), agentId);
-    return raw ? (JSON.parse(raw) as AgentRecord) : null;
+    return raw ? this.decode(agentId, raw) : null;
   }
 
   async require(agentId: string): Promise<AgentRecord> {
@@ -43,7 +50,7 @@ export class AgentRegistry {
       created_at: current?.created_at ?? now.toISOString(),
       last_seen: current?.last_seen ?? null,
     };
-    await this.store.hashSet(keys.agents(), { [input.agent_id]: JSON.stringify(record) });
+    await this.store.hashSet(keys.agents(), { [input.agent_id]: this.sealer.seal(JSON.stringify(record), keys.agentSeal(input.agent_id)) });
     return record;
   }
 
@@ -90,7 +97,7 @@ export class AgentRegistry {
 
   async list(now = Date.now()): Promise<AgentStatus[]> {
     const [all, lastSeen] = await Promise.all([this.store.hashGetAll(keys.agents()), this.store.hashGetAll(keys.lastSeen())]);
-    const records = Object.values(all).map((v) => JSON.parse(v) as AgentRecord);
+    const records = Object.entries(all).map(([agentId, raw]) => this.decode(agentId, raw));
     const statuses = await Promise.all(records.map((r) => this.status(r, lastSeen, now)));
     return statuses.sort((a, b) => a.agent_id.localeCompare(b.agent_id));
   }

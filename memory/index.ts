@@ -42,7 +42,7 @@ export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
     channels: new ChannelStore(opts.store),
     contexts: new ContextStore(docs),
     sessions: new SessionStore(opts.store, docs),
-    agents: new AgentRegistry(opts.store, opts.presenceTtlMs),
+    agents: new AgentRegistry(opts.store, opts.presenceTtlMs, sealer),
     tokens: new TokenStore(opts.store),
     snapshots: new SnapshotStore(opts.store, sealer),
   };

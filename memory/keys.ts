@@ -35,6 +35,8 @@ export const keys = {
   tokens: () => 'tokens',
   /** Associated data for a sealed envelope: binds it to its message id. */
   messageSeal: (messageId: string) => `msg:${messageId}`,
+  /** Associated data for a sealed registry record (a field of `agents`): binds it to its agent id. */
+  agentSeal: (agentId: string) => `agents:${agentId}`,
   snapshot: (name: string) => `snapshot:${name}`,
 } as const;
 

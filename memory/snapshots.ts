@@ -3,6 +3,7 @@
  * sealed under their own key names), listed, and restored. The embedded store keeps them as files.
  */
 import { LinkerError } from '../protocol/errors.js';
+import { utf8Length } from '../protocol/json.js';
 import { keys } from './keys.js';
 import type { ValueSealer } from './sealing.js';
 import type { SnapshotInfo, Store, StoreDump } from './store.js';
@@ -25,14 +26,15 @@ export class SnapshotStore {
     private readonly sealer: ValueSealer,
   ) {}
 
-  async create(now = new Date()): Promise<SnapshotInfo> {
-    let name = snapshotName(now);
-    const existing = new Set((await this.store.listSnapshots()).map((s) => s.name));
+  /** Takes a snapshot; `fixedName` overwrites that snapshot (the embedded store's autosave). */
+  async create(now = new Date(), fixedName?: string): Promise<SnapshotInfo> {
+    let name = fixedName ?? snapshotName(now);
+    const existing = new Set(fixedName ? [] : (await this.store.listSnapshots()).map((s) => s.name));
     for (let i = 1; existing.has(name); i++) name = `${snapshotName(now)}-${i}`;
     const doc: SnapshotDocument = { format: 'skynet-linker-snapshot', version: 1, created_at: now.toISOString(), dump: await this.store.exportState() };
     const text = this.sealer.seal(JSON.stringify(doc), keys.snapshot(name));
     await this.store.saveSnapshot(name, text);
-    return { name, createdAt: doc.created_at, bytes: text.length };
+    return { name, createdAt: doc.created_at, bytes: utf8Length(text) };
   }
 
   list(): Promise<SnapshotInfo[]> {
@@ -54,7 +56,7 @@ export class SnapshotStore {
 
   /** Restores the newest snapshot if there is one; returns its name. */
   async restoreLatest(): Promise<string | null> {
-    const latest = (await this.list()).at(-1);
+    const latest = (await this.list()).sort((a, b) => a.createdAt.localeCompare(b.createdAt)).at(-1);
     if (!latest) return null;
     await this.restore(latest.name);
     return latest.name;

@@ -124,7 +124,16 @@ export function createEnvelopeSchemas(options: EnvelopeSchemaOptions = {}) {
         });
       }
     })
-    .meta({ id: 'OutgoingMessage', title: 'A message as a sender submits it' });
+    .meta({
+      id: 'OutgoingMessage',
+      title: 'A message as a sender submits it',
+      // The superRefine above, for JSON Schema readers: a route is to_agent, a channel or a broadcast.
+      anyOf: [
+        { required: ['to_agent'], properties: { to_agent: { type: 'string' } } },
+        { required: ['channel'], properties: { channel: { type: 'string' } } },
+        { properties: { type: { const: 'broadcast' } } },
+      ],
+    });
 
   return { Envelope, OutgoingMessage, maxPayloadBytes };
 }

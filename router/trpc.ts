@@ -3,21 +3,37 @@
  * and procedures that narrow the context to an authenticated agent with a given scope.
  */
 import { initTRPC, TRPCError } from '@trpc/server';
-import superjson from 'superjson';
+import superjson, { type SuperJSONResult } from 'superjson';
 import { LinkerError } from '../protocol/errors.js';
 import type { Scope } from '../memory/tokens.js';
 import type { AuthedAgent, Context } from './context.js';
 
+/**
+ * superjson, except that a request with no `input` at all means "no input" on WebSocket too (as it
+ * already does over HTTP): plain WebSocket clients may leave `input` out for procedures without one.
+ */
+const transformer = {
+  input: {
+    serialize: (value: unknown) => superjson.serialize(value),
+    deserialize: (payload: unknown) => (payload === undefined ? undefined : superjson.deserialize(payload as SuperJSONResult)),
+  },
+  output: superjson,
+};
+
 const t = initTRPC.context<Context>().create({
-  transformer: superjson,
+  transformer,
   errorFormatter({ shape, error }) {
     const cause = error.cause;
+    // Stack traces never leave the hub (the key is dropped, not sent as undefined).
+    const { stack: _stack, ...data } = shape.data;
+    // Neither do the messages of unexpected failures (tRPC wraps a thrown Error keeping its message):
+    // only our typed errors and tRPC's own say what went wrong.
+    const unexpected = error.code === 'INTERNAL_SERVER_ERROR' && cause !== undefined && !(cause instanceof LinkerError);
     return {
       ...shape,
+      message: unexpected ? 'internal error' : shape.message,
       data: {
-        ...shape.data,
-        // Stack traces never leave the hub.
-        stack: undefined,
+        ...data,
         details: cause instanceof LinkerError ? (cause.details ?? null) : null,
       },
     };

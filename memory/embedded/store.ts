@@ -5,6 +5,7 @@
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import { utf8Length } from '../../protocol/json.js';
 import { compareStreamIds, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type Unsubscribe, type VersionedValue } from '../store.js';
 
 export interface EmbeddedStoreOptions {
@@ -193,7 +194,8 @@ export class EmbeddedStore implements Store {
   async importState(dump: StoreDump): Promise<void> {
     this.streams.clear();
     this.docs.clear();
-    this.hashes.clear();
+    // Presence is live state, not part of a dump: it stays, as in the Redis store.
+    for (const key of [...this.hashes.keys()]) if (!key.startsWith('presence:')) this.hashes.delete(key);
     this.values.clear();
     for (const [key, entries] of Object.entries(dump.streams)) {
       this.streams.set(key, entries.map(copy));
@@ -238,7 +240,7 @@ export class EmbeddedStore implements Store {
 
   async listSnapshots(): Promise<SnapshotInfo[]> {
     if (!this.opts.dataDir) {
-      return [...this.memorySnapshots].map(([name, s]) => ({ name, createdAt: s.createdAt, bytes: s.text.length })).sort(byName);
+      return [...this.memorySnapshots].map(([name, s]) => ({ name, createdAt: s.createdAt, bytes: utf8Length(s.text) })).sort(byName);
     }
     const dir = join(this.opts.dataDir, 'snapshots');
     return readdirSync(dir)

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { LinkerError } from '../../protocol/errors.js';
+import { utf8Length } from '../../protocol/json.js';
 import type { SnapshotInfo, Store, StoreDump, StreamAppend, StreamEntry, Unsubscribe, VersionedValue } from '../store.js';
 
 export interface RedisStoreOptions {
@@ -51,8 +52,9 @@ function unavailable(err: unknown): never {
   throw err;
 }
 
-function toEntries(raw: [string, string[]][]): StreamEntry[] {
-  return raw.map(([id, flat]) => {
+/** XRANGE / XREVRANGE reply; Redis answers a null array (not an empty one) to `COUNT 0`. */
+function toEntries(raw: [string, string[]][] | null): StreamEntry[] {
+  return (raw ?? []).map(([id, flat]) => {
     const fields: Record<string, string> = {};
     for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
     return { id, fields };
@@ -65,6 +67,8 @@ export class RedisStore implements Store {
   private readonly redis: ScriptedRedis;
   private subscriber: Redis | undefined;
   private readonly listeners = new Map<string, Set<(message: string) => void>>();
+  /** Per subscribed channel: the SUBSCRIBE command, settled once Redis confirmed it. */
+  private readonly subscribed = new Map<string, Promise<unknown>>();
 
   constructor(opts: RedisStoreOptions) {
     this.prefix = opts.prefix ?? 'skynet:';
@@ -193,13 +197,26 @@ export class RedisStore implements Store {
     if (!set) {
       set = new Set();
       this.listeners.set(channel, set);
-      await this.subscriber.subscribe(channel);
+      this.subscribed.set(channel, this.subscriber.subscribe(channel));
     }
     set.add(onMessage);
+    // Resolve only once Redis confirmed the SUBSCRIBE, also for a second listener that joins
+    // while the first one's SUBSCRIBE is still in flight (it would miss messages otherwise).
+    try {
+      await this.subscribed.get(channel);
+    } catch (err) {
+      set.delete(onMessage);
+      if (this.listeners.get(channel) === set && set.size === 0) {
+        this.listeners.delete(channel);
+        this.subscribed.delete(channel);
+      }
+      unavailable(err);
+    }
     return async () => {
       const current = this.listeners.get(channel);
       if (!current?.delete(onMessage) || current.size > 0) return;
       this.listeners.delete(channel);
+      this.subscribed.delete(channel);
       await this.subscriber?.unsubscribe(channel).catch(() => {});
     };
   }
@@ -251,7 +268,7 @@ export class RedisStore implements Store {
   }
 
   async saveSnapshot(name: string, text: string): Promise<void> {
-    const info: SnapshotInfo = { name, createdAt: new Date().toISOString(), bytes: text.length };
+    const info: SnapshotInfo = { name, createdAt: new Date().toISOString(), bytes: utf8Length(text) };
     const results = await this.redis
       .multi()
       .set(this.k(`snapshot:${name}`), text)

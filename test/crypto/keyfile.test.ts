@@ -44,6 +44,11 @@ describe('key file content', () => {
     expect(decryptKeyFile(text, 'pw')).toEqual({ a: 1 });
   });
 
+  it('treats undefined cost options as the defaults', () => {
+    const file = JSON.parse(encryptKeyFile({}, 'pw', { N: 16, r: undefined, p: undefined }));
+    expect(file.kdf).toMatchObject({ N: 16, r: 8, p: 1 });
+  });
+
   it('sync and async variants interoperate, and hold a key ring export', async () => {
     const ring = KeyRing.generate();
     const text = await encryptKeyFileAsync({ keyring: ring.export() }, 'pw', FAST);

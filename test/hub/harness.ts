@@ -83,3 +83,119 @@ export function deferred<T>() {
   });
   return { promise, resolve, reject };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for wire-level tests (auth, errors, wire protocol): a plain `ws` client that speaks the
+// frames by hand, a WebSocket class that counts connection attempts, and a captured pino logger.
+
+/** One frame received by a {@link RawSocket}: the parsed JSON, or the text for PING/PONG. */
+export type RawFrame = { text: string; json: Record<string, any> | null };
+
+/** A plain WebSocket speaking tRPC's JSON frames by hand, as an agent in another language would. */
+export interface RawSocket {
+  ws: WebSocket;
+  /** Every frame received so far, in order. */
+  frames: RawFrame[];
+  /** Resolves with the close code once the socket is closed. */
+  closed: Promise<number>;
+  send(frame: unknown): void;
+  /** The first frame (received already or later) matching `match` that was not taken before. */
+  next(match: (f: RawFrame) => boolean, timeoutMs?: number): Promise<RawFrame>;
+  /** The next unseen JSON frame answering request `id`. */
+  reply(id: number | string, timeoutMs?: number): Promise<Record<string, any>>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a plain WebSocket to the hub. With `connectionParams`, it connects with
+ * `?connectionParams=1` and sends `{"method":"connectionParams","data":...}` as its first frame.
+ */
+export async function openRawSocket(url: string, opts: { connectionParams?: Record<string, string> } = {}): Promise<RawSocket> {
+  const ws = new WebSocket(opts.connectionParams ? `${url}?connectionParams=1` : url);
+  const frames: RawFrame[] = [];
+  const taken = new Set<number>();
+  const waiters: { match: (f: RawFrame) => boolean; resolve: (f: RawFrame) => void }[] = [];
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  ws.on('error', () => {}); // a failed socket reports through `closed`
+  ws.on('message', (data) => {
+    const text = data.toString();
+    let json: Record<string, any> | null = null;
+    try {
+      json = JSON.parse(text) as Record<string, any>;
+    } catch {
+      json = null;
+    }
+    const frame = { text, json };
+    frames.push(frame);
+    const i = waiters.findIndex((w) => w.match(frame));
+    if (i >= 0) {
+      taken.add(frames.length - 1);
+      waiters.splice(i, 1)[0]!.resolve(frame);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const send = (frame: unknown) => ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  if (opts.connectionParams) send({ method: 'connectionParams', data: opts.connectionParams });
+  const next = (match: (f: RawFrame) => boolean, timeoutMs = 5_000) => {
+    const i = frames.findIndex((f, idx) => !taken.has(idx) && match(f));
+    if (i >= 0) {
+      taken.add(i);
+      return Promise.resolve(frames[i]!);
+    }
+    return new Promise<RawFrame>((resolve, reject) => {
+      const waiter = {
+        match,
+        resolve: (f: RawFrame) => {
+          clearTimeout(timer);
+          resolve(f);
+        },
+      };
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        reject(new Error(`no matching frame within ${timeoutMs} ms; received: ${frames.map((f) => f.text.slice(0, 200)).join('\n')}`));
+      }, timeoutMs);
+      waiters.push(waiter);
+    });
+  };
+  return {
+    ws,
+    frames,
+    closed,
+    send,
+    next,
+    reply: async (id, timeoutMs) => (await next((f) => f.json?.id === id, timeoutMs)).json!,
+    async close() {
+      if (ws.readyState !== WebSocket.CLOSED) {
+        ws.close();
+        await closed;
+      }
+    },
+  };
+}
+
+/** A `ws` WebSocket subclass that counts how many connections the code under test opened. */
+export function recordingWebSocket() {
+  const record = { constructed: 0, opened: 0 };
+  class RecordingWebSocket extends WebSocket {
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args);
+      record.constructed++;
+      this.once('open', () => record.opened++);
+    }
+  }
+  return { WebSocket: RecordingWebSocket, record };
+}
+
+/** A pino logger whose JSON lines are kept in `lines` (parsed), to assert on what the hub logs. */
+export function capturedLogger(level = 'info') {
+  const lines: Record<string, any>[] = [];
+  const stream = {
+    write(chunk: string) {
+      for (const line of chunk.split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, any>);
+    },
+  };
+  return { logger: pino({ level }, stream), lines };
+}

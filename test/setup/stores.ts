@@ -121,7 +121,8 @@ export async function dumpPrefix(prefix: string): Promise<RawKey[]> {
         texts = await redis.smembers(key);
         break;
       case 'zset':
-        texts = await redis.zrange(key, 0, -1, 'WITHSCORES');
+        // Typed for RESP3 pairs; with the default legacy reply mapping it is a flat list.
+        texts = ((await redis.zrange(key, 0, '-1', 'WITHSCORES')) as unknown[]).flat().map(String);
         break;
       case 'none':
         continue; // expired or deleted between SCAN and TYPE

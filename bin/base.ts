@@ -1,0 +1,163 @@
+/**
+ * What every client command shares: where the hub is (--server), who we are (--token, or a
+ * credential found in the data directory), --config, --verbose; one error path with exit codes;
+ * and a fast reachability probe so an unreachable hub is said within seconds, not a hang.
+ */
+import { Command, Option } from 'clipanion';
+import WebSocket from 'ws';
+import { connectAgent, type AgentOptions, type LinkerAgent } from '../clients/agent.js';
+import { createLinkerClient, type LinkerConnection } from '../clients/client.js';
+import { loadConfig, findConfigPath, type Config } from './config.js';
+import { CliError, describeError, EXIT_CODES } from './errors.js';
+import { adminCredentialPath, agentCredentialPath, dataHome, readCredential, writeCredential, type LocalCredential } from './home.js';
+
+export const DEFAULT_SERVER = 'ws://localhost:8000/ws';
+
+export abstract class LinkerCommand extends Command {
+  server = Option.String('--server', { description: `Hub URL (env SKYNET_LINKER_SERVER, default ${DEFAULT_SERVER})` });
+  token = Option.String('--token', { description: 'Agent token (env SKYNET_LINKER_TOKEN); default: a credential from the data directory' });
+  configPath = Option.String('--config', { description: 'config.yaml to read (env SKYNET_LINKER_CONFIG; default ./config.yaml)' });
+  verbose = Option.Boolean('--verbose', false, { description: 'Show stack traces on errors' });
+
+  private cachedConfig: Config | undefined;
+  private connections: LinkerConnection[] = [];
+
+  get home(): string {
+    return dataHome();
+  }
+
+  get config(): Config {
+    this.cachedConfig ??= loadConfig(findConfigPath(this.configPath, this.home));
+    return this.cachedConfig;
+  }
+
+  serverUrl(): string {
+    return this.server ?? process.env.SKYNET_LINKER_SERVER ?? this.config.server?.url ?? DEFAULT_SERVER;
+  }
+
+  /** The agent to act as: flag, SKYNET_LINKER_AGENT_ID, or null (the token decides). */
+  actingAgentId(flag?: string): string | null {
+    return flag ?? process.env.SKYNET_LINKER_AGENT_ID ?? null;
+  }
+
+  abstract run(): Promise<number | void>;
+
+  async execute(): Promise<number> {
+    try {
+      const code = await this.run();
+      return code ?? EXIT_CODES.OK;
+    } catch (err) {
+      const { kind, message } = describeError(err);
+      this.context.stderr.write(`error: ${message}\n`);
+      if (this.verbose || process.env.DEBUG) this.context.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+      return EXIT_CODES[kind];
+    } finally {
+      await Promise.all(this.connections.map((c) => c.close().catch(() => {})));
+    }
+  }
+
+  /** Fails within `timeoutMs` with exit code 5 when nothing answers at the hub URL. */
+  async probe(url: string, timeoutMs = 4000): Promise<void> {
+    if (!/^wss?:/.test(url)) return;
+    await new Promise<void>((resolve, reject) => {
+      const ws = new WebSocket(url, { handshakeTimeout: timeoutMs });
+      const fail = (why: string) => {
+        ws.terminate();
+        reject(new CliError('UNREACHABLE', `cannot reach the hub at ${url}: ${why} (is \`skynet-linker serve\` running? set --server or SKYNET_LINKER_SERVER)`));
+      };
+      const timer = setTimeout(() => fail(`no answer within ${timeoutMs} ms`), timeoutMs);
+      ws.once('open', () => {
+        clearTimeout(timer);
+        ws.close();
+        resolve();
+      });
+      ws.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        fail(err.code ?? err.message);
+      });
+    });
+  }
+
+  /**
+   * Resolves the credential to use: --token / SKYNET_LINKER_TOKEN; else, acting as `agentId`, the
+   * token this CLI saved for it (issuing one with the local admin credential the first time);
+   * else the local admin credential written by `serve`.
+   */
+  async credential(agentId: string | null, opts: { agentType?: string | undefined } = {}): Promise<{ token: string | undefined; agentId: string | null }> {
+    const explicit = this.token ?? process.env.SKYNET_LINKER_TOKEN;
+    if (explicit) return { token: explicit, agentId };
+    const fromConfig = agentId ? this.config.auth?.tokens?.find((t) => t.agent_id === agentId) : undefined;
+    if (fromConfig) return { token: fromConfig.token ?? process.env[fromConfig.token_env ?? ''], agentId };
+    if (this.config.auth?.insecure_no_auth) return { token: undefined, agentId };
+    const admin = readCredential(adminCredentialPath(this.home));
+    if (!agentId || agentId === admin?.agent_id) {
+      if (!admin) throw new CliError('AUTH', `no credentials: pass --token (or SKYNET_LINKER_TOKEN), or run \`skynet-linker serve\` on this machine first`);
+      return { token: admin.token, agentId: admin.agent_id };
+    }
+    const saved = readCredential(agentCredentialPath(this.home, agentId));
+    if (saved) return { token: saved.token, agentId };
+    if (!admin) {
+      throw new CliError('AUTH', `no token for ${agentId}: pass --token (from \`skynet-linker agents add ${agentId}\`), or run the hub on this machine`);
+    }
+    return { token: await this.issueLocalToken(admin, agentId, opts.agentType), agentId };
+  }
+
+  private async issueLocalToken(admin: LocalCredential, agentId: string, agentType: string | undefined): Promise<string> {
+    const trpc = await this.client(admin.token, admin.agent_id);
+    const known = await trpc.agents.get.query({ agent_id: agentId }).catch(() => null);
+    const { token } = await trpc.agents.add.mutate({ agent_id: agentId, agent_type: agentType ?? known?.agent_type ?? 'agent', scopes: ['agent'] });
+    writeCredential(agentCredentialPath(this.home, agentId), { agent_id: agentId, token, server: this.serverUrl() });
+    return token;
+  }
+
+  async client(token: string | undefined, agentId: string | null, agentType?: string) {
+    const url = this.serverUrl();
+    await this.probe(url);
+    const conn = createLinkerClient({ url, token, agentId: agentId ?? undefined, agentType, WebSocket, EventSource: undefined });
+    this.connections.push(conn);
+    return conn.trpc;
+  }
+
+  /** A typed client acting as `agentId` (or as the token's agent). */
+  async clientAs(agentId: string | null, agentType?: string) {
+    const cred = await this.credential(agentId, { agentType });
+    return this.client(cred.token, cred.agentId, agentType);
+  }
+
+  async agentRuntime(agentId: string, opts: Omit<AgentOptions, 'url' | 'agentId' | 'WebSocket'>): Promise<LinkerAgent> {
+    const url = this.serverUrl();
+    await this.probe(url);
+    const cred = await this.credential(agentId, { agentType: opts.agentType });
+    return connectAgent({ ...opts, url, token: cred.token, agentId, WebSocket });
+  }
+
+  print(line: string): void {
+    this.context.stdout.write(line + '\n');
+  }
+
+  printJson(value: unknown): void {
+    this.context.stdout.write(JSON.stringify(value) + '\n');
+  }
+}
+
+/** Parses `60s`, `5m`, `1500ms`, `2h` or plain seconds into milliseconds. */
+export function parseDuration(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new CliError('USAGE', `${flag}: "${text}" is not a duration (examples: 500ms, 60s, 5m)`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return Math.round(n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000));
+}
+
+export function parseIntFlag(text: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new CliError('USAGE', `${flag} must be an integer between ${min} and ${max} (got "${text}")`);
+  return n;
+}
+
+export function parseFormat(text: string | undefined): 'text' | 'json' {
+  if (text === undefined || text === 'text') return 'text';
+  if (text === 'json') return 'json';
+  throw new CliError('USAGE', `--format must be text or json (got "${text}")`);
+}

@@ -1,0 +1,58 @@
+/** `skynet-linker connect`: a persistent agent connection that prints (and acks) what arrives. */
+import { Command, Option } from 'clipanion';
+import { LinkerCommand, parseFormat } from './base.js';
+import { messageLine } from './format.js';
+
+export class ConnectCommand extends LinkerCommand {
+  static override paths = [['connect']];
+  static override usage = Command.Usage({
+    description: 'Connect as an agent and print incoming messages',
+    details: `
+      Keeps a WebSocket open, prints each message as it arrives (text, or one JSON object per line with --format json), acknowledges it, and reconnects and resumes by itself without losing or repeating messages. Messages sent while the agent was offline arrive when it connects. Ctrl-C exits cleanly.
+
+      On the hub's machine no token is needed: the CLI issues one for the agent with the local admin credential and keeps it in the data directory.
+    `,
+    examples: [
+      ['The seed planner', 'skynet-linker connect --agent-id claude_cli --agent-type planner --server ws://localhost:8000/ws --channel skynet_core'],
+      ['JSON lines into jq', 'skynet-linker connect --agent-id gemini --agent-type researcher --format json | jq .message.payload.content'],
+    ],
+  });
+  agentId = Option.String('--agent-id', { description: 'Agent id (env SKYNET_LINKER_AGENT_ID)' });
+  agentType = Option.String('--agent-type', { description: 'Agent type announced to the hub' });
+  channel = Option.Array('--channel', { description: 'Channel to join (repeatable; default skynet_core)' });
+  format = Option.String('--format', { description: 'text or json' });
+
+  async run() {
+    const format = parseFormat(this.format);
+    const agentId = this.actingAgentId(this.agentId);
+    if (!agentId) throw new Error('--agent-id is required (or set SKYNET_LINKER_AGENT_ID)');
+    const channels = (this.channel ?? ['skynet_core']).flatMap((c) => c.split(',')).filter(Boolean);
+    let fatal: Error | null = null;
+    const agent = await this.agentRuntime(agentId, {
+      agentType: this.agentType,
+      channels,
+      onMessage: (m) => {
+        if (format === 'json') this.printJson({ stream_id: m.streamId, replayed: m.replayed, message: { ...m.envelope, payload: { ...m.envelope.payload, content: m.content } } });
+        else this.print(messageLine({ ...m.envelope, encrypted: false, payload: { ...m.envelope.payload, content: m.content } }));
+      },
+      onError: (err) => this.context.stderr.write(`warning: ${err.message.split('\n')[0]}\n`),
+      onStateChange: ({ to }) => {
+        if (to === 'reconnecting') this.context.stderr.write('connection lost; reconnecting...\n');
+      },
+    });
+    try {
+      await agent.ready;
+    } catch (err) {
+      fatal = err as Error;
+    }
+    if (fatal) throw fatal;
+    this.context.stderr.write(`connected as ${agentId}${this.agentType ? ` (${this.agentType})` : ''} to ${this.serverUrl()}; channels: ${channels.join(', ')}. Ctrl-C to quit.\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    await agent.close();
+    this.context.stderr.write('disconnected\n');
+  }
+}

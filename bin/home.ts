@@ -1,0 +1,65 @@
+/**
+ * The per-user data directory (`$SKYNET_LINKER_HOME`, default `~/.skynet-linker`): the local
+ * admin credential created by `serve`, per-agent tokens the CLI issued for itself, the key file
+ * and its passphrase, and the embedded store's snapshots. Every secret file is mode 0600.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+export function dataHome(explicit?: string): string {
+  return explicit ?? process.env.SKYNET_LINKER_HOME ?? join(homedir(), '.skynet-linker');
+}
+
+export function ensureDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/** Writes a secret file atomically with mode 0600. */
+export function writeSecretFile(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+}
+
+export interface LocalCredential {
+  agent_id: string;
+  token: string;
+  server: string;
+}
+
+export const adminCredentialPath = (home: string) => join(home, 'admin.json');
+export const agentCredentialPath = (home: string, agentId: string) => join(home, 'agents', `${agentId}.json`);
+
+export function readCredential(path: string): LocalCredential | null {
+  if (!existsSync(path)) return null;
+  try {
+    const parsed = JSON.parse(readFileSync(path, 'utf8')) as LocalCredential;
+    return typeof parsed.token === 'string' && typeof parsed.agent_id === 'string' ? parsed : null;
+  } catch {
+    return null;
+  }
+}
+
+export function writeCredential(path: string, cred: LocalCredential): void {
+  ensureDir(join(path, '..'));
+  writeSecretFile(path, JSON.stringify(cred, null, 2) + '\n');
+}
+
+/**
+ * The passphrase of the key file: `SKYNET_LINKER_PASSPHRASE`, else one generated once and kept in
+ * `<home>/passphrase` (0600). Set the variable in production so the key file alone is useless.
+ */
+export function keyFilePassphrase(home: string): { passphrase: string; source: 'env' | 'file' } {
+  const fromEnv = process.env.SKYNET_LINKER_PASSPHRASE;
+  if (fromEnv) return { passphrase: fromEnv, source: 'env' };
+  const path = join(home, 'passphrase');
+  if (existsSync(path)) return { passphrase: readFileSync(path, 'utf8').trim(), source: 'file' };
+  const passphrase = randomBytes(32).toString('base64url');
+  ensureDir(home);
+  writeSecretFile(path, passphrase + '\n');
+  return { passphrase, source: 'file' };
+}

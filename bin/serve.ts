@@ -1,0 +1,217 @@
+/** `skynet-linker serve`: starts a hub on the embedded store (default) or on Redis. */
+import { Command, Option } from 'clipanion';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { KeyRing } from '../crypto/keyring.js';
+import { DEFAULT_KEY_FILE_NAME, readKeyFile, writeKeyFile } from '../crypto/keyfile-node.js';
+import { CryptoError } from '../crypto/errors.js';
+import { EmbeddedStore } from '../memory/embedded/store.js';
+import { RedisStore } from '../memory/redis/store.js';
+import { createSharedMemory } from '../memory/index.js';
+import { keyRingSealer, plainText, type ValueSealer } from '../memory/sealing.js';
+import type { Scope } from '../memory/tokens.js';
+import { createHub, type Hub } from '../transport/hub.js';
+import { findConfigPath, loadConfig } from './config.js';
+import { CliError, describeError, EXIT_CODES } from './errors.js';
+import { adminCredentialPath, dataHome, ensureDir, keyFilePassphrase, readCredential, writeCredential } from './home.js';
+
+const AUTOSAVE = 'autosave';
+
+/** Loads the at-rest key ring from the key file, creating both on first run. */
+export async function loadOrCreateKeyRing(home: string): Promise<{ ring: KeyRing; path: string; save: () => Promise<void> }> {
+  const path = join(home, DEFAULT_KEY_FILE_NAME);
+  const { passphrase } = keyFilePassphrase(home);
+  let ring: KeyRing;
+  if (existsSync(path)) {
+    try {
+      const data = (await readKeyFile(path, passphrase)) as { at_rest?: unknown };
+      ring = KeyRing.fromExport(data.at_rest);
+    } catch (err) {
+      if (err instanceof CryptoError && err.code === 'BAD_PASSPHRASE') {
+        throw new CliError('AUTH', `${path}: wrong passphrase (set SKYNET_LINKER_PASSPHRASE to the one this key file was written with)`);
+      }
+      throw new CliError('ERROR', `${path}: cannot read the key file: ${(err as Error).message}`);
+    }
+  } else ring = KeyRing.generate();
+  const save = async () => {
+    const existing = existsSync(path) ? ((await readKeyFile(path, passphrase)) as Record<string, unknown>) : {};
+    await writeKeyFile(path, { ...existing, at_rest: ring.export() }, passphrase);
+  };
+  if (!existsSync(path)) await save();
+  return { ring, path, save };
+}
+
+export class ServeCommand extends Command {
+  static override paths = [['serve']];
+  static override usage = Command.Usage({
+    description: 'Start the hub',
+    details: `
+      Serves WebSocket at /ws, tRPC over HTTP at /trpc, /health and /metrics on one port.
+
+      Without \`--redis\` the hub runs on the embedded store: state lives in this process and is saved as a sealed snapshot in the data directory (every minute and at shutdown) and restored at the next start. With \`--redis\` (or \`redis.url\` in config.yaml, or SKYNET_LINKER_REDIS_URL) Redis is the source of truth and several hubs can share it.
+
+      On first start with no tokens configured it creates an admin credential in the data directory (mode 0600); CLI commands on this machine find it by themselves. \`--insecure-no-auth\` turns authentication off for experiments and says so loudly.
+    `,
+    examples: [
+      ['Start on the embedded store', 'skynet-linker serve'],
+      ['Start on Redis, on all interfaces', 'skynet-linker serve --host 0.0.0.0 --redis redis://127.0.0.1:6379'],
+      ['Use a config file', 'skynet-linker serve --config config.yaml'],
+    ],
+  });
+
+  host = Option.String('--host', { description: 'Interface to listen on (default 127.0.0.1)' });
+  port = Option.String('--port', { description: 'Port (default 8000; 0 picks a free one)' });
+  redis = Option.String('--redis', { description: 'Redis URL (env SKYNET_LINKER_REDIS_URL); default: embedded store' });
+  prefix = Option.String('--prefix', { description: 'Redis key prefix (default skynet:)' });
+  configPath = Option.String('--config', { description: 'config.yaml to read' });
+  dataDir = Option.String('--data-dir', { description: 'Data directory (env SKYNET_LINKER_HOME, default ~/.skynet-linker)' });
+  insecureNoAuth = Option.Boolean('--insecure-no-auth', false, { description: 'Turn authentication off (experiments only)' });
+  sealing = Option.Boolean('--sealing', true, { description: 'Seal payloads at rest (default on; --no-sealing turns it off)' });
+  tlsCert = Option.String('--tls-cert', { description: 'PEM certificate: serve wss:// and https://' });
+  tlsKey = Option.String('--tls-key', { description: 'PEM private key for --tls-cert' });
+  cors = Option.Array('--cors-origin', { description: 'Browser origin allowed to call /trpc (repeatable)' });
+  snapshotInterval = Option.String('--snapshot-interval', { description: 'Embedded store: seconds between autosaves (default 60; 0 = only at shutdown)' });
+  logLevel = Option.String('--log-level', { description: 'fatal|error|warn|info|debug (default info; logs go to stderr)' });
+
+  async execute(): Promise<number> {
+    try {
+      return await this.serve();
+    } catch (err) {
+      const { kind, message } = describeError(err);
+      this.context.stderr.write(`error: ${message}\n`);
+      return EXIT_CODES[kind];
+    }
+  }
+
+  private async serve(): Promise<number> {
+    const home = ensureDir(dataHome(this.dataDir));
+    const config = loadConfig(findConfigPath(this.configPath, home));
+    const port = Number(this.port ?? process.env.SKYNET_LINKER_PORT ?? config.server?.port ?? 8000);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError('USAGE', `--port must be an integer between 0 and 65535 (got "${this.port}")`);
+    const host = this.host ?? process.env.SKYNET_LINKER_HOST ?? config.server?.host ?? '127.0.0.1';
+    const redisUrl = this.redis ?? process.env.SKYNET_LINKER_REDIS_URL ?? config.redis?.url;
+    const insecure = this.insecureNoAuth || config.auth?.insecure_no_auth === true;
+    const sealingOn = this.sealing && config.sealing?.enabled !== false;
+    const logger = pino({ level: this.logLevel ?? config.log_level ?? process.env.LOG_LEVEL ?? 'info' }, pino.destination(2));
+
+    const store = redisUrl ? new RedisStore({ url: redisUrl, prefix: this.prefix ?? config.redis?.prefix }) : new EmbeddedStore({ dataDir: join(home, 'data') });
+    if (redisUrl) {
+      await store.ping().catch((err) => {
+        void store.close();
+        throw new CliError('UNREACHABLE', `cannot reach Redis at ${redisUrl}: ${(err as Error).message}`);
+      });
+    }
+    let sealer: ValueSealer = plainText;
+    let rotateKeys: (() => Promise<{ activeKeyId: string; keyIds: string[] }>) | undefined;
+    let keyPath: string | null = null;
+    if (sealingOn) {
+      const keys = await loadOrCreateKeyRing(home);
+      sealer = keyRingSealer(keys.ring);
+      keyPath = keys.path;
+      rotateKeys = async () => {
+        keys.ring.rotate();
+        await keys.save();
+        return { activeKeyId: keys.ring.activeKeyId, keyIds: keys.ring.keyIds };
+      };
+    }
+    const out = (line: string) => this.context.stdout.write(line + '\n');
+    const storeLine = redisUrl ? `Redis store at ${redisUrl}` : `embedded store (no Redis; state saved in ${join(home, 'data')})`;
+
+    if (!redisUrl) {
+      const restored = await createSharedMemory({ store, sealer }).snapshots.restoreLatest().catch((err) => {
+        throw new CliError('ERROR', `cannot restore the embedded store from ${join(home, 'data')}: ${(err as Error).message}`);
+      });
+      if (restored) logger.info({ event: 'snapshot_restored', name: restored }, 'embedded store restored from its latest snapshot');
+    }
+
+    const tokens = (config.auth?.tokens ?? []).map((t) => {
+      const token = t.token ?? process.env[t.token_env ?? ''];
+      if (!token) throw new CliError('USAGE', `config: auth.tokens for ${t.agent_id}: environment variable ${t.token_env} is not set`);
+      return { token, agent_id: t.agent_id, scopes: t.scopes as Scope[], agent_type: t.agent_type };
+    });
+    const rateLimit = config.server?.rate_limit ? { perSecond: config.server.rate_limit.per_second, burst: config.server.rate_limit.burst } : undefined;
+    const tlsCert = this.tlsCert ?? config.server?.tls?.cert;
+    const tlsKey = this.tlsKey ?? config.server?.tls?.key;
+    if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
+
+    let hub: Hub;
+    try {
+      hub = await createHub({
+        store,
+        sealer,
+        rotateKeys,
+        host,
+        port,
+        insecureNoAuth: insecure,
+        tokens,
+        logger,
+        corsOrigins: this.cors ?? config.server?.cors_origins,
+        maxPayloadBytes: config.server?.max_payload_bytes,
+        rateLimit,
+        tls: tlsCert && tlsKey ? { certPath: tlsCert, keyPath: tlsKey } : undefined,
+      });
+    } catch (err) {
+      await store.close();
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EADDRINUSE') throw new CliError('USAGE', `port ${port} on ${host} is already in use (another hub?); pick another with --port`);
+      throw err;
+    }
+    const publicUrl = hub.url.replace('//127.0.0.1:', '//localhost:');
+    out(`Skynet Linker hub on ${publicUrl} — ${storeLine}`);
+    out(`sealing at rest: ${sealingOn ? `on (keys in ${keyPath})` : 'OFF'}`);
+    for (const agent of config.agents ?? []) {
+      await hub.memory.agents.upsert({ agent_id: agent.id, agent_type: agent.type });
+      for (const ch of agent.channels ?? ['skynet_core']) await hub.memory.channels.join(ch, agent.id);
+    }
+
+    if (insecure) {
+      out('WARNING: authentication is OFF (--insecure-no-auth): anyone who can reach this port can act as any agent.');
+    } else if (!tokens.some((t) => t.scopes.includes('admin'))) {
+      const path = adminCredentialPath(home);
+      let cred = readCredential(path);
+      if (cred && !(await hub.memory.tokens.verify(cred.token))) {
+        // The credential file survives a wiped store: register it again rather than issue a new one.
+        await hub.memory.tokens.register(cred.token, cred.agent_id, ['admin', 'monitor', 'agent']);
+      }
+      if (!cred) {
+        await hub.memory.agents.upsert({ agent_id: 'admin', agent_type: 'operator' });
+        const { token } = await hub.memory.tokens.issue('admin', ['admin', 'monitor', 'agent']);
+        cred = { agent_id: 'admin', token, server: publicUrl };
+        writeCredential(path, cred);
+        out(`created an admin credential in ${path} (mode 0600); CLI commands on this machine use it automatically`);
+      } else {
+        writeCredential(path, { ...cred, server: publicUrl });
+        out(`admin credential: ${path}`);
+      }
+    }
+
+    let saving: Promise<unknown> = Promise.resolve();
+    const autosave = () => {
+      if (redisUrl) return Promise.resolve();
+      saving = saving.then(() => hub.memory.snapshots.create(new Date(), AUTOSAVE)).catch((err) => logger.error({ event: 'autosave_failed', err }, 'autosave failed'));
+      return saving;
+    };
+    const intervalS = Number(this.snapshotInterval ?? 60);
+    const timer = !redisUrl && intervalS > 0 ? setInterval(() => void autosave(), intervalS * 1000) : undefined;
+    timer?.unref();
+
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ event: 'shutdown', signal }, 'shutting down');
+        clearInterval(timer);
+        void (async () => {
+          await autosave();
+          await hub.close();
+          resolve();
+        })();
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+    return EXIT_CODES.OK;
+  }
+}

@@ -1,0 +1,463 @@
+/**
+ * The Store contract, run against the Redis store and the embedded store alike. Where Redis is
+ * approximate (stream trimming with `MAXLEN ~`), the contract says what both must do: the newest
+ * `maxLen` entries are always kept, and a stream's length stays bounded.
+ */
+import { describe, expect, it, vi } from 'vitest';
+import { LinkerError } from '../../protocol/errors.js';
+import { RedisStore } from '../../memory/redis/store.js';
+import { compareStreamIds, STREAM_ID_PATTERN, type Store, type StreamEntry } from '../../memory/store.js';
+import { freePort } from '../setup/redis-process.js';
+import { cleanup, storeKinds } from '../setup/stores.js';
+
+/**
+ * How far over `maxLen` a capped stream may grow. Redis trims with `MAXLEN ~`, which only drops
+ * whole radix-tree nodes of `stream-node-max-entries` (100 by default) entries.
+ */
+const TRIM_SLACK = 100;
+
+function expectIncreasing(ids: string[]): void {
+  for (const id of ids) expect(id).toMatch(STREAM_ID_PATTERN);
+  for (let i = 1; i < ids.length; i++) expect(compareStreamIds(ids[i - 1]!, ids[i]!)).toBeLessThan(0);
+}
+
+async function appendMany(store: Store, key: string, n: number, maxLen = 1000): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const [id] = await store.appendStreams([{ key, fields: { n: String(i) }, maxLen }]);
+    ids.push(id!);
+  }
+  return ids;
+}
+
+const idsOf = (entries: StreamEntry[]) => entries.map((e) => e.id);
+
+describe.each(storeKinds)('Store contract: $name', (kind) => {
+  describe('streams', () => {
+    it('appends with increasing ids and reads fields back', async () => {
+      const store = kind.make();
+      const ids = await appendMany(store, 'history:{a}', 20);
+      expectIncreasing(ids);
+      expect(await store.appendStreams([])).toEqual([]);
+
+      const fields = { mid: 'm-1', m: 'héllo ✓ "quoted" {json}', empty: '' };
+      const [id] = await store.appendStreams([{ key: 'history:{b}', fields, maxLen: 10 }]);
+      expect(await store.readStream('history:{b}', { count: 10 })).toEqual([{ id, fields }]);
+    });
+
+    it('readStream: oldest first, exclusive `after`, at most `count`', async () => {
+      const store = kind.make();
+      const ids = await appendMany(store, 's', 10);
+      expect(idsOf(await store.readStream('s', { count: 100 }))).toEqual(ids);
+      expect(idsOf(await store.readStream('s', { count: 3 }))).toEqual(ids.slice(0, 3));
+      expect(idsOf(await store.readStream('s', { after: ids[3], count: 100 }))).toEqual(ids.slice(4));
+      expect(idsOf(await store.readStream('s', { after: ids[3], count: 2 }))).toEqual(ids.slice(4, 6));
+      expect(await store.readStream('s', { after: ids[9], count: 100 })).toEqual([]);
+      // An id between entries, or older than all of them, works as a cursor too.
+      expect(idsOf(await store.readStream('s', { after: '0-0', count: 100 }))).toEqual(ids);
+      expect(await store.readStream('missing', { count: 10 })).toEqual([]);
+      expect(await store.readStream('s', { count: 0 })).toEqual([]);
+
+      const [entry] = await store.readStream('s', { after: ids[4], count: 1 });
+      expect(entry).toEqual({ id: ids[5], fields: { n: '5' } });
+    });
+
+    it('readStreamReverse: newest first, exclusive `before`, at most `count`', async () => {
+      const store = kind.make();
+      const ids = await appendMany(store, 's', 10);
+      const reversed = [...ids].reverse();
+      expect(idsOf(await store.readStreamReverse('s', { count: 100 }))).toEqual(reversed);
+      expect(idsOf(await store.readStreamReverse('s', { count: 3 }))).toEqual(reversed.slice(0, 3));
+      expect(idsOf(await store.readStreamReverse('s', { before: ids[5], count: 100 }))).toEqual(reversed.slice(5));
+      expect(idsOf(await store.readStreamReverse('s', { before: ids[5], count: 2 }))).toEqual([ids[4], ids[3]]);
+      expect(await store.readStreamReverse('s', { before: ids[0], count: 100 })).toEqual([]);
+      expect(await store.readStreamReverse('missing', { count: 10 })).toEqual([]);
+    });
+
+    it('returns copies: changing a read entry does not change the stream', async () => {
+      const store = kind.make();
+      await appendMany(store, 's', 1);
+      const [entry] = await store.readStream('s', { count: 1 });
+      entry!.fields.n = 'changed';
+      expect((await store.readStream('s', { count: 1 }))[0]!.fields.n).toBe('0');
+    });
+
+    it('caps a stream at maxLen: the newest maxLen entries are kept and the length stays bounded', async () => {
+      const store = kind.make();
+      const maxLen = 10;
+      const ids = await appendMany(store, 'capped', 300, maxLen);
+      const info = await store.streamInfo('capped');
+      expect(info.length).toBeGreaterThanOrEqual(maxLen);
+      expect(info.length).toBeLessThanOrEqual(maxLen + TRIM_SLACK);
+      expect(info.lastId).toBe(ids.at(-1));
+      // Whatever is kept is a suffix of what was written, and contains at least the newest maxLen.
+      const kept = idsOf(await store.readStream('capped', { count: 1000 }));
+      expect(kept).toEqual(ids.slice(ids.length - kept.length));
+      expect(info.firstId).toBe(kept[0]);
+      expect(idsOf(await store.readStreamReverse('capped', { count: maxLen }))).toEqual(ids.slice(-maxLen).reverse());
+    });
+
+    it('appends to several streams in one step, ids in the order given', async () => {
+      const store = kind.make();
+      const ids = await store.appendStreams([
+        { key: 'x', fields: { i: '0' }, maxLen: 100 },
+        { key: 'y', fields: { i: '1' }, maxLen: 100 },
+        { key: 'x', fields: { i: '2' }, maxLen: 100 },
+      ]);
+      expect(ids).toHaveLength(3);
+      expectIncreasing([ids[0]!, ids[2]!]);
+      expect(await store.readStream('x', { count: 10 })).toEqual([
+        { id: ids[0], fields: { i: '0' } },
+        { id: ids[2], fields: { i: '2' } },
+      ]);
+      expect(await store.readStream('y', { count: 10 })).toEqual([{ id: ids[1], fields: { i: '1' } }]);
+    });
+
+    it('multi-stream appends are atomic: concurrent pairs land in the same order in both streams', async () => {
+      const store = kind.make();
+      const writers = Array.from({ length: 4 }, () => kind.peer(store));
+      await Promise.all(
+        writers.flatMap((w, wi) =>
+          Array.from({ length: 25 }, (_, i) =>
+            w.appendStreams([
+              { key: 'pair:{a}', fields: { w: `${wi}:${i}` }, maxLen: 1000 },
+              { key: 'pair:{b}', fields: { w: `${wi}:${i}` }, maxLen: 1000 },
+            ]),
+          ),
+        ),
+      );
+      const a = (await store.readStream('pair:{a}', { count: 1000 })).map((e) => e.fields.w);
+      const b = (await store.readStream('pair:{b}', { count: 1000 })).map((e) => e.fields.w);
+      expect(a).toHaveLength(100);
+      expect(new Set(a).size).toBe(100);
+      expect(b).toEqual(a);
+    });
+
+    it('streamInfo: length, oldest and newest id', async () => {
+      const store = kind.make();
+      expect(await store.streamInfo('missing')).toEqual({ length: 0, firstId: null, lastId: null });
+      const ids = await appendMany(store, 's', 4);
+      expect(await store.streamInfo('s')).toEqual({ length: 4, firstId: ids[0], lastId: ids[3] });
+    });
+  });
+
+  describe('versioned documents', () => {
+    it('compare-and-set: absent is version 0; a wrong expected version fails with the current one', async () => {
+      const store = kind.make();
+      expect(await store.getDoc('context:{global}')).toBeNull();
+      expect(await store.putDocIfVersion('context:{global}', 1, 'nope')).toEqual({ ok: false, version: 0 });
+      expect(await store.getDoc('context:{global}')).toBeNull();
+
+      expect(await store.putDocIfVersion('context:{global}', 0, 'v1')).toEqual({ ok: true, version: 1 });
+      expect(await store.putDocIfVersion('context:{global}', 0, 'again')).toEqual({ ok: false, version: 1 });
+      expect(await store.putDocIfVersion('context:{global}', 1, 'v2')).toEqual({ ok: true, version: 2 });
+      expect(await store.putDocIfVersion('context:{global}', 7, 'ahead')).toEqual({ ok: false, version: 2 });
+      expect(await store.getDoc('context:{global}')).toEqual({ version: 2, value: 'v2' });
+    });
+
+    it('exactly one of many concurrent writers of the same version wins', async () => {
+      const store = kind.make();
+      const handles = Array.from({ length: 5 }, () => kind.peer(store));
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => handles[i % handles.length]!.putDocIfVersion('doc', 0, `w${i}`)));
+      const winners = results.map((r, i) => (r.ok ? i : -1)).filter((i) => i >= 0);
+      expect(winners).toHaveLength(1);
+      for (const r of results) expect(r.version).toBe(1);
+      expect(await store.getDoc('doc')).toEqual({ version: 1, value: `w${winners[0]}` });
+    });
+  });
+
+  describe('hashes', () => {
+    it('set, get, get all, delete', async () => {
+      const store = kind.make();
+      expect(await store.hashGet('h', 'a')).toBeNull();
+      expect(await store.hashGetAll('h')).toEqual({});
+      await store.hashSet('h', {});
+      expect(await store.hashGetAll('h')).toEqual({});
+
+      await store.hashSet('h', { a: '1', b: '2' });
+      await store.hashSet('h', { b: 'two', c: '' });
+      expect(await store.hashGet('h', 'b')).toBe('two');
+      expect(await store.hashGet('h', 'zzz')).toBeNull();
+      expect(await store.hashGetAll('h')).toEqual({ a: '1', b: 'two', c: '' });
+
+      await store.hashDelete('h', ['a', 'missing']);
+      await store.hashDelete('h', []);
+      expect(await store.hashGetAll('h')).toEqual({ b: 'two', c: '' });
+      await store.hashDelete('h', ['b', 'c']);
+      expect(await store.hashGetAll('h')).toEqual({});
+      await store.hashDelete('never', ['x']);
+    });
+
+    it('hashSetWithExpiry: the whole hash expires after its TTL', async () => {
+      const store = kind.make();
+      await store.hashSetWithExpiry('presence:{a}', { c1: 'x' }, 150);
+      expect(await store.hashGetAll('presence:{a}')).toEqual({ c1: 'x' });
+      await vi.waitFor(async () => expect(await store.hashGetAll('presence:{a}')).toEqual({}), { timeout: 5_000, interval: 20 });
+      expect(await store.hashGet('presence:{a}', 'c1')).toBeNull();
+    });
+
+    it('hashSetWithExpiry resets the expiry of the whole key, including older fields', async () => {
+      const store = kind.make();
+      await store.hashSetWithExpiry('presence:{a}', { old: '1' }, 60_000);
+      await store.hashSetWithExpiry('presence:{a}', { fresh: '2' }, 150);
+      expect(await store.hashGetAll('presence:{a}')).toEqual({ old: '1', fresh: '2' });
+      await vi.waitFor(async () => expect(await store.hashGetAll('presence:{a}')).toEqual({}), { timeout: 5_000, interval: 20 });
+    });
+  });
+
+  describe('values', () => {
+    it('setMaxStreamId never moves back and compares ids numerically', async () => {
+      const store = kind.make();
+      expect(await store.setMaxStreamId('cursor:{a}', '9-5')).toBe('9-5');
+      expect(await store.setMaxStreamId('cursor:{a}', '9-4')).toBe('9-5');
+      expect(await store.setMaxStreamId('cursor:{a}', '8-99')).toBe('9-5');
+      expect(await store.setMaxStreamId('cursor:{a}', '9-5')).toBe('9-5');
+      expect(await store.setMaxStreamId('cursor:{a}', '10-0')).toBe('10-0'); // "10-0" < "9-5" as text
+      expect(await store.setMaxStreamId('cursor:{a}', '10-10')).toBe('10-10');
+      expect(await store.setMaxStreamId('cursor:{a}', '10-9')).toBe('10-10');
+      expect(await store.setMaxStreamId('cursor:{a}', '1732520000000-0')).toBe('1732520000000-0');
+      expect(await store.getValue('cursor:{a}')).toBe('1732520000000-0');
+    });
+
+    it('get and set, with and without a TTL', async () => {
+      const store = kind.make();
+      expect(await store.getValue('v')).toBeNull();
+      await store.setValue('v', 'one');
+      await store.setValue('v', 'two');
+      expect(await store.getValue('v')).toBe('two');
+
+      await store.setValue('short', 'gone soon', 100);
+      expect(await store.getValue('short')).toBe('gone soon');
+      await vi.waitFor(async () => expect(await store.getValue('short')).toBeNull(), { timeout: 5_000, interval: 20 });
+    });
+
+    it('setting a value without a TTL clears an earlier TTL', async () => {
+      const store = kind.make();
+      await store.setValue('kept', 'a', 100);
+      await store.setValue('kept', 'b');
+      // The sentinel expires after where `kept` would have: once it is gone, `kept` would be too.
+      await store.setValue('sentinel', 'x', 100);
+      await vi.waitFor(async () => expect(await store.getValue('sentinel')).toBeNull(), { timeout: 5_000, interval: 20 });
+      expect(await store.getValue('kept')).toBe('b');
+    });
+
+    it('deleteKeys removes keys of every kind', async () => {
+      const store = kind.make();
+      await store.appendStreams([{ key: 's', fields: { a: '1' }, maxLen: 10 }]);
+      await store.putDocIfVersion('d', 0, 'doc');
+      await store.hashSet('h', { a: '1' });
+      await store.setValue('v', 'x');
+      await store.setValue('other', 'stays');
+      await store.deleteKeys(['s', 'd', 'h', 'v', 'never-existed']);
+      await store.deleteKeys([]);
+      expect(await store.streamInfo('s')).toEqual({ length: 0, firstId: null, lastId: null });
+      expect(await store.getDoc('d')).toBeNull();
+      expect(await store.hashGetAll('h')).toEqual({});
+      expect(await store.getValue('v')).toBeNull();
+      expect(await store.getValue('other')).toBe('stays');
+      // A deleted document starts over at version 0.
+      expect(await store.putDocIfVersion('d', 0, 'new')).toEqual({ ok: true, version: 1 });
+    });
+  });
+
+  describe('publish / subscribe', () => {
+    it('delivers to every subscriber, including through another handle (node)', async () => {
+      const store = kind.make();
+      const other = kind.peer(store);
+      const a: string[] = [];
+      const b: string[] = [];
+      const unsubA = await store.subscribe('bus:test', (m) => a.push(m));
+      const unsubB = await other.subscribe('bus:test', (m) => b.push(m));
+      cleanup(async () => {
+        await unsubA();
+        await unsubB();
+      });
+      await store.publish('bus:test', 'one');
+      await other.publish('bus:test', 'two');
+      await vi.waitFor(() => {
+        expect(a).toEqual(['one', 'two']);
+        expect(b).toEqual(['one', 'two']);
+      });
+    });
+
+    it('subscribe resolves once delivery is live, also for a listener joining a topic still being subscribed', async () => {
+      const store = kind.make();
+      const a: string[] = [];
+      const b: string[] = [];
+      const pendingA = store.subscribe('bus:join', (m) => a.push(m));
+      const unsubB = await store.subscribe('bus:join', (m) => b.push(m));
+      await store.publish('bus:join', 'right after');
+      const unsubA = await pendingA;
+      cleanup(async () => {
+        await unsubA();
+        await unsubB();
+      });
+      await vi.waitFor(() => expect([a, b]).toEqual([['right after'], ['right after']]));
+    });
+
+    it('unsubscribe stops delivery to that listener only', async () => {
+      const store = kind.make();
+      const a: string[] = [];
+      const b: string[] = [];
+      const sentinel: string[] = [];
+      const unsubA = await store.subscribe('bus:t', (m) => a.push(m));
+      const unsubB = await store.subscribe('bus:t', (m) => b.push(m));
+      const unsubS = await store.subscribe('bus:sentinel', (m) => sentinel.push(m));
+      cleanup(() => unsubS());
+
+      await store.publish('bus:t', 'first');
+      await vi.waitFor(() => expect([a, b]).toEqual([['first'], ['first']]));
+
+      await unsubA();
+      await unsubA(); // idempotent
+      await store.publish('bus:t', 'second');
+      await vi.waitFor(() => expect(b).toEqual(['first', 'second']));
+      expect(a).toEqual(['first']);
+
+      // The last listener gone: nothing is delivered, checked against a later message on another topic.
+      await unsubB();
+      await store.publish('bus:t', 'third');
+      await store.publish('bus:sentinel', 'done');
+      await vi.waitFor(() => expect(sentinel).toEqual(['done']));
+      expect(a).toEqual(['first']);
+      expect(b).toEqual(['first', 'second']);
+    });
+
+    it('topics are isolated between unrelated stores (other prefix / other process)', async () => {
+      const store = kind.make();
+      const unrelated = kind.make();
+      const got: string[] = [];
+      const sentinel: string[] = [];
+      const unsub = await unrelated.subscribe('bus:iso', (m) => got.push(m));
+      const unsubS = await store.subscribe('bus:sentinel', (m) => sentinel.push(m));
+      cleanup(async () => {
+        await unsub();
+        await unsubS();
+      });
+      await store.publish('bus:iso', 'not for you');
+      await store.publish('bus:sentinel', 'done');
+      await vi.waitFor(() => expect(sentinel).toEqual(['done']));
+      expect(got).toEqual([]);
+    });
+  });
+
+  describe('export / import', () => {
+    async function fill(store: Store) {
+      const ids = await store.appendStreams([
+        { key: 'history:{a}', fields: { mid: '1', m: 'hello' }, maxLen: 100 },
+        { key: 'channel:{c}', fields: { mid: '1', m: 'hello' }, maxLen: 100 },
+        { key: 'history:{a}', fields: { mid: '2', m: 'again' }, maxLen: 100 },
+      ]);
+      await store.putDocIfVersion('context:{global}', 0, 'v1');
+      await store.putDocIfVersion('context:{global}', 1, 'v2');
+      await store.hashSet('agents', { a: '{"agent_id":"a"}', b: '{"agent_id":"b"}' });
+      await store.setValue('cursor:{a}', ids[0]!);
+      await store.hashSetWithExpiry('presence:{a}', { conn1: 'live' }, 60_000);
+      await store.saveSnapshot('before', 'snapshot text');
+      return ids;
+    }
+
+    it('exports streams with their ids, docs with their versions, hashes and values; not presence or snapshots', async () => {
+      const store = kind.make();
+      const ids = await fill(store);
+      const dump = await store.exportState();
+      expect(dump).toEqual({
+        streams: {
+          'history:{a}': [
+            { id: ids[0], fields: { mid: '1', m: 'hello' } },
+            { id: ids[2], fields: { mid: '2', m: 'again' } },
+          ],
+          'channel:{c}': [{ id: ids[1], fields: { mid: '1', m: 'hello' } }],
+        },
+        docs: { 'context:{global}': { version: 2, value: 'v2' } },
+        hashes: { agents: { a: '{"agent_id":"a"}', b: '{"agent_id":"b"}' } },
+        values: { 'cursor:{a}': ids[0] },
+      });
+    });
+
+    it('round-trips into a fresh store: same ids, same versions, and both keep counting from there', async () => {
+      const source = kind.make();
+      await fill(source);
+      const dump = await source.exportState();
+      const target = kind.make();
+      await target.importState(dump);
+      expect(await target.exportState()).toEqual(dump);
+
+      expect(await target.putDocIfVersion('context:{global}', 2, 'v3')).toEqual({ ok: true, version: 3 });
+      const [next] = await target.appendStreams([{ key: 'history:{a}', fields: { mid: '3' }, maxLen: 100 }]);
+      expect(compareStreamIds(next!, dump.streams['history:{a}']!.at(-1)!.id)).toBeGreaterThan(0);
+    });
+
+    it('new ids stay above imported ones even when the dump is ahead of the clock', async () => {
+      const store = kind.make();
+      const future = `${Date.now() + 3_600_000}-7`;
+      await store.importState({ streams: { s: [{ id: future, fields: { a: '1' } }] }, docs: {}, hashes: {}, values: {} });
+      const [next] = await store.appendStreams([{ key: 's', fields: { a: '2' }, maxLen: 10 }]);
+      expect(compareStreamIds(next!, future)).toBeGreaterThan(0);
+      const [other] = await store.appendStreams([{ key: 'another', fields: { a: '3' }, maxLen: 10 }]);
+      expect(other).toMatch(STREAM_ID_PATTERN);
+    });
+
+    it('import replaces what was there; snapshots and live presence stay', async () => {
+      const store = kind.make();
+      await fill(store);
+      const dump = await store.exportState();
+
+      await store.appendStreams([
+        { key: 'history:{a}', fields: { mid: 'later' }, maxLen: 100 },
+        { key: 'history:{new}', fields: { mid: 'later' }, maxLen: 100 },
+      ]);
+      await store.putDocIfVersion('context:{global}', 2, 'v3');
+      await store.putDocIfVersion('context:{agent:a}', 0, 'new doc');
+      await store.hashSet('agents', { c: 'new agent' });
+      await store.setValue('cursor:{b}', '1-1');
+      await store.hashSetWithExpiry('presence:{b}', { conn2: 'live' }, 60_000);
+
+      await store.importState(dump);
+      expect(await store.exportState()).toEqual(dump);
+      expect(await store.getDoc('context:{agent:a}')).toBeNull();
+      expect(await store.streamInfo('history:{new}')).toMatchObject({ length: 0 });
+      expect(await store.loadSnapshot('before')).toBe('snapshot text');
+      expect(await store.hashGetAll('presence:{a}')).toEqual({ conn1: 'live' });
+      expect(await store.hashGetAll('presence:{b}')).toEqual({ conn2: 'live' });
+    });
+  });
+
+  describe('snapshots', () => {
+    it('save, load, list', async () => {
+      const store = kind.make();
+      expect(await store.listSnapshots()).toEqual([]);
+      expect(await store.loadSnapshot('nope')).toBeNull();
+      await store.saveSnapshot('20261125T100000000Z', 'second');
+      await store.saveSnapshot('20261125T090000000Z', 'first ✓');
+      expect(await store.loadSnapshot('20261125T090000000Z')).toBe('first ✓');
+      expect(await store.loadSnapshot('20261125T100000000Z')).toBe('second');
+      const list = await store.listSnapshots();
+      expect(list.map((s) => s.name)).toEqual(['20261125T090000000Z', '20261125T100000000Z']);
+      expect(list[0]!.bytes).toBe(Buffer.byteLength('first ✓'));
+      expect(list[1]!.bytes).toBe(6);
+      for (const s of list) expect(Number.isNaN(Date.parse(s.createdAt))).toBe(false);
+      // Snapshots are not part of the state they capture.
+      expect(await store.exportState()).toEqual({ streams: {}, docs: {}, hashes: {}, values: {} });
+    });
+  });
+
+  it('ping answers', async () => {
+    const store = kind.make();
+    await expect(store.ping()).resolves.toBeUndefined();
+  });
+});
+
+describe('RedisStore specifics', () => {
+  it('fails fast with SERVICE_UNAVAILABLE when Redis is unreachable', async () => {
+    const port = await freePort();
+    const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, prefix: 't:down:', connectTimeoutMs: 200 });
+    cleanup(() => store.close());
+    const err = await store.ping().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(LinkerError);
+    expect((err as LinkerError).code).toBe('SERVICE_UNAVAILABLE');
+  });
+});
