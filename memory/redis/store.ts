@@ -52,6 +52,11 @@ function unavailable(err: unknown): never {
   throw err;
 }
 
+/** Escapes glob characters so a prefix such as `app[1]:` matches only itself in SCAN MATCH. */
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
+}
+
 /** XRANGE / XREVRANGE reply; Redis answers a null array (not an empty one) to `COUNT 0`. */
 function toEntries(raw: [string, string[]][] | null): StreamEntry[] {
   return (raw ?? []).map(([id, flat]) => {
@@ -225,7 +230,7 @@ export class RedisStore implements Store {
     const found: string[] = [];
     let cursor = '0';
     do {
-      const [next, batch] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', 1000).catch(unavailable);
+      const [next, batch] = await this.redis.scan(cursor, 'MATCH', `${globEscape(this.prefix)}*`, 'COUNT', 1000).catch(unavailable);
       cursor = next;
       found.push(...batch);
     } while (cursor !== '0');

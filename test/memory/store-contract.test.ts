@@ -8,7 +8,7 @@ import { LinkerError } from '../../protocol/errors.js';
 import { RedisStore } from '../../memory/redis/store.js';
 import { compareStreamIds, STREAM_ID_PATTERN, type Store, type StreamEntry } from '../../memory/store.js';
 import { freePort } from '../setup/redis-process.js';
-import { cleanup, storeKinds } from '../setup/stores.js';
+import { cleanup, makeRedisStore, storeKinds, uniquePrefix } from '../setup/stores.js';
 
 /**
  * How far over `maxLen` a capped stream may grow. Redis trims with `MAXLEN ~`, which only drops
@@ -449,6 +449,18 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
 });
 
 describe('RedisStore specifics', () => {
+  it('a prefix with glob characters exports and replaces only its own keys', async () => {
+    const base = uniquePrefix();
+    const globby = makeRedisStore(`${base}?[x]*:`);
+    const neighbour = makeRedisStore(`${base}ax-neighbour:`); // what `?[x]*:*` would match unescaped
+    await neighbour.setValue('v', 'not yours');
+    await globby.setValue('v', 'mine');
+    expect(await globby.exportState()).toEqual({ streams: {}, docs: {}, hashes: {}, values: { v: 'mine' } });
+    await globby.importState({ streams: {}, docs: {}, hashes: {}, values: {} });
+    expect(await globby.getValue('v')).toBeNull();
+    expect(await neighbour.getValue('v')).toBe('not yours');
+  });
+
   it('fails fast with SERVICE_UNAVAILABLE when Redis is unreachable', async () => {
     const port = await freePort();
     const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, prefix: 't:down:', connectTimeoutMs: 200 });
