@@ -274,12 +274,14 @@ describe.each<StoreKind>(['redis', 'embedded'])('presence and the registry on %s
   });
 
   it.runIf(kind === 'redis')('is cluster-wide: an agent connected to one hub is online as seen from another', async () => {
-    t = await startTestHub(kind);
+    // Two nodes of one cluster: same Redis, same prefix, same at-rest key ring.
+    const sealer = keyRingSealer(KeyRing.generate());
+    t = await startTestHub(kind, { sealer });
     await t.addAgent('gemini');
     const ops = await t.addAgent('ops', { scopes: ['monitor'] });
     const other = await createHub({
       store: new RedisStore({ url: redisUrl(), prefix: t.prefix }),
-      sealer: keyRingSealer(KeyRing.generate()),
+      sealer,
       port: 0,
       logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     });

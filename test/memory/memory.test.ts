@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { KeyRing } from '../../crypto/index.js';
 import { createSharedMemory, type SharedMemory, type SharedMemoryOptions } from '../../memory/index.js';
+import { RedisStore } from '../../memory/redis/store.js';
 import { keyRingSealer } from '../../memory/sealing.js';
 import { compareStreamIds } from '../../memory/store.js';
 import { hashToken } from '../../memory/tokens.js';
@@ -343,6 +344,18 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
       expect((await m.agents.list()).map((a) => a.agent_id)).toEqual(['gemini']);
     });
 
+    it('with sealing, registry records are sealed and bound to their agent id', async () => {
+      const m = memory({ sealer: keyRingSealer(KeyRing.generate()) });
+      await m.agents.upsert({ agent_id: 'alice', metadata: { secret: 'plans' } });
+      const stored = await m.store.hashGet('agents', 'alice');
+      expect(stored).not.toBeNull();
+      expect(stored).not.toContain('plans');
+      expect((await m.agents.require('alice')).metadata).toEqual({ secret: 'plans' });
+      // Copied under another agent id, the record does not open.
+      await m.store.hashSet('agents', { mallory: stored! });
+      await expect(m.agents.get('mallory')).rejects.toThrow();
+    });
+
     it('presence: online while connected, offline after the last disconnect', async () => {
       const m = memory();
       await m.agents.upsert({ agent_id: 'codex' });
@@ -407,8 +420,8 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
       expect(state).toContain(hashToken(token));
       expect(state).not.toContain(token);
       expect(state).not.toContain(token.slice(8));
-      if (m.store.kind === 'redis') {
-        const raw = await dumpPrefix((m.store as unknown as { prefix: string }).prefix);
+      if (m.store instanceof RedisStore) {
+        const raw = await dumpPrefix(m.store.prefix);
         const texts = raw.flatMap((k) => [k.key, ...k.texts]);
         expect(texts).toContain(hashToken(token));
         for (const t of texts) expect(t).not.toContain(token.slice(8));

@@ -16,6 +16,9 @@ import { cleanup, makeRedisStore, storeKinds, uniquePrefix } from '../setup/stor
  */
 const TRIM_SLACK = 100;
 
+/** For vi.waitFor: generous, since a loaded machine may be slow; the condition ends it early. */
+const WAIT = { timeout: 5_000, interval: 20 };
+
 function expectIncreasing(ids: string[]): void {
   for (const id of ids) expect(id).toMatch(STREAM_ID_PATTERN);
   for (let i = 1; i < ids.length; i++) expect(compareStreamIds(ids[i - 1]!, ids[i]!)).toBeLessThan(0);
@@ -192,7 +195,7 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       const store = kind.make();
       await store.hashSetWithExpiry('presence:{a}', { c1: 'x' }, 150);
       expect(await store.hashGetAll('presence:{a}')).toEqual({ c1: 'x' });
-      await vi.waitFor(async () => expect(await store.hashGetAll('presence:{a}')).toEqual({}), { timeout: 5_000, interval: 20 });
+      await vi.waitFor(async () => expect(await store.hashGetAll('presence:{a}')).toEqual({}), WAIT);
       expect(await store.hashGet('presence:{a}', 'c1')).toBeNull();
     });
 
@@ -201,7 +204,7 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       await store.hashSetWithExpiry('presence:{a}', { old: '1' }, 60_000);
       await store.hashSetWithExpiry('presence:{a}', { fresh: '2' }, 150);
       expect(await store.hashGetAll('presence:{a}')).toEqual({ old: '1', fresh: '2' });
-      await vi.waitFor(async () => expect(await store.hashGetAll('presence:{a}')).toEqual({}), { timeout: 5_000, interval: 20 });
+      await vi.waitFor(async () => expect(await store.hashGetAll('presence:{a}')).toEqual({}), WAIT);
     });
   });
 
@@ -228,7 +231,7 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
 
       await store.setValue('short', 'gone soon', 100);
       expect(await store.getValue('short')).toBe('gone soon');
-      await vi.waitFor(async () => expect(await store.getValue('short')).toBeNull(), { timeout: 5_000, interval: 20 });
+      await vi.waitFor(async () => expect(await store.getValue('short')).toBeNull(), WAIT);
     });
 
     it('setting a value without a TTL clears an earlier TTL', async () => {
@@ -237,7 +240,7 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       await store.setValue('kept', 'b');
       // The sentinel expires after where `kept` would have: once it is gone, `kept` would be too.
       await store.setValue('sentinel', 'x', 100);
-      await vi.waitFor(async () => expect(await store.getValue('sentinel')).toBeNull(), { timeout: 5_000, interval: 20 });
+      await vi.waitFor(async () => expect(await store.getValue('sentinel')).toBeNull(), WAIT);
       expect(await store.getValue('kept')).toBe('b');
     });
 
@@ -277,7 +280,7 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       await vi.waitFor(() => {
         expect(a).toEqual(['one', 'two']);
         expect(b).toEqual(['one', 'two']);
-      });
+      }, WAIT);
     });
 
     it('subscribe resolves once delivery is live, also for a listener joining a topic still being subscribed', async () => {
@@ -292,7 +295,7 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
         await unsubA();
         await unsubB();
       });
-      await vi.waitFor(() => expect([a, b]).toEqual([['right after'], ['right after']]));
+      await vi.waitFor(() => expect([a, b]).toEqual([['right after'], ['right after']]), WAIT);
     });
 
     it('unsubscribe stops delivery to that listener only', async () => {
@@ -306,19 +309,19 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       cleanup(() => unsubS());
 
       await store.publish('bus:t', 'first');
-      await vi.waitFor(() => expect([a, b]).toEqual([['first'], ['first']]));
+      await vi.waitFor(() => expect([a, b]).toEqual([['first'], ['first']]), WAIT);
 
       await unsubA();
       await unsubA(); // idempotent
       await store.publish('bus:t', 'second');
-      await vi.waitFor(() => expect(b).toEqual(['first', 'second']));
+      await vi.waitFor(() => expect(b).toEqual(['first', 'second']), WAIT);
       expect(a).toEqual(['first']);
 
       // The last listener gone: nothing is delivered, checked against a later message on another topic.
       await unsubB();
       await store.publish('bus:t', 'third');
       await store.publish('bus:sentinel', 'done');
-      await vi.waitFor(() => expect(sentinel).toEqual(['done']));
+      await vi.waitFor(() => expect(sentinel).toEqual(['done']), WAIT);
       expect(a).toEqual(['first']);
       expect(b).toEqual(['first', 'second']);
     });
@@ -336,7 +339,7 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       });
       await store.publish('bus:iso', 'not for you');
       await store.publish('bus:sentinel', 'done');
-      await vi.waitFor(() => expect(sentinel).toEqual(['done']));
+      await vi.waitFor(() => expect(sentinel).toEqual(['done']), WAIT);
       expect(got).toEqual([]);
     });
   });
