@@ -47,7 +47,7 @@ function summarize(scenario: string, latencies: number[], elapsedMs: number): Re
 
 function startServer(args: string[]): Promise<{ child: ChildProcess; info: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [serverScript, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...(process.env.BENCH_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] : []), serverScript, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();

@@ -52,3 +52,4 @@ async function hub(storeKind: string, redisUrl: string | undefined, agents: numb
 const [mode = 'relay', storeKind = 'redis', redisUrl, agents = '40'] = process.argv.slice(2);
 if (mode === 'relay') await relay();
 else await hub(storeKind, redisUrl, Number(agents));
+process.on('SIGTERM', () => process.exit(0));

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `skynet-linker` CLI: one clipanion command class per command, one file per group. */
-import { Builtins, Cli, UsageError } from 'clipanion';
+import { Builtins, Cli } from 'clipanion';
 import { readFileSync } from 'node:fs';
 import { AgentsAddCommand, AgentsListCommand, AgentsRemoveCommand } from './agents.js';
 import { ConnectCommand } from './connect.js';
@@ -16,7 +16,9 @@ import { SnapshotCreateCommand, SnapshotListCommand, SnapshotRestoreCommand } fr
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 export function buildCli(): Cli {
-  const cli = new Cli({ binaryLabel: 'Skynet Linker', binaryName: 'skynet-linker', binaryVersion: pkg.version });
+  // clipanion decides on colours from the terminal type alone: colour only a real TTY.
+  const enableColors = Boolean(process.stdout.isTTY) && Cli.defaultContext.colorDepth > 1;
+  const cli = new Cli({ binaryLabel: 'Skynet Linker', binaryName: 'skynet-linker', binaryVersion: pkg.version, enableColors });
   for (const command of [
     ServeCommand,
     ConnectCommand,
@@ -45,15 +47,65 @@ export function buildCli(): Cli {
   return cli;
 }
 
+/** The command path of a clipanion usage line: `skynet-linker agents add [--type #0] <agent-id>` → `skynet-linker agents add`. */
+/** What the user typed as the command: the words before the first flag. */
+function typedCommand(argv: string[]): string {
+  const end = argv.findIndex((a) => a.startsWith('-'));
+  return ['skynet-linker', ...argv.slice(0, end === -1 ? undefined : end)].join(' ');
+}
+
+function commandPath(usage: string): string {
+  const words = usage.split(' ');
+  const end = words.findIndex((w) => /^[[<-]/.test(w));
+  return words.slice(0, end === -1 ? undefined : end).join(' ');
+}
+
+/**
+ * One line for a parse failure. clipanion puts its suggestions on later lines ("did you mean
+ * one of:\n\n  0. <usage>..."), so they are folded into the line here.
+ */
+function usageErrorLine(err: unknown, argv: string[]): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const first = message.split('\n')[0] ?? message;
+  const candidates = (err as { candidates?: { usage: string; reason: string | null }[] }).candidates;
+  if (!Array.isArray(candidates) || candidates.length === 0 || candidates.some((c) => c.reason !== null)) return first;
+  const typed = typedCommand(argv);
+  const only = candidates.length === 1 ? candidates[0]! : null;
+  if (only && typed.startsWith(commandPath(only.usage))) {
+    const required = [...only.usage.matchAll(/<([^>]+)>/g)].map((m) => m[1]!.replace(/ #\d+$/, ''));
+    return `\`${commandPath(only.usage)}\` needs ${required.join(', ') || 'other arguments'}`;
+  }
+  const paths = [...new Set(candidates.map((c) => commandPath(c.usage)))].filter((p) => p !== 'skynet-linker');
+  if (paths.length > 0 && paths.every((p) => p.startsWith(`${typed} `))) {
+    return `\`${typed}\` needs a subcommand: ${paths.map((p) => p.slice(typed.length + 1)).join(', ')}`;
+  }
+  if (paths.length === 0 || paths.length > 4) return `unknown command \`${typed}\``;
+  return `unknown command \`${typed}\`; did you mean ${paths.length === 1 ? '' : 'one of '}${paths.join(', ')}?`;
+}
+
+/** `skynet-linker agents --help`: the commands of a group (clipanion only knows whole commands). */
+function groupHelp(cli: Cli, argv: string[]): string | null {
+  if (!argv.includes('--help') && !argv.includes('-h')) return null;
+  const prefix = typedCommand(argv);
+  const commands = cli.definitions().filter((d) => d.path.startsWith(`${prefix} `));
+  if (commands.length === 0) return null;
+  const lines = commands.map((d) => `  ${d.usage}\n    ${(d.description ?? '').trim()}\n`);
+  return `${prefix} <command>; run \`${prefix} <command> --help\` for its flags and examples\n\n${lines.join('\n')}`;
+}
+
 async function main(argv: string[]): Promise<number> {
   const cli = buildCli();
   let command;
   try {
     command = cli.process(argv);
   } catch (err) {
+    const help = groupHelp(cli, argv);
+    if (help) {
+      process.stdout.write(help);
+      return EXIT_CODES.OK;
+    }
     // Bad flags or an unknown command: one line on stderr, exit 2, and where to look.
-    const message = err instanceof UsageError || err instanceof Error ? err.message.split('\n')[0] : String(err);
-    process.stderr.write(`error: ${message}\nrun \`skynet-linker --help\` for the commands and \`skynet-linker <command> --help\` for their flags\n`);
+    process.stderr.write(`error: ${usageErrorLine(err, argv)}\nrun \`skynet-linker --help\` for the commands and \`skynet-linker <command> --help\` for their flags\n`);
     return EXIT_CODES.USAGE;
   }
   return cli.run(command, Cli.defaultContext);

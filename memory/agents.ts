@@ -28,6 +28,11 @@ export class AgentRegistry {
     return JSON.parse(this.sealer.open(raw, keys.agentSeal(agentId))) as AgentRecord;
   }
 
+  /** Whether the agent is registered (no decryption: the hot path of every direct send). */
+  async exists(agentId: string): Promise<boolean> {
+    return (await this.store.hashGet(keys.agents(), agentId)) !== null;
+  }
+
   async get(agentId: string): Promise<AgentRecord | null> {
     const raw = await this.store.hashGet(keys.agents(), agentId);
     return raw ? this.decode(agentId, raw) : null;

@@ -3,7 +3,7 @@ import { TRPCError, tracked } from '@trpc/server';
 import { z } from 'zod';
 import { completeEnvelope, createEnvelopeSchemas, routeOf } from '../protocol/envelope.js';
 import { AgentIdSchema, MessageIdSchema } from '../protocol/ids.js';
-import { jsonByteLength } from '../protocol/json.js';
+import { jsonFitsIn } from '../protocol/json.js';
 import { LinkerError } from '../protocol/errors.js';
 import { agentProcedure, isAdmin, router } from '../router/trpc.js';
 import type { Context, AuthedAgent } from '../router/context.js';
@@ -32,15 +32,15 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
   if (!hub.rateLimiter.take(agent.id)) {
     throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `rate limit: ${agent.id} may send ${hub.rateLimiter.perSecond} messages per second` });
   }
-  const size = jsonByteLength(input.payload.content);
-  if (size > hub.settings.maxPayloadBytes) {
+  const { fits, size } = jsonFitsIn(input.payload.content, hub.settings.maxPayloadBytes);
+  if (!fits) {
     throw new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: `payload content is ${size} bytes, over the limit of ${hub.settings.maxPayloadBytes} bytes` });
   }
   const envelope = completeEnvelope(input, { fromAgent: agent.id, defaultChannel: hub.settings.defaultChannel });
   const route = routeOf(envelope);
   let recipients: string[];
   if (route.kind === 'direct') {
-    if (!(await hub.memory.agents.get(route.to))) {
+    if (!(await hub.memory.agents.exists(route.to))) {
       throw new LinkerError('NOT_FOUND', `unknown agent ${route.to}: no such agent is registered (skynet-linker agents add ${route.to})`);
     }
     recipients = [route.to];
@@ -84,9 +84,10 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
   };
 }
 
-/** The stream id just before `id`, so an exclusive read after it returns `id` first. */
-function justBefore(id: string): string {
+/** The stream id just before `id`, so an exclusive read after it returns `id` first (undefined: from the start). */
+function justBefore(id: string): string | undefined {
   const [ms = '0', seq = '0'] = id.split('-');
+  if (BigInt(ms) === 0n && seq === '0') return undefined;
   if (seq !== '0') return `${ms}-${BigInt(seq) - 1n}`;
   return `${BigInt(ms) - 1n}-18446744073709551615`;
 }

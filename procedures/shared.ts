@@ -7,7 +7,15 @@ import { STREAM_ID_PATTERN, type StreamEntry } from '../memory/store.js';
 import type { Context } from '../router/context.js';
 import type { LiveYield } from './live.js';
 
-export const StreamIdSchema = z.string().regex(STREAM_ID_PATTERN, { error: 'lastEventId must be a stream id like 1732526096000-0' });
+const U64_MAX = 18446744073709551615n;
+export const StreamIdSchema = z
+  .string()
+  .regex(STREAM_ID_PATTERN, { error: 'lastEventId must be a stream id like 1732526096000-0' })
+  // Both parts are unsigned 64-bit (Redis refuses larger ones; a stored cursor must stay readable).
+  // (zod runs this even when the regex failed: only look at ids of the right shape.)
+  .refine((id) => !STREAM_ID_PATTERN.test(id) || id.split('-').every((part) => BigInt(part) <= U64_MAX), {
+    error: 'stream id parts must be at most 18446744073709551615',
+  });
 
 /** Input of resumable subscriptions: tRPC fills lastEventId on reconnect. */
 export const ResumeInput = z.strictObject({ lastEventId: StreamIdSchema.nullish() });

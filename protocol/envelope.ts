@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { AgentIdSchema, ChannelNameSchema, MessageIdSchema, SessionIdSchema, TraceIdSchema } from './ids.js';
-import { jsonByteLength, type JsonValue } from './json.js';
+import { jsonFitsIn, type JsonValue } from './json.js';
 
 export const MESSAGE_TYPES = ['task', 'reply', 'context_update', 'broadcast', 'heartbeat'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
@@ -36,9 +36,11 @@ const TtlSchema = z
   .max(TTL_MAX_SECONDS, { error: `ttl must be between ${TTL_MIN_SECONDS} and ${TTL_MAX_SECONDS} seconds` });
 
 function contentSchema(maxPayloadBytes: number) {
+  // No limit: the caller checks the size itself (the hub, against its own setting).
+  if (maxPayloadBytes >= Number.MAX_SAFE_INTEGER) return z.json();
   return z.json().superRefine((content, ctx) => {
-    const size = jsonByteLength(content);
-    if (size > maxPayloadBytes) {
+    const { fits, size } = jsonFitsIn(content, maxPayloadBytes);
+    if (!fits) {
       ctx.addIssue({
         code: 'custom',
         message: `payload content is ${size} bytes, over the limit of ${maxPayloadBytes} bytes`,

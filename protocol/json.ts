@@ -13,6 +13,15 @@ export function jsonByteLength(value: unknown): number {
   return utf8Length(JSON.stringify(value) ?? '');
 }
 
+/** True when the value's JSON text fits in `limit` UTF-8 bytes; skips the count when it surely does. */
+export function jsonFitsIn(value: unknown, limit: number): { fits: boolean; size: number } {
+  const text = JSON.stringify(value) ?? '';
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: short texts need no exact count.
+  if (text.length * 3 <= limit) return { fits: true, size: text.length };
+  const size = utf8Length(text);
+  return { fits: size <= limit, size };
+}
+
 export function utf8Length(text: string): number {
   let bytes = 0;
   for (let i = 0; i < text.length; i++) {

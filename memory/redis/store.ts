@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { LinkerError } from '../../protocol/errors.js';
 import { utf8Length } from '../../protocol/json.js';
-import type { SnapshotInfo, Store, StoreDump, StreamAppend, StreamEntry, Unsubscribe, VersionedValue } from '../store.js';
+import { compareStreamIds, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type Unsubscribe, type VersionedValue } from '../store.js';
 
 export interface RedisStoreOptions {
   /** `redis://host:port[/db]`. */
@@ -35,6 +35,7 @@ type ScriptedRedis = Redis & {
   setMaxStreamId(key: string, id: string): Promise<string>;
 };
 
+const MAX_STREAM_ID = '18446744073709551615-18446744073709551615';
 const DOC_VERSION = '__v';
 const DOC_VALUE = '__d';
 const SNAPSHOT_INDEX = 'snapshots';
@@ -111,12 +112,16 @@ export class RedisStore implements Store {
   }
 
   async readStream(key: string, opts: { after?: string | undefined; count: number }): Promise<StreamEntry[]> {
+    // Nothing comes after the largest id (Redis refuses "(" on it instead of answering empty).
+    if (opts.after && compareStreamIds(opts.after, MAX_STREAM_ID) >= 0) return [];
     const start = opts.after ? `(${opts.after}` : '-';
     const raw = await this.redis.xrange(this.k(key), start, '+', 'COUNT', opts.count).catch(unavailable);
     return toEntries(raw);
   }
 
   async readStreamReverse(key: string, opts: { before?: string | undefined; count: number }): Promise<StreamEntry[]> {
+    // Nothing comes before 0-0 (Redis refuses "(0-0" instead of answering empty).
+    if (opts.before && compareStreamIds(opts.before, '0-0') <= 0) return [];
     const end = opts.before ? `(${opts.before}` : '+';
     const raw = await this.redis.xrevrange(this.k(key), end, '-', 'COUNT', opts.count).catch(unavailable);
     return toEntries(raw);

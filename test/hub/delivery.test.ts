@@ -3,9 +3,10 @@
  * server-side cursor, request/reply, acks, ttl, priority, history paging, unknown recipients.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { IncomingMessage } from '../../clients/agent.js';
+import type { IncomingMessage, SendResult } from '../../clients/agent.js';
 import type { JsonValue } from '../../protocol/json.js';
 import { deferred, startTestHub, type StoreKind, type TestHub } from './harness.js';
+import { compareStreamIds } from '../../memory/store.js';
 import { rejectionOf, watchInbox } from './delivery-helpers.js';
 
 describe.each<StoreKind>(['redis', 'embedded'])('delivery on %s', (kind) => {
@@ -25,7 +26,7 @@ describe.each<StoreKind>(['redis', 'embedded'])('delivery on %s', (kind) => {
       await t.addAgent('alice');
       await t.addAgent('bob');
       const alice = await t.agent('alice');
-      const sent = [];
+      const sent: SendResult[] = [];
       for (const content of ['one', 'two', 'three']) sent.push(await alice.send({ to_agent: 'bob', type: 'task', payload: { content } }));
       expect(sent.map((s) => s.delivered_to)).toEqual([['bob'], ['bob'], ['bob']]);
 
@@ -49,7 +50,7 @@ describe.each<StoreKind>(['redis', 'embedded'])('delivery on %s', (kind) => {
       await t.addAgent('alice');
       const bobToken = await t.addAgent('bob');
       const alice = await t.agent('alice');
-      const sent = [];
+      const sent: SendResult[] = [];
       for (const content of ['a', 'b', 'c']) sent.push(await alice.send({ to_agent: 'bob', type: 'task', payload: { content } }));
       const bob = t.client(bobToken).trpc;
 
@@ -64,6 +65,22 @@ describe.each<StoreKind>(['redis', 'embedded'])('delivery on %s', (kind) => {
       await vi.waitFor(() => expect(inbox.contents()).toEqual(['c', 'd']));
       expect(inbox.events.map((e) => e.replayed)).toEqual([true, false]);
       expect(inbox.events.map((e) => e.stream_id)).toEqual([sent[2]!.stream_ids.bob, inbox.events[1]!.id]);
+    });
+  });
+
+  describe('live queue overflow', () => {
+    it('a burst larger than the live queue falls back to the store: everything arrives once, in stream order', async () => {
+      t = await startTestHub(kind, { maxQueuedMessages: 1 });
+      const alice = await t.agent('alice');
+      const bob = await recordingAgent('bob');
+      await alice.send({ to_agent: 'bob', type: 'task', payload: { content: 'warm-up' } });
+      await vi.waitFor(() => expect(bob.contents()).toEqual(['warm-up']));
+
+      const burst = await Promise.all(Array.from({ length: 60 }, (_, i) => alice.send({ to_agent: 'bob', type: 'task', payload: { content: `b${i}` } })));
+      const inStreamOrder = [...burst].sort((a, b) => compareStreamIds(a.stream_ids.bob!, b.stream_ids.bob!)).map((r) => r.id);
+      await vi.waitFor(() => expect(bob.got.slice(1).map((m) => m.envelope.id)).toEqual(inStreamOrder));
+      // Some of the burst overflowed the one-entry queue and was re-read from the store.
+      expect(bob.got.slice(1).some((m) => m.replayed)).toBe(true);
     });
   });
 
@@ -183,6 +200,39 @@ describe.each<StoreKind>(['redis', 'embedded'])('delivery on %s', (kind) => {
       expect((await t.hub.memory.messages.readAcks('alice', undefined, 10)).map((a) => a.ack)).toEqual([
         { message_id: toBob.id, by: 'bob', at: expect.any(String) },
       ]);
+    });
+  });
+
+  describe('stream ids at the edges', () => {
+    const MAX = '18446744073709551615-18446744073709551615';
+
+    it('acking 0-0 is NOT_FOUND and history before 0-0 is empty (not an internal error)', async () => {
+      t = await startTestHub(kind);
+      const alice = await t.agent('alice');
+      const bobToken = await t.addAgent('bob');
+      await alice.send({ to_agent: 'bob', type: 'task', payload: { content: 'first' } });
+      const bob = t.client(bobToken).trpc;
+      const err = await rejectionOf(bob.messages.ack.mutate({ acks: [{ message_id: 'm', stream_id: '0-0' }] }));
+      expect(err.data?.code).toBe('NOT_FOUND');
+      expect(await bob.messages.history.query({ before: '0-0' })).toEqual({ items: [], next_before: null });
+      expect(await t.hub.memory.messages.readInbox('bob', MAX, 10)).toEqual([]);
+    });
+
+    it('stream ids beyond 64 bits are BAD_REQUEST for ack, cursor, history and lastEventId', async () => {
+      t = await startTestHub(kind);
+      const bobToken = await t.addAgent('bob');
+      const bob = t.client(bobToken).trpc;
+      const tooBig = '99999999999999999999-0';
+      const codes = await Promise.all([
+        rejectionOf(bob.messages.ack.mutate({ acks: [{ message_id: 'm', stream_id: tooBig }] })),
+        rejectionOf(bob.messages.ack.mutate({ cursor: tooBig })),
+        rejectionOf(bob.messages.history.query({ before: '1-99999999999999999999' })),
+      ]).then((errs) => errs.map((e) => e.data?.code));
+      expect(codes).toEqual(['BAD_REQUEST', 'BAD_REQUEST', 'BAD_REQUEST']);
+      const inbox = watchInbox(bob, { lastEventId: tooBig });
+      await expect(inbox.started).rejects.toMatchObject({ data: { code: 'BAD_REQUEST' } });
+      // The refused cursor was not stored.
+      expect(await t.hub.memory.messages.cursor('bob')).toBeNull();
     });
   });
 

@@ -83,6 +83,33 @@ describe.each<StoreKind>(['redis', 'embedded'])('error replies on %s', (kind) =>
     expectNoStack(s.frames.map((f) => f.json));
   });
 
+  it('refuses a malformed lastEventId or a reused subscription id with BAD_REQUEST for that id', async () => {
+    t = await startTestHub(kind);
+    const s = await raw(await t.addAgent('alice'));
+    for (const [id, lastEventId] of [
+      [1, 'abc'],
+      [2, '12'],
+      [3, '1-2-3'],
+    ] as const) {
+      s.send({ id, method: 'subscription', params: { path: 'messages.inbox', input: { json: { lastEventId } } } });
+      const reply = await s.reply(id);
+      expect(reply.error.json.data.code).toBe('BAD_REQUEST');
+      const [issue] = JSON.parse(reply.error.json.message) as { path: string[]; message: string }[];
+      expect(issue).toMatchObject({ path: ['lastEventId'], message: 'lastEventId must be a stream id like 1732526096000-0' });
+    }
+    s.send({ id: 4, method: 'subscription', params: { path: 'messages.inbox', input: { json: { lastEventId: '99999999999999999999-0' } } } });
+    const [tooBig] = JSON.parse((await s.reply(4)).error.json.message) as { message: string }[];
+    expect(tooBig?.message).toBe('stream id parts must be at most 18446744073709551615');
+
+    s.send({ id: 5, method: 'subscription', params: { path: 'messages.inbox', input: { json: {} } } });
+    expect((await s.reply(5)).result.type).toBe('started');
+    s.send({ id: 5, method: 'subscription', params: { path: 'messages.inbox', input: { json: {} } } });
+    const dup = await s.next((f) => f.json?.id === 5 && f.json.error !== undefined);
+    expect(dup.json!.error.json.message).toBe('Duplicate id 5');
+    expect(dup.json!.error.json.data.code).toBe('BAD_REQUEST');
+    expectNoStack(s.frames.map((f) => f.json));
+  });
+
   it('refuses content over maxPayloadBytes with PAYLOAD_TOO_LARGE stating both sizes, and accepts exactly the limit', async () => {
     t = await startTestHub(kind, { maxPayloadBytes: 1024 });
     const alice = t.client(await t.addAgent('alice'));

@@ -2,8 +2,11 @@
  * Resume after an abruptly killed socket: wsLink resubscribes with the last event id, the hub
  * replays what was missed, and the agent runtime drops the duplicates an overlapping replay brings.
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { IncomingMessage } from '../../clients/agent.js';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import { pino } from 'pino';
+import { createHub, type Hub } from '../../transport/hub.js';
+import { RedisStore } from '../../memory/redis/store.js';
+import type { IncomingMessage, SendResult } from '../../clients/agent.js';
 import { startTestHub, type StoreKind, type TestHub } from './harness.js';
 import { closedPortUrl, deliveredMessageIds, recordingWebSocket, subscriptionRequests, watchInbox } from './delivery-helpers.js';
 
@@ -20,7 +23,7 @@ describe.each<StoreKind>(['redis', 'embedded'])('resume on %s', (kind) => {
     const inbox = watchInbox(bob.trpc);
     await inbox.started;
 
-    const before = [];
+    const before: SendResult[] = [];
     for (const content of ['m1', 'm2']) before.push(await alice.send({ to_agent: 'bob', type: 'task', payload: { content } }));
     await vi.waitFor(() => expect(inbox.contents()).toEqual(['m1', 'm2']));
     const lastId = inbox.events[1]!.id;
@@ -31,7 +34,7 @@ describe.each<StoreKind>(['redis', 'embedded'])('resume on %s', (kind) => {
     const first = rec.sockets[0]!;
     first.terminate();
     await vi.waitFor(() => expect(first.readyState).toBe(first.CLOSED));
-    const during = [];
+    const during: SendResult[] = [];
     for (const content of ['m3', 'm4', 'm5']) during.push(await alice.send({ to_agent: 'bob', type: 'task', payload: { content } }));
     expect(rec.sockets).toHaveLength(1);
     rec.unblock();
@@ -109,11 +112,50 @@ describe.each<StoreKind>(['redis', 'embedded'])('resume on %s', (kind) => {
     t = await startTestHub(kind);
     const bobToken = await t.addAgent('bob');
     const alice = await t.agent('alice');
-    const sent = [];
+    const sent: SendResult[] = [];
     for (const content of ['a', 'b', 'c', 'd']) sent.push(await alice.send({ to_agent: 'bob', type: 'task', payload: { content } }));
     const inbox = watchInbox(t.client(bobToken).trpc, { lastEventId: sent[1]!.stream_ids.bob! });
     await vi.waitFor(() => expect(inbox.contents()).toEqual(['c', 'd']));
     await alice.send({ to_agent: 'bob', type: 'task', payload: { content: 'e' } });
     await vi.waitFor(() => expect(inbox.contents()).toEqual(['c', 'd', 'e']));
+  });
+});
+
+describe('two hub nodes sharing one Redis', () => {
+  let t: TestHub;
+  let second: Hub | undefined;
+  afterEach(async () => {
+    await t?.close(); // closes the agents (on both nodes) first
+    await second?.close();
+    second = undefined;
+  });
+
+  it('a message sent on node A reaches an agent on node B live, and B resumes it after a killed socket', async () => {
+    t = await startTestHub('redis');
+    second = await createHub({
+      store: new RedisStore({ url: inject('redisUrl'), prefix: t.prefix }),
+      sealer: t.hub.memory.sealer,
+      port: 0,
+      logger: pino({ level: 'silent' }),
+    });
+    const bobToken = await t.addAgent('bob');
+    const alice = await t.agent('alice'); // on node A
+    const rec = recordingWebSocket();
+    const bob = t.client(bobToken, { url: second.url, WebSocket: rec.WebSocket, retryDelayMs: () => 5 }); // on node B
+    const inbox = watchInbox(bob.trpc);
+    await inbox.started;
+
+    await alice.send({ to_agent: 'bob', type: 'task', payload: { content: 'across nodes' } });
+    await vi.waitFor(() => expect(inbox.contents()).toEqual(['across nodes']));
+
+    rec.block(await closedPortUrl());
+    rec.sockets[0]!.terminate();
+    await vi.waitFor(() => expect(rec.sockets[0]!.readyState).toBe(rec.sockets[0]!.CLOSED));
+    await alice.send({ to_agent: 'bob', type: 'task', payload: { content: 'while bob was away' } });
+    rec.unblock();
+    await vi.waitFor(() => expect(inbox.contents()).toEqual(['across nodes', 'while bob was away']));
+    await alice.send({ to_agent: 'bob', type: 'task', payload: { content: 'live again' } });
+    await vi.waitFor(() => expect(inbox.contents()).toEqual(['across nodes', 'while bob was away', 'live again']));
+    expect(inbox.events.map((e) => e.replayed)).toEqual([expect.any(Boolean), true, false]);
   });
 });
