@@ -95,11 +95,24 @@ export abstract class LinkerCommand extends Command {
       return { token: admin.token, agentId: admin.agent_id };
     }
     const saved = readCredential(agentCredentialPath(this.home, agentId));
-    if (saved) return { token: saved.token, agentId };
+    // A saved token goes stale when the agent is removed, a snapshot is restored or the store is
+    // wiped: with the admin credential at hand, check it and issue a fresh one when it is refused.
+    if (saved && (!admin || (await this.tokenAccepted(saved.token, agentId)))) return { token: saved.token, agentId };
     if (!admin) {
       throw new CliError('AUTH', `no token for ${agentId}: pass --token (from \`skynet-linker agents add ${agentId}\`), or run the hub on this machine`);
     }
     return { token: await this.issueLocalToken(admin, agentId, opts.agentType), agentId };
+  }
+
+  private async tokenAccepted(token: string, agentId: string): Promise<boolean> {
+    const trpc = await this.client(token, agentId);
+    try {
+      await trpc.agents.whoami.query();
+      return true;
+    } catch (err) {
+      if (describeError(err).kind === 'AUTH') return false;
+      throw err;
+    }
   }
 
   private async issueLocalToken(admin: LocalCredential, agentId: string, agentType: string | undefined): Promise<string> {

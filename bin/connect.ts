@@ -1,5 +1,6 @@
 /** `skynet-linker connect`: a persistent agent connection that prints (and acks) what arrives. */
 import { Command, Option } from 'clipanion';
+import { CliError } from './errors.js';
 import { LinkerCommand, parseFormat } from './base.js';
 import { messageLine } from './format.js';
 
@@ -25,7 +26,7 @@ export class ConnectCommand extends LinkerCommand {
   async run() {
     const format = parseFormat(this.format);
     const agentId = this.actingAgentId(this.agentId);
-    if (!agentId) throw new Error('--agent-id is required (or set SKYNET_LINKER_AGENT_ID)');
+    if (!agentId) throw new CliError('USAGE', '--agent-id is required (or set SKYNET_LINKER_AGENT_ID)');
     const channels = (this.channel ?? ['skynet_core']).flatMap((c) => c.split(',')).filter(Boolean);
     let fatal: Error | null = null;
     const agent = await this.agentRuntime(agentId, {

@@ -87,8 +87,11 @@ export class ServeCommand extends Command {
   private async serve(): Promise<number> {
     const home = ensureDir(dataHome(this.dataDir));
     const config = loadConfig(findConfigPath(this.configPath, home));
-    const port = Number(this.port ?? process.env.SKYNET_LINKER_PORT ?? config.server?.port ?? 8000);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError('USAGE', `--port must be an integer between 0 and 65535 (got "${this.port}")`);
+    const portText = String(this.port ?? process.env.SKYNET_LINKER_PORT ?? config.server?.port ?? 8000);
+    const port = Number(portText);
+    if (!/^\d+$/.test(portText) || port > 65535) {
+      throw new CliError('USAGE', `${this.port !== undefined ? '--port' : 'SKYNET_LINKER_PORT'} must be an integer between 0 and 65535 (got "${portText}")`);
+    }
     const host = this.host ?? process.env.SKYNET_LINKER_HOST ?? config.server?.host ?? '127.0.0.1';
     const redisUrl = this.redis ?? process.env.SKYNET_LINKER_REDIS_URL ?? config.redis?.url;
     const insecure = this.insecureNoAuth || config.auth?.insecure_no_auth === true;

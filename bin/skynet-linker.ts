@@ -47,13 +47,13 @@ export function buildCli(): Cli {
   return cli;
 }
 
-/** The command path of a clipanion usage line: `skynet-linker agents add [--type #0] <agent-id>` → `skynet-linker agents add`. */
 /** What the user typed as the command: the words before the first flag. */
 function typedCommand(argv: string[]): string {
   const end = argv.findIndex((a) => a.startsWith('-'));
   return ['skynet-linker', ...argv.slice(0, end === -1 ? undefined : end)].join(' ');
 }
 
+/** The command path of a clipanion usage line: `skynet-linker agents add [--type #0] <agent-id>` → `skynet-linker agents add`. */
 function commandPath(usage: string): string {
   const words = usage.split(' ');
   const end = words.findIndex((w) => /^[[<-]/.test(w));
@@ -80,7 +80,7 @@ function usageErrorLine(err: unknown, argv: string[]): string {
     return `\`${typed}\` needs a subcommand: ${paths.map((p) => p.slice(typed.length + 1)).join(', ')}`;
   }
   if (paths.length === 0 || paths.length > 4) return `unknown command \`${typed}\``;
-  return `unknown command \`${typed}\`; did you mean ${paths.length === 1 ? '' : 'one of '}${paths.join(', ')}?`;
+  return `unknown command \`${typed}\`; did you mean ${paths.length === 1 ? '' : 'one of: '}${paths.join(', ')}?`;
 }
 
 /** `skynet-linker agents --help`: the commands of a group (clipanion only knows whole commands). */

@@ -266,14 +266,19 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
       return trpc.messages.send.mutate({ ...full, signature: signEnvelope({ ...full, signature: null }, signer.secretKey) });
     },
     reply(to, content, extra = {}) {
-      return agent.send({
-        to_agent: to.from_agent,
-        type: extra.type ?? 'reply',
-        payload: {
-          content: extra.failed ? { failed: true, ...(typeof content === 'object' && content !== null && !Array.isArray(content) ? content : { error: content }) } : content,
-          context: { session_id: to.payload.context.session_id, parent_message_id: to.id, priority: to.payload.context.priority },
+      // The answer to a box-sealed message is sealed back to its sender, never left readable on the hub.
+      const sealBack = box !== undefined && to.encrypted && isSealed(to.payload.content) && to.payload.content.alg === 'nacl-box';
+      return agent.send(
+        {
+          to_agent: to.from_agent,
+          type: extra.type ?? 'reply',
+          payload: {
+            content: extra.failed ? { failed: true, ...(typeof content === 'object' && content !== null && !Array.isArray(content) ? content : { error: content }) } : content,
+            context: { session_id: to.payload.context.session_id, parent_message_id: to.id, priority: to.payload.context.priority },
+          },
         },
-      });
+        sealBack ? { seal: 'box' } : {},
+      );
     },
     async request(to, content, reqOpts = {}) {
       const id = globalThis.crypto.randomUUID();

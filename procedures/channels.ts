@@ -33,6 +33,7 @@ export const channelsRouter = router({
         listen: (push) => hub.bus.onChannel(input.channel, push),
         readAfter: readEntries(ctx, keys.channel(input.channel), decode),
         decode: (streamId, fields) => safeDecode(ctx, { id: streamId, fields }, decode),
+        liveInOrder: hub.memory.store.kind === 'embedded',
         socket: ctx.socket,
         maxBufferedBytes: hub.settings.maxBufferedBytes,
         maxQueued: hub.settings.maxQueuedMessages,

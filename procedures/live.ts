@@ -1,6 +1,8 @@
 /**
  * Resumable live streams: listen on the bus first, then replay what the store holds after the
- * cursor, then stream live entries, skipping anything at or before the cursor. Memory stays
+ * cursor, then stream live entries, skipping anything at or before the cursor. When several hub
+ * nodes may publish (Redis), a live event only signals that the store has news: entries are read
+ * from the store after the cursor, so one arriving late from another node is not skipped. Memory stays
  * bounded: past `maxQueued` live entries the queue is dropped and the stream is re-read from the
  * store; a socket that does not drain within `slowConsumerTimeoutMs` ends the subscription (the
  * client resumes from its last id).
@@ -21,6 +23,13 @@ export interface LiveStreamOptions<T extends LiveItem> {
   /** Store entries strictly after `after`, oldest first; null entries are skipped (expired...). */
   readAfter(after: string | undefined, count: number): Promise<(T | null)[] & { lastId?: string }>;
   decode(streamId: string, fields: Record<string, string>): T | null;
+  /**
+   * Whether the bus delivers entries in stream order (one process: the embedded store). Otherwise
+   * (several hub nodes publish to one Redis) an entry stored earlier on another node can arrive
+   * after a later one, so each live event is only a signal to read the store from the cursor.
+   * Default false.
+   */
+  liveInOrder?: boolean;
   /** Reorders a replayed backlog (e.g. highest priority first). Default: stream order. */
   orderBacklog?: (items: T[]) => T[];
   socket: SocketLike | null;
@@ -78,7 +87,7 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
   }
 
   /** Reads everything the store has after the cursor (bounded) and yields it. */
-  async function* replay(ordered: boolean): AsyncGenerator<LiveYield<T>> {
+  async function* replay(ordered: boolean, live = false): AsyncGenerator<LiveYield<T>> {
     const items: T[] = [];
     const order: string[] = [];
     let after = cursor;
@@ -103,7 +112,7 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
       while (p < ids.length && sent.has(ids[p]!)) p++;
       const resumeId = p === ids.length ? replayedUpTo : p > 0 ? ids[p - 1]! : (cursor ?? START);
       await drained();
-      yield { item, resumeId, replayed: true };
+      yield { item, resumeId, replayed: !live };
     }
     cursor = replayedUpTo;
   }
@@ -122,6 +131,12 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
         continue;
       }
       if (cursor && compareStreamIds(next.streamId, cursor) <= 0) continue;
+      if (!opts.liveInOrder) {
+        // Yielding this entry and moving the cursor past it would skip an earlier entry whose
+        // event is still in flight from another node: read everything after the cursor instead.
+        yield* replay(false, true);
+        continue;
+      }
       cursor = next.streamId;
       const item = opts.decode(next.streamId, next.fields);
       if (!item) continue;

@@ -86,10 +86,10 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
 
 /** The stream id just before `id`, so an exclusive read after it returns `id` first (undefined: from the start). */
 function justBefore(id: string): string | undefined {
-  const [ms = '0', seq = '0'] = id.split('-');
-  if (BigInt(ms) === 0n && seq === '0') return undefined;
-  if (seq !== '0') return `${ms}-${BigInt(seq) - 1n}`;
-  return `${BigInt(ms) - 1n}-18446744073709551615`;
+  const [ms = 0n, seq = 0n] = id.split('-').map((part) => BigInt(part));
+  if (seq > 0n) return `${ms}-${seq - 1n}`;
+  if (ms > 0n) return `${ms - 1n}-18446744073709551615`;
+  return undefined;
 }
 
 const AckInput = z.strictObject({
@@ -119,6 +119,7 @@ export const messagesRouter = router({
         readAfter: readEntries(ctx, keys.history(agent.id), decode),
         decode: (streamId, fields) => safeDecode(ctx, { id: streamId, fields }, decode),
         orderBacklog: byPriority,
+        liveInOrder: hub.memory.store.kind === 'embedded',
         socket: ctx.socket,
         maxBufferedBytes: hub.settings.maxBufferedBytes,
         maxQueued: hub.settings.maxQueuedMessages,
@@ -167,6 +168,7 @@ export const messagesRouter = router({
         return out;
       },
       decode: (streamId, f) => ({ streamId, ack: { message_id: f.mid ?? '', by: f.by ?? '', at: f.at ?? '' } }),
+      liveInOrder: hub.memory.store.kind === 'embedded',
       socket: ctx.socket,
       maxBufferedBytes: hub.settings.maxBufferedBytes,
       maxQueued: hub.settings.maxQueuedMessages,

@@ -65,6 +65,11 @@ export interface HubSettings {
   maxQueuedMessages: number;
   /** How often presence of connected agents is refreshed. Default 20 000 ms. */
   presenceRefreshMs: number;
+  /**
+   * A WebSocket connection authenticates once; its token is checked again on a call when the last
+   * check is older than this, so a revoked token (agents.remove) stops working. Default 5 000 ms.
+   */
+  tokenRecheckMs: number;
 }
 
 /** Rotates the at-rest key ring and persists it; absent when sealing is off. */
@@ -106,4 +111,6 @@ export interface Context {
   socket: SocketLike | null;
   /** Agent type announced by the client at connect time (connectionParams.agent_type). */
   announcedType: string | null;
+  /** The token of a WebSocket connection and when it was last verified (see tokenRecheckMs). */
+  credential?: { token: string; verifiedAt: number } | null;
 }

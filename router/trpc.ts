@@ -77,8 +77,20 @@ function unauthorized(ctx: Context): TRPCError {
 
 /** An authenticated caller holding at least one of `scopes`. */
 export function scopedProcedure(...scopes: Scope[]) {
-  return publicProcedure.use(({ ctx, next }) => {
+  return publicProcedure.use(async ({ ctx, next }) => {
     if (!ctx.agent) throw unauthorized(ctx);
+    const credential = ctx.credential;
+    if (credential && Date.now() - credential.verifiedAt >= ctx.hub.settings.tokenRecheckMs) {
+      // A long-lived connection: make sure its token was not revoked since it connected.
+      const record = await ctx.hub.memory.tokens.verify(credential.token);
+      if (!record || record.agent_id !== ctx.agent.id) {
+        // The context belongs to the connection: it stays unauthenticated from now on.
+        Object.assign(ctx, { agent: null, credential: null, authProblem: `the token of ${ctx.agent.id} was revoked; get a new one from an admin` });
+        throw unauthorized(ctx);
+      }
+      credential.verifiedAt = Date.now();
+      ctx.agent = { id: record.agent_id, scopes: record.scopes };
+    }
     const agent: AuthedAgent = ctx.agent;
     if (!scopes.some((s) => agent.scopes.includes(s))) {
       throw new TRPCError({ code: 'FORBIDDEN', message: `this call needs the ${scopes.join(' or ')} scope; token of ${agent.id} has ${agent.scopes.join(', ') || 'none'}` });

@@ -32,6 +32,7 @@ export async function resolveContext(
   const base = { hub, connectionId, socket: opts.socket ?? null, announcedType: announcedType && AgentTypeSchema.safeParse(announcedType).success ? announcedType : null };
   let agent: AuthedAgent | null = null;
   let authProblem: string | null = null;
+  let credential: Context['credential'] = null;
   try {
     if (hub.settings.insecureNoAuth) {
       const id = param(params, 'agent_id') ?? (opts.req?.headers?.['x-agent-id'] as string | undefined) ?? null;
@@ -52,6 +53,8 @@ export async function resolveContext(
         if (!record) authProblem = 'invalid token: this hub does not know it (revoked, mistyped, or issued by another hub)';
         else {
           agent = { id: record.agent_id, scopes: record.scopes };
+          // A WebSocket lives on: remember the token to check it again later (revocation).
+          if (opts.socket) credential = { token, verifiedAt: Date.now() };
           if (base.announcedType) {
             const existing = await hub.memory.agents.get(agent.id);
             if (existing && existing.agent_type !== base.announcedType) await hub.memory.agents.upsert({ agent_id: agent.id, agent_type: base.announcedType });
@@ -67,5 +70,5 @@ export async function resolveContext(
         : 'the hub could not check credentials';
     hub.logger.error({ event: 'auth_failed', err }, 'credential check failed');
   }
-  return { ...base, agent, authProblem };
+  return { ...base, agent, authProblem, credential };
 }

@@ -52,6 +52,8 @@ export interface HubOptions {
   rateLimit?: RateLimitOptions;
   /** Auth off. Only for experiments: logs a warning at start. Default false. */
   insecureNoAuth?: boolean;
+  /** How stale a WebSocket connection's token check may get before a call checks it again (revocation). Default 5 000 ms; 0 = every call. */
+  tokenRecheckMs?: number;
   /** WebSocket keepalive: application PING/PONG. Default enabled, 30 000 ms / 10 000 ms. */
   keepAlive?: { enabled: boolean; pingMs?: number; pongWaitMs?: number };
   /** How long an agent stays online without a refresh. Default 60 000 ms. */
@@ -104,6 +106,7 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     maxBufferedBytes: opts.maxBufferedBytes ?? 4 * 1024 * 1024,
     maxQueuedMessages: opts.maxQueuedMessages ?? 10_000,
     presenceRefreshMs: Math.max(100, Math.floor((opts.presenceTtlMs ?? 60_000) / 3)),
+    tokenRecheckMs: opts.tokenRecheckMs ?? 5_000,
   };
   const metrics = createHubMetrics();
   const bus = new StoreBus(nodeId, store, logger);

@@ -8,19 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
 import { hashToken } from '../../memory/tokens.js';
 import { dumpPrefix } from '../setup/stores.js';
-import { capturedLogger, deferred, recordingWebSocket, startTestHub, type StoreKind, type TestHub } from './harness.js';
-
-/** The rejection of `p` as a TRPCClientError (fails the test if `p` resolves). */
-async function rejection(p: Promise<unknown>): Promise<TRPCClientError<any>> {
-  const err = await p.then(
-    () => {
-      throw new Error('expected the call to fail');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(TRPCClientError);
-  return err as TRPCClientError<any>;
-}
+import { capturedLogger, deferred, recordingWebSocket, rejection, startTestHub, type StoreKind, type TestHub } from './harness.js';
 
 const MISSING_TOKEN =
   'authentication required: pass a token (connectionParams { token } on WebSocket, Authorization: Bearer <token> on HTTP)';
@@ -153,6 +141,25 @@ describe.each<StoreKind>(['redis', 'embedded'])('authentication on %s', (kind) =
 
     const basic = await fetch(url, { headers: { authorization: `Basic ${btoa('alice:' + token)}` } });
     expect(basic.status).toBe(401);
+  });
+
+  it('cuts off an open connection whose agent an admin removed, on its next call', async () => {
+    t = await startTestHub(kind, { tokenRecheckMs: 0 });
+    const admin = t.client(await t.addAgent('root', { scopes: ['admin'] }));
+    await t.addAgent('bob');
+    const { token } = await admin.trpc.agents.add.mutate({ agent_id: 'codex' });
+    const rec = recordingWebSocket();
+    const codex = t.client(token, { WebSocket: rec.WebSocket });
+    expect((await codex.trpc.messages.send.mutate({ type: 'task', to_agent: 'bob', payload: { content: 'before' } })).delivered_to).toEqual(['bob']);
+
+    await admin.trpc.agents.remove.mutate({ agent_id: 'codex' });
+    const err = await rejection(codex.trpc.messages.send.mutate({ type: 'task', to_agent: 'bob', payload: { content: 'after' } }));
+    expect(err.data?.code).toBe('UNAUTHORIZED');
+    expect(err.message).toBe('the token of codex was revoked; get a new one from an admin');
+    const again = await rejection(codex.trpc.agents.whoami.query());
+    expect(again.message).toBe('the token of codex was revoked; get a new one from an admin');
+    expect((await t.hub.memory.messages.inboxInfo('bob')).length).toBe(1);
+    expect(rec.record).toEqual({ constructed: 1, opened: 1 });
   });
 
   it('stores tokens hashed: the clear token is nowhere in the store, its SHA-256 is', async () => {

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { IncomingMessage, LinkerAgent } from '../../clients/agent.js';
-import { startTestHub, type StoreKind, type TestHub } from './harness.js';
+import { deferred, startTestHub, type StoreKind, type TestHub } from './harness.js';
 import { rejectionOf, watchChannel } from './delivery-helpers.js';
 
 describe.each<StoreKind>(['redis', 'embedded'])('channels on %s', (kind) => {
@@ -46,6 +46,26 @@ describe.each<StoreKind>(['redis', 'embedded'])('channels on %s', (kind) => {
     expect(carol.got[0]!.streamId).toBe(sent.stream_ids.carol);
     expect(alice.got).toEqual([]);
     expect(dave.got).toEqual([]);
+  });
+
+  it('requires_ack on a channel message: the sender gets one ack from each member', async () => {
+    t = await startTestHub(kind);
+    const aliceToken = await t.addAgent('alice');
+    await t.agent('bob', { channels: ['crew'], ackIntervalMs: 20 });
+    await t.agent('carol', { channels: ['crew'], ackIntervalMs: 20 });
+    const alice = t.client(aliceToken).trpc;
+    const acks: { message_id: string; by: string }[] = [];
+    const started = deferred<void>();
+    alice.messages.acks.subscribe(undefined, {
+      onStarted: () => started.resolve(),
+      onData: (e) => void acks.push((e as unknown as { data: { message_id: string; by: string } }).data),
+      onError: (e) => started.reject(e),
+    });
+    await started.promise;
+    const sent = await alice.messages.send.mutate({ channel: 'crew', type: 'task', payload: { content: 'roll call', meta: { requires_ack: true } } });
+    expect(sent.delivered_to).toEqual(['bob', 'carol']);
+    await vi.waitFor(() => expect(acks.map((a) => a.by).sort()).toEqual(['bob', 'carol']));
+    expect(acks.map((a) => a.message_id)).toEqual([sent.id, sent.id]);
   });
 
   it('after channels.leave an agent no longer receives the channel', async () => {

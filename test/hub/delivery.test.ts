@@ -107,6 +107,18 @@ describe.each<StoreKind>(['redis', 'embedded'])('delivery on %s', (kind) => {
       expect(r1.envelope.payload.context.parent_message_id).not.toBe(r2.envelope.payload.context.parent_message_id);
     });
 
+    it('a request to an offline agent resolves once that agent connects and answers its backlog', async () => {
+      t = await startTestHub(kind);
+      await t.addAgent('gemini');
+      const claude = await t.agent('claude');
+      const pending = claude.request('gemini', 'when you are back', { timeoutMs: 10_000 });
+      await vi.waitFor(async () => expect((await t.hub.memory.messages.inboxInfo('gemini')).length).toBe(1));
+      await t.agent('gemini', { onTask: (m) => `back: ${String(m.content)}` });
+      const reply = await pending;
+      expect(reply.content).toBe('back: when you are back');
+      expect(reply.envelope.from_agent).toBe('gemini');
+    });
+
     it('a request nobody answers rejects after its timeout with a message naming the recipient', async () => {
       t = await startTestHub(kind);
       const bob = await recordingAgent('bob'); // connected, but has no onTask: nobody replies

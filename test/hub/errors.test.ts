@@ -5,18 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
-import { openRawSocket, startTestHub, type RawSocket, type StoreKind, type TestHub } from './harness.js';
-
-async function rejection(p: Promise<unknown>): Promise<TRPCClientError<any>> {
-  const err = await p.then(
-    () => {
-      throw new Error('expected the call to fail');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(TRPCClientError);
-  return err as TRPCClientError<any>;
-}
+import { openRawSocket, type RawSocket, rejection, startTestHub, type StoreKind, type TestHub } from './harness.js';
 
 /** No stack trace anywhere in a reply: no `stack` key and no `at file.ts:12` lines. */
 function expectNoStack(reply: unknown): void {

@@ -3,6 +3,7 @@
  * embedded), agents registered with real tokens, real typed clients. Everything is closed by `close()`.
  */
 import { inject } from 'vitest';
+import { TRPCClientError } from '@trpc/client';
 import WebSocket from 'ws';
 import { pino } from 'pino';
 import { randomUUID } from 'node:crypto';
@@ -198,4 +199,15 @@ export function capturedLogger(level = 'info') {
     },
   };
   return { logger: pino({ level }, stream), lines };
+}
+
+/** The TRPCClientError `p` rejects with; throws if it resolves or fails with anything else. */
+export async function rejection(p: Promise<unknown>): Promise<TRPCClientError<any>> {
+  const outcome = await p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+  if (outcome.ok) throw new Error(`expected the call to fail, it returned ${JSON.stringify(outcome.value)}`);
+  if (!(outcome.error instanceof TRPCClientError)) throw outcome.error;
+  return outcome.error as TRPCClientError<any>;
 }

@@ -122,6 +122,63 @@ describe.each<StoreKind>(['redis', 'embedded'])('HTTP endpoints on %s', (kind) =
     }
   });
 
+  it('speaks the raw HTTP of docs/wire-protocol.md: GET queries, POST mutations, SSE resumed with Last-Event-ID', async () => {
+    t = await startTestHub(kind);
+    const aliceToken = await t.addAgent('alice');
+    const bobToken = await t.addAgent('bob');
+    const bob = { authorization: `Bearer ${bobToken}` };
+    const input = (v: unknown) => encodeURIComponent(JSON.stringify({ json: v }));
+
+    const pulled = await fetch(`${t.hub.httpUrl}/trpc/context.pull?input=${input({ scope: 'global' })}`, { headers: bob });
+    expect(await pulled.json()).toEqual({ result: { data: { json: { scope: 'global', version: 0, data: {}, updated_by: null, updated_at: null } } } });
+    const noType = await fetch(`${t.hub.httpUrl}/trpc/messages.send`, { method: 'POST', headers: bob, body: '{}' });
+    expect(noType.status).toBe(415);
+    const streamIds: string[] = [];
+    for (const content of ['one', 'two', 'three']) {
+      const res = await fetch(`${t.hub.httpUrl}/trpc/messages.send`, {
+        method: 'POST',
+        headers: { ...bob, 'content-type': 'application/json' },
+        body: JSON.stringify({ json: { type: 'task', to_agent: 'alice', payload: { content } } }),
+      });
+      expect(res.status).toBe(200);
+      streamIds.push(((await res.json()) as { result: { data: { json: { stream_ids: { alice: string } } } } }).result.data.json.stream_ids.alice);
+    }
+
+    // SSE, authenticated by connectionParams in the URL (what a browser EventSource can do), resumed after "one".
+    const ac = new AbortController();
+    const sse = await fetch(`${t.hub.httpUrl}/trpc/messages.inbox?input=${input({})}&connectionParams=${encodeURIComponent(JSON.stringify({ token: aliceToken }))}`, {
+      headers: { 'last-event-id': streamIds[0]! },
+      signal: ac.signal,
+    });
+    try {
+      expect(sse.status).toBe(200);
+      expect(sse.headers.get('content-type')).toBe('text/event-stream');
+      const reader = sse.body!.getReader();
+      let text = '';
+      while ((text.match(/^id: /gm) ?? []).length < 2) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += Buffer.from(value).toString();
+      }
+      // Events are blocks of `field: value` lines separated by blank lines.
+      const events = text
+        .split(/\n\n+/)
+        .map((block) => Object.fromEntries(block.split('\n').filter(Boolean).map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)])))
+        .filter((e) => Object.keys(e).length > 0);
+      expect(events[0]).toEqual({ event: 'connected', data: '{}' });
+      const parsed = events.slice(1).map((e) => ({
+        id: e.id,
+        json: (JSON.parse(e.data!) as { json: { stream_id: string; replayed: boolean; message: { payload: { content: string } } } }).json,
+      }));
+      expect(parsed.map((p) => [p.id, p.json.stream_id, p.json.replayed, p.json.message.payload.content])).toEqual([
+        [streamIds[1], streamIds[1], true, 'two'],
+        [streamIds[2], streamIds[2], true, 'three'],
+      ]);
+    } finally {
+      ac.abort();
+    }
+  });
+
   it('sends CORS headers only to allowed origins', async () => {
     t = await startTestHub(kind, { corsOrigins: ['https://panel.example'] });
     const token = await t.addAgent('alice');

@@ -6,6 +6,8 @@ import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { pino } from 'pino';
 import { createHub, type Hub } from '../../transport/hub.js';
 import { RedisStore } from '../../memory/redis/store.js';
+import { compareStreamIds } from '../../memory/store.js';
+import { completeEnvelope, OutgoingMessageSchema } from '../../protocol/envelope.js';
 import type { IncomingMessage, SendResult } from '../../clients/agent.js';
 import { startTestHub, type StoreKind, type TestHub } from './harness.js';
 import { closedPortUrl, deliveredMessageIds, recordingWebSocket, subscriptionRequests, watchInbox } from './delivery-helpers.js';
@@ -157,5 +159,105 @@ describe('two hub nodes sharing one Redis', () => {
     await alice.send({ to_agent: 'bob', type: 'task', payload: { content: 'live again' } });
     await vi.waitFor(() => expect(inbox.contents()).toEqual(['across nodes', 'while bob was away', 'live again']));
     expect(inbox.events.map((e) => e.replayed)).toEqual([expect.any(Boolean), true, false]);
+  });
+});
+
+describe('two hub nodes: live events arriving out of stream order', () => {
+  let t: TestHub;
+  let second: Hub | undefined;
+  afterEach(async () => {
+    await t?.close();
+    await second?.close();
+    second = undefined;
+  });
+
+  it('an entry stored earlier on another node whose live event arrives late is still delivered, before the later one', async () => {
+    t = await startTestHub('redis');
+    second = await createHub({
+      store: new RedisStore({ url: inject('redisUrl'), prefix: t.prefix }),
+      sealer: t.hub.memory.sealer,
+      port: 0,
+      logger: pino({ level: 'silent' }),
+    });
+    const bobToken = await t.addAgent('bob');
+    const aliceToken = await t.addAgent('alice');
+    const bob = t.client(bobToken, { url: second.url }); // bob on node B
+    const inbox = watchInbox(bob.trpc);
+    await inbox.started;
+    const aliceOnB = t.client(aliceToken, { url: second.url }).trpc;
+    await aliceOnB.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content: 'warm-up' } });
+    await vi.waitFor(() => expect(inbox.contents()).toEqual(['warm-up']));
+
+    // Node A stores m1 in bob's inbox, but its live event is still in flight (what sendMessage does
+    // between route() and publishRouted(), here held back by hand)...
+    const nodeA = t.hub;
+    const m1 = completeEnvelope(OutgoingMessageSchema.parse({ to_agent: 'bob', type: 'task', payload: { content: 'm1 via node A' } }), { fromAgent: 'alice' });
+    const stored = nodeA.memory.messages.prepare(m1);
+    const routed = await nodeA.memory.messages.route(stored, ['bob'], null);
+    // ...while node B routes m2, stored after m1, and delivers it live at once.
+    const m2 = await aliceOnB.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content: 'm2 via node B' } });
+    expect(compareStreamIds(routed.inboxes.bob!, m2.stream_ids.bob!)).toBeLessThan(0);
+    // Then node A's event arrives.
+    nodeA.services.bus.publishRouted({
+      node: nodeA.nodeId,
+      fields: nodeA.memory.messages.storedFields(stored),
+      inboxes: routed.inboxes,
+      channel: null,
+      channelStreamId: null,
+      from: 'alice',
+      to: 'bob',
+      type: 'task',
+      sentAt: Date.now(),
+    });
+    await vi.waitFor(() => expect(inbox.contents()).toEqual(['warm-up', 'm1 via node A', 'm2 via node B']));
+    expect(inbox.events.slice(1).map((e) => e.stream_id)).toEqual([routed.inboxes.bob, m2.stream_ids.bob]);
+  });
+});
+
+describe('hub restart on the same port and Redis', () => {
+  let t: TestHub;
+  let restarted: Hub | undefined;
+  afterEach(async () => {
+    await t?.close();
+    await restarted?.close();
+    restarted = undefined;
+  });
+
+  it('the runtime reconnects to the restarted hub and gets what was sent meanwhile, each message once', async () => {
+    t = await startTestHub('redis');
+    const aliceToken = await t.addAgent('alice');
+    await t.addAgent('bob');
+    const rec = recordingWebSocket();
+    const seen: string[] = [];
+    const bob = await t.agent('bob', {
+      WebSocket: rec.WebSocket,
+      retryDelayMs: () => 5,
+      ackIntervalMs: 20,
+      onMessage: (m) => void seen.push(String(m.content)),
+    });
+    const first = t.client(aliceToken).trpc;
+    await first.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content: 'before restart' } });
+    await vi.waitFor(() => expect(seen).toEqual(['before restart']));
+
+    // Stop the hub (clients are told to reconnect) and keep bob away until the new process is up.
+    rec.block(await closedPortUrl());
+    const { port } = t.hub;
+    await t.hub.close({ keepStore: true });
+    await vi.waitFor(() => expect(rec.sockets[0]!.readyState).toBe(rec.sockets[0]!.CLOSED));
+    restarted = await createHub({
+      store: t.hub.memory.store,
+      sealer: t.hub.memory.sealer,
+      port,
+      logger: pino({ level: 'silent' }),
+    });
+    const alice = t.client(aliceToken, { url: restarted.url }).trpc;
+    for (const content of ['during 1', 'during 2']) await alice.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content } });
+    rec.unblock();
+
+    await vi.waitFor(() => expect(seen).toEqual(['before restart', 'during 1', 'during 2']));
+    await alice.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content: 'after' } });
+    await vi.waitFor(() => expect(seen).toEqual(['before restart', 'during 1', 'during 2', 'after']));
+    expect(bob.state).toBe('live');
+    expect(rec.sockets).toHaveLength(2);
   });
 });

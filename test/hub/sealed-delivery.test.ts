@@ -130,15 +130,25 @@ describe.each<StoreKind>(['redis', 'embedded'])('end-to-end sealing and signatur
     expect(bob.errors.map((e) => e.message)).toEqual([`message ${forged.id} from alice has an invalid signature`]);
   });
 
-  it('seal: box and a signature together: the request is sealed and signed, and the reply comes back', async () => {
+  it('seal: box and a signature together: the request is sealed and signed, and the reply comes back sealed too', async () => {
     t = await startTestHub(kind);
+    const task = deferred<IncomingMessage>();
     await t.agent('gemini', {
       e2e: { box: true, sign: true, requireSignatures: true },
-      onTask: (m) => ({ got: m.content, verified: m.envelope.signature !== null }),
+      onTask: (m) => {
+        task.resolve(m);
+        return { answer: `re: ${String(m.content)}`, verified: m.envelope.signature !== null };
+      },
     });
     const claude = await t.agent('claude', { e2e: { box: true, sign: true } });
     const reply = await claude.request('gemini', 'sealed question', { seal: 'box', timeoutMs: 10_000 });
-    expect(reply.content).toEqual({ got: 'sealed question', verified: true });
+    expect((await task.promise).envelope.payload.content).toEqual(SEALED_BOX);
+    expect(reply.content).toEqual({ answer: 're: sealed question', verified: true });
     expect(reply.envelope.signature).toMatch(/^[A-Za-z0-9+/]{86}==$/);
+    // The answer to a sealed question is not left readable on the hub.
+    expect(reply.envelope.encrypted).toBe(true);
+    expect(reply.envelope.payload.content).toEqual(SEALED_BOX);
+    const stored = await t.hub.memory.messages.history('claude', undefined, 10);
+    expect(JSON.stringify(stored.map((m) => m.envelope))).not.toContain('re: sealed question');
   });
 });

@@ -55,6 +55,8 @@ describe.each<StoreKind>(['redis', 'embedded'])('the wire protocol with a plain 
     alice.send({ id: 1, method: 'query', params: { path: 'agents.whoami' } });
     expect(await alice.reply(1)).toEqual({ id: 1, result: { type: 'data', data: { json: { agent_id: 'alice', scopes: ['agent'] } } } });
     expect((await t.hub.memory.agents.get('alice'))?.agent_type).toBe('python-bot');
+    alice.send({ id: 'who-2', jsonrpc: '2.0', method: 'query', params: { path: 'agents.whoami', input: { json: null } } });
+    expect(await alice.reply('who-2')).toEqual({ id: 'who-2', jsonrpc: '2.0', result: { type: 'data', data: { json: { agent_id: 'alice', scopes: ['agent'] } } } });
 
     // Subscribe to the inbox.
     alice.send({ id: 2, method: 'subscription', params: { path: 'messages.inbox', input: { json: {} } } });
