@@ -86,19 +86,28 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
     }
   }
 
-  /** Reads everything the store has after the cursor (bounded) and yields it. */
-  async function* replay(ordered: boolean, live = false): AsyncGenerator<LiveYield<T>> {
+  /**
+   * Reads what the store has after the cursor (at most about `maxBacklog` entries) and yields it.
+   * Returns true when it stopped at the bound, so the caller reads again.
+   */
+  async function* replay(ordered: boolean, live = false): AsyncGenerator<LiveYield<T>, boolean> {
     const items: T[] = [];
-    const order: string[] = [];
+    let read = 0;
+    let more = false;
     let after = cursor;
-    while (items.length + order.length < maxBacklog * 2) {
+    for (;;) {
+      if (read >= maxBacklog) {
+        more = true;
+        break;
+      }
       const page = await opts.readAfter(after, pageSize);
       if (page.length === 0) break;
+      read += page.length;
       for (const it of page) if (it) items.push(it);
       after = page.lastId ?? after;
       if (page.length < pageSize) break;
     }
-    if (after === cursor) return;
+    if (after === cursor) return false;
     const replayedUpTo = after!;
     const sorted = ordered && opts.orderBacklog ? opts.orderBacklog(items) : items;
     // Resume ids must never skip an unsent entry: while the backlog is out of stream order, each
@@ -107,7 +116,7 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
     const sent = new Set<string>();
     let p = 0;
     for (const item of sorted) {
-      if (opts.signal?.aborted) return;
+      if (opts.signal?.aborted) return false;
       sent.add(item.streamId);
       while (p < ids.length && sent.has(ids[p]!)) p++;
       const resumeId = p === ids.length ? replayedUpTo : p > 0 ? ids[p - 1]! : (cursor ?? START);
@@ -115,14 +124,16 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
       yield { item, resumeId, replayed: !live };
     }
     cursor = replayedUpTo;
+    return more;
   }
 
   try {
-    yield* replay(true);
+    // A backlog larger than one pass is delivered pass after pass, each highest priority first.
+    while ((yield* replay(true)) && !opts.signal?.aborted);
     while (!opts.signal?.aborted) {
       if (overflowed) {
         overflowed = false;
-        yield* replay(false);
+        while ((yield* replay(false)) && !opts.signal?.aborted);
         continue;
       }
       const next = queue.shift();
@@ -134,7 +145,7 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
       if (!opts.liveInOrder) {
         // Yielding this entry and moving the cursor past it would skip an earlier entry whose
         // event is still in flight from another node: read everything after the cursor instead.
-        yield* replay(false, true);
+        while ((yield* replay(false, true)) && !opts.signal?.aborted);
         continue;
       }
       cursor = next.streamId;

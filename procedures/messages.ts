@@ -105,14 +105,14 @@ export const messagesRouter = router({
    * The caller's inbox. Resumes after `lastEventId` (tRPC passes it on reconnect), else after the
    * last acked cursor; the replayed backlog comes highest priority first; expired messages are skipped.
    */
-  inbox: agentProcedure.input(ResumeInput.optional()).subscription(async function* ({ ctx, input, signal }) {
+  inbox: agentProcedure.input(ResumeInput.optional()).subscription(async ({ ctx, input, signal }) => {
+    // Set up before the subscription reports started: the agent is online and listening by then.
     const { hub, agent } = ctx;
     const owner = { agent: agent.id };
     const decode = (e: { id: string; fields: Record<string, string> }) => notExpired(hub.memory.messages.decode(e, owner));
     const cursor = input?.lastEventId ?? (await hub.memory.messages.cursor(agent.id)) ?? undefined;
     await hub.presence.add(agent.id, ctx.connectionId);
-    try {
-      for await (const y of liveStream({
+    const stream = liveStream({
         signal,
         cursor,
         listen: (push) => hub.bus.onInbox(agent.id, push),
@@ -123,14 +123,24 @@ export const messagesRouter = router({
         socket: ctx.socket,
         maxBufferedBytes: hub.settings.maxBufferedBytes,
         maxQueued: hub.settings.maxQueuedMessages,
-      })) {
-        hub.metrics.deliveries.inc({ kind: y.replayed ? 'replay' : 'live' });
-        if (!y.replayed) hub.metrics.deliveryLatency.observe(Math.max(0, Date.now() - Date.parse(y.item.envelope.timestamp)) / 1000);
-        yield trackedMessage(y);
+    });
+    // Listen now, not at the first pull, so nothing sent after `started` can be missed live.
+    const first = stream.next();
+    return (async function* () {
+      try {
+        let r = await first;
+        while (!r.done) {
+          const y = r.value;
+          hub.metrics.deliveries.inc({ kind: y.replayed ? 'replay' : 'live' });
+          if (!y.replayed) hub.metrics.deliveryLatency.observe(Math.max(0, Date.now() - Date.parse(y.item.envelope.timestamp)) / 1000);
+          yield trackedMessage(y);
+          r = await stream.next();
+        }
+      } finally {
+        await stream.return(undefined);
+        await hub.presence.remove(agent.id, ctx.connectionId).catch(() => {});
       }
-    } finally {
-      await hub.presence.remove(agent.id, ctx.connectionId).catch(() => {});
-    }
+    })();
   }),
 
   /** Acknowledges messages (notifies senders of `requires_ack` ones) and/or moves the inbox cursor. */
