@@ -8,6 +8,7 @@
  */
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { bytesToHex, randomBytes } from '@noble/ciphers/utils.js';
+import { createNonceSource } from './nonces.js';
 import { assertBytes, assertString, concatBytes, fromBase64, isBytes, toBase64, typeName, utf8Decode, utf8Encode } from './bytes.js';
 import { CryptoError, decryptFailed } from './errors.js';
 
@@ -146,7 +147,7 @@ export class KeyRing {
     header[0] = FORMAT_VERSION;
     header[1] = id.length;
     for (let i = 0; i < id.length; i++) header[2 + i] = id.charCodeAt(i);
-    const nonce = randomBytes(NONCE_LENGTH);
+    const nonce = nextNonce();
     const ct = xchacha20poly1305(this.#keys.get(id)!, nonce, concatBytes(header, ad)).encrypt(plaintext);
     return concatBytes(header, nonce, ct);
   }
@@ -242,3 +243,6 @@ function newKeyId(taken: ReadonlySet<string>): string {
     if (!taken.has(id)) return id;
   }
 }
+
+// After NONCE_LENGTH's import is initialised; used by seal().
+const nextNonce = createNonceSource(NONCE_LENGTH);

@@ -38,6 +38,8 @@ export const keys = {
   /** Associated data for a sealed registry record (a field of `agents`): binds it to its agent id. */
   agentSeal: (agentId: string) => `agents:${agentId}`,
   snapshot: (name: string) => `snapshot:${name}`,
+  /** Hash: hub node id -> ms until which it counts as alive (refreshed by the node). */
+  nodes: () => 'nodes',
 } as const;
 
 /** Pub/sub topics (not stored). */
