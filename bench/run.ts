@@ -19,6 +19,8 @@ const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5000);
 const CONTENT = 'x'.repeat(512);
 const serverScript = fileURLToPath(new URL('./server.js', import.meta.url));
 
+let clientCpu = 0;
+
 interface Result {
   scenario: string;
   msgs_per_s: number;
@@ -26,6 +28,7 @@ interface Result {
   p99_ms: number;
   messages: number;
   duration_s: number;
+  client_cpu_pct: number;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -42,6 +45,7 @@ function summarize(scenario: string, latencies: number[], elapsedMs: number): Re
     p99_ms: Number(percentile(sorted, 99).toFixed(3)),
     messages: latencies.length,
     duration_s: Number((elapsedMs / 1000).toFixed(2)),
+    client_cpu_pct: clientCpu,
   };
 }
 
@@ -68,10 +72,15 @@ async function closedLoop(send: (pair: number, sentAt: number) => void, onReady:
   };
   await onReady(deliver);
   const start = performance.now();
+  const cpuBefore = process.cpuUsage();
   for (let p = 0; p < PAIRS; p++) for (let i = 0; i < IN_FLIGHT; i++) send(p, performance.now());
   await new Promise((r) => setTimeout(r, DURATION_MS));
   running = false;
-  return { latencies, elapsed: performance.now() - start };
+  const cpu = process.cpuUsage(cpuBefore);
+  const elapsed = performance.now() - start;
+  // How busy the load generator itself was: near 100% means the figures are client-bound.
+  clientCpu = Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 100);
+  return { latencies, elapsed };
 }
 
 async function benchRelay(): Promise<Result> {
