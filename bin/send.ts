@@ -24,13 +24,15 @@ export class SendCommand extends LinkerCommand {
       ['A task to gemini', 'skynet-linker send --agent-id claude_cli --to gemini --type task --content "Recherche sur les LLM quantiques"'],
       ['With a JSON payload', 'skynet-linker send --to gemini --type task --payload-file task.json'],
       ['Ask and wait for the answer', 'skynet-linker send --agent-id claude_cli --to gemini --content "Résume RAG" --session sess_123 --wait-reply --timeout 60s'],
+      ['Answer a task by hand', 'skynet-linker send --agent-id gemini --to claude_cli --reply-to 6f1c2d3e-... --content "Voici 10 papiers récents..."'],
       ['Broadcast on a channel', 'skynet-linker send --channel skynet_core --type broadcast --content "Nouveau plan"'],
     ],
   });
   agentId = Option.String('--agent-id', { description: 'Act as this agent (env SKYNET_LINKER_AGENT_ID)' });
   to = Option.String('--to', { description: 'Recipient agent id' });
   channel = Option.String('--channel', { description: 'Channel (every member gets it)' });
-  type = Option.String('--type', 'task', { description: MESSAGE_TYPES.join(' | ') });
+  typeFlag = Option.String('--type', { description: `${MESSAGE_TYPES.join(' | ')} (default task, or reply with --reply-to)` });
+  replyTo = Option.String('--reply-to', { description: 'Message id this answers (sets parent_message_id)' });
   content = Option.String('--content', { description: 'Text content' });
   payloadFile = Option.String('--payload-file', { description: 'JSON file with the content or the payload' });
   session = Option.String('--session', { description: 'Session id (created on first use)' });
@@ -54,6 +56,10 @@ export class SendCommand extends LinkerCommand {
     return { content: parsed as JsonValue };
   }
 
+  get type(): string {
+    return this.typeFlag ?? (this.replyTo ? 'reply' : 'task');
+  }
+
   async run() {
     const format = parseFormat(this.format);
     if (!this.to && !this.channel && this.type !== 'broadcast') throw new CliError('USAGE', 'give --to <agent> or --channel <name> (or --type broadcast)');
@@ -69,7 +75,7 @@ export class SendCommand extends LinkerCommand {
       type: this.type as MessageType,
       payload: {
         content: payload.content,
-        context: { session_id: this.session ?? payload.context?.session_id ?? null, parent_message_id: payload.context?.parent_message_id ?? null, priority },
+        context: { session_id: this.session ?? payload.context?.session_id ?? null, parent_message_id: this.replyTo ?? payload.context?.parent_message_id ?? null, priority },
         meta: { ttl: ttl ?? null, requires_ack: this.requiresAck || payload.meta?.requires_ack || this.waitReply },
       },
     };
