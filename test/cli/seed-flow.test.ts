@@ -145,6 +145,21 @@ describe.each<StoreKind>(['redis', 'embedded'])('the seed scenario with the CLI,
     expect((await bot.stop('SIGINT')).code).toBe(0);
   }, 60_000);
 
+  it('a human answers a --wait-reply task by hand with send --reply-to (the README walkthrough)', async () => {
+    const gemini = m.spawn(['connect', '--agent-id', 'gemini', '--agent-type', 'researcher', '--format', 'json']);
+    await gemini.waitForLine(/^connected as gemini/, { stream: 'stderr' });
+    const asking = m.spawn(['send', '--agent-id', 'claude_cli', '--to', 'gemini', '--content', 'Recherche RAG à la main', '--session', 'sess_hand', '--wait-reply', '--timeout', '30s']);
+    const task = JSON.parse(await gemini.waitForLine('Recherche RAG à la main')) as { message: { id: string; type: string } };
+    expect(task.message.type).toBe('task');
+    const shown = await m.ok(['sessions', 'show', 'sess_hand']);
+    expect(shown).toContain(`claude_cli → gemini: task (${task.message.id})`);
+    const replyId = (await m.ok(['send', '--agent-id', 'gemini', '--to', 'claude_cli', '--reply-to', task.message.id, '--content', 'Voici 10 papiers récents...', '--session', 'sess_hand'])).trim();
+    expect(replyId).toMatch(UUID);
+    const answered = await asking.exited;
+    expect(answered).toEqual({ code: 0, signal: null, stdout: 'Voici 10 papiers récents...\n', stderr: '' });
+    expect((await gemini.stop('SIGINT')).code).toBe(0);
+  });
+
   it('context push then pull round-trips the file, and a second push merges', async () => {
     const context = { project: 'RAG survey', shared_knowledge: { facts: ['RAG = retrieval-augmented generation'] } };
     m.file('context.json', context);
