@@ -4,6 +4,7 @@ import { Builtins, Cli } from 'clipanion';
 import { readFileSync } from 'node:fs';
 import { AgentsAddCommand, AgentsListCommand, AgentsRemoveCommand } from './agents.js';
 import { ConnectCommand } from './connect.js';
+import { ConnectorsListCommand } from './connectors.js';
 import { ContextPullCommand, ContextPushCommand } from './context.js';
 import { EXIT_CODES } from './errors.js';
 import { KeysGenerateCommand, KeysRotateCommand, KeysShowCommand } from './keys.js';
@@ -22,6 +23,7 @@ export function buildCli(): Cli {
   for (const command of [
     ServeCommand,
     ConnectCommand,
+    ConnectorsListCommand,
     SendCommand,
     ContextPushCommand,
     ContextPullCommand,
