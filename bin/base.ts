@@ -153,14 +153,8 @@ export abstract class LinkerCommand extends Command {
   }
 }
 
-/** Parses `60s`, `5m`, `1500ms`, `2h` or plain seconds into milliseconds. */
-export function parseDuration(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new CliError('USAGE', `${flag}: "${text}" is not a duration (examples: 500ms, 60s, 5m)`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? 's';
-  return Math.round(n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000));
-}
+/** Parses `60s`, `5m`, `1500ms`, `2h` or plain seconds into milliseconds (one parser for every flag). */
+export { parseDurationMs as parseDuration } from './connector-settings.js';
 
 export function parseIntFlag(text: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (text === undefined) return undefined;
