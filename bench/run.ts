@@ -1,8 +1,17 @@
 /**
- * `npm run bench`: prints one JSON line per scenario. Direct delivery, 20 sender/receiver pairs,
- * 8 messages in flight per pair, 512-byte content, closed loop for `durationMs`; the raw `ws`
- * relay is the floor, measured in the same run on the same load shape; each hub line carries its
- * ratio to it. Not a test: nothing here asserts.
+ * `npm run bench`: one JSON line per scenario, each with its ratio to a baseline measured in the
+ * same run on the same load shape. Not a test: nothing here asserts.
+ *
+ * - direct: 20 sender/receiver pairs × 8 in flight × 512 B, closed loop; floor = raw `ws` relay
+ *   (parse JSON, route by recipient, re-send).
+ * - broadcast: one sender, 100 and 1,000 subscribers, 4 broadcasts in flight; floor = raw `ws`
+ *   broadcast (serialize once, send to every socket).
+ * - idle: 10,000 connected agents with live inbox subscriptions: hub RSS per connection, idle CPU;
+ *   baseline = the same number of bare `ws` connections on the relay.
+ * - latency: open loop at 50% of the direct scenario's measured maximum: p50/p99.
+ *
+ * The server under test runs in a child process (`bench/server.ts`); BENCH_SCENARIOS picks
+ * scenarios (default all), BENCH_DURATION_MS the length of each timed run (default 5000).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -11,24 +20,23 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { createLinkerClient } from '../clients/client.js';
+import { createLinkerClient, type LinkerConnection } from '../clients/client.js';
 
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 20);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 8);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5000);
+const IDLE_AGENTS = Number(process.env.BENCH_IDLE_AGENTS ?? 10_000);
+const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'direct,broadcast,idle,latency').split(','));
 const CONTENT = 'x'.repeat(512);
 const serverScript = fileURLToPath(new URL('./server.js', import.meta.url));
 
-let clientCpu = 0;
+type Store = 'redis' | 'embedded';
 
-interface Result {
-  scenario: string;
-  msgs_per_s: number;
-  p50_ms: number;
-  p99_ms: number;
-  messages: number;
-  duration_s: number;
-  client_cpu_pct: number;
+interface Server {
+  child: ChildProcess;
+  info: Record<string, unknown>;
+  stats(): Promise<{ rss: number; heap: number; cpu_ms: number }>;
+  stop(): void;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -36,113 +44,268 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-function summarize(scenario: string, latencies: number[], elapsedMs: number): Result {
+function latencyFigures(latencies: number[]) {
   const sorted = latencies.sort((a, b) => a - b);
-  return {
-    scenario,
-    msgs_per_s: Math.round((latencies.length / elapsedMs) * 1000),
-    p50_ms: Number(percentile(sorted, 50).toFixed(3)),
-    p99_ms: Number(percentile(sorted, 99).toFixed(3)),
-    messages: latencies.length,
-    duration_s: Number((elapsedMs / 1000).toFixed(2)),
-    client_cpu_pct: clientCpu,
-  };
+  return { p50_ms: Number(percentile(sorted, 50).toFixed(3)), p99_ms: Number(percentile(sorted, 99).toFixed(3)) };
 }
 
-function startServer(args: string[]): Promise<{ child: ChildProcess; info: Record<string, unknown> }> {
+const print = (line: Record<string, unknown>) => console.log(JSON.stringify(line));
+const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Starts bench/server.ts; resolves with the first JSON line it prints. */
+function startServer(args: string[]): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...(process.env.BENCH_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] : []), serverScript, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const prof = process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [];
+    const child = spawn(process.execPath, ['--expose-gc', ...prof, serverScript, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const waiters: ((line: string) => void)[] = [];
     let buf = '';
+    let first = true;
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) resolve({ child, info: JSON.parse(buf.slice(0, nl)) as Record<string, unknown> });
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (first) {
+          first = false;
+          resolve({
+            child,
+            info: JSON.parse(line) as Record<string, unknown>,
+            stats: () =>
+              new Promise((res) => {
+                waiters.push((l) => res(JSON.parse(l) as { rss: number; heap: number; cpu_ms: number }));
+                child.stdin!.write('stats\n');
+              }),
+            stop: () => child.kill('SIGTERM'),
+          });
+        } else waiters.shift()?.(line);
+      }
     });
-    child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
+    child.once('exit', (code) => first && reject(new Error(`bench server exited with ${code}`)));
   });
 }
 
-/** Closed loop per pair: keep IN_FLIGHT messages outstanding; a slot frees when the receiver gets one. */
-async function closedLoop(send: (pair: number, sentAt: number) => void, onReady: (deliver: (pair: number, sentAt: number) => void) => Promise<void>) {
+/** Shared by a closed loop and its completion callbacks: completions start the next op while running. */
+interface Loop {
+  running: boolean;
+}
+
+/** Keeps `perKey` operations in flight for each key for `durationMs`; completions call `start` again while `loop.running`. */
+async function closedLoop(loop: Loop, keys: number, perKey: number, start: (key: number) => void, durationMs: number) {
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  for (let k = 0; k < keys; k++) for (let i = 0; i < perKey; i++) start(k);
+  await sleep(durationMs);
+  loop.running = false;
+  const elapsed = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return { elapsed, clientCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 100) };
+}
+
+// ---------- raw ws baselines ----------
+
+async function openRaw(url: string, id: string): Promise<WebSocket> {
+  const ws = new WebSocket(url);
+  await new Promise((r, j) => {
+    ws.once('open', r);
+    ws.once('error', j);
+  });
+  ws.send(JSON.stringify({ hello: id }));
+  await new Promise((r) => ws.once('message', r));
+  return ws;
+}
+
+async function relayDirect(): Promise<{ rate: number; p50: number; p99: number; cpu: number }> {
+  const server = await startServer(['relay']);
+  const url = `ws://127.0.0.1:${server.info.port as number}`;
+  const senders = await Promise.all(Array.from({ length: PAIRS }, (_, i) => openRaw(url, `s${i}`)));
+  const receivers = await Promise.all(Array.from({ length: PAIRS }, (_, i) => openRaw(url, `r${i}`)));
   const latencies: number[] = [];
-  let running = true;
-  const deliver = (pair: number, sentAt: number) => {
-    latencies.push(performance.now() - sentAt);
-    if (running) send(pair, performance.now());
-  };
-  await onReady(deliver);
-  const start = performance.now();
-  const cpuBefore = process.cpuUsage();
-  for (let p = 0; p < PAIRS; p++) for (let i = 0; i < IN_FLIGHT; i++) send(p, performance.now());
-  await new Promise((r) => setTimeout(r, DURATION_MS));
-  running = false;
-  const cpu = process.cpuUsage(cpuBefore);
-  const elapsed = performance.now() - start;
-  // How busy the load generator itself was: near 100% means the figures are client-bound.
-  clientCpu = Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 100);
-  return { latencies, elapsed };
-}
-
-async function benchRelay(): Promise<Result> {
-  const { child, info } = await startServer(['relay']);
-  const url = `ws://127.0.0.1:${info.port as number}`;
-  const open = async (id: string) => {
-    const ws = new WebSocket(url);
-    await new Promise((r) => ws.once('open', r));
-    ws.send(JSON.stringify({ hello: id }));
-    await new Promise((r) => ws.once('message', r));
-    return ws;
-  };
-  const senders = await Promise.all(Array.from({ length: PAIRS }, (_, i) => open(`s${i}`)));
-  const receivers = await Promise.all(Array.from({ length: PAIRS }, (_, i) => open(`r${i}`)));
-  const { latencies, elapsed } = await closedLoop(
-    (pair, sentAt) => senders[pair]!.send(JSON.stringify({ to_agent: `r${pair}`, type: 'task', payload: { content: CONTENT, meta: { sent_at: sentAt, pair } } })),
-    async (deliver) => {
-      receivers.forEach((ws) =>
-        ws.on('message', (raw) => {
-          const m = JSON.parse(raw.toString()) as { payload: { meta: { sent_at: number; pair: number } } };
-          deliver(m.payload.meta.pair, m.payload.meta.sent_at);
-        }),
-      );
-    },
+  const loop: Loop = { running: true };
+  const send = (pair: number) => senders[pair]!.send(JSON.stringify({ to_agent: `r${pair}`, type: 'task', payload: { content: CONTENT, meta: { sent_at: performance.now(), pair } } }));
+  receivers.forEach((ws) =>
+    ws.on('message', (raw) => {
+      const m = JSON.parse(raw.toString()) as { payload: { meta: { sent_at: number; pair: number } } };
+      latencies.push(performance.now() - m.payload.meta.sent_at);
+      if (loop.running) send(m.payload.meta.pair);
+    }),
   );
+  const run = await closedLoop(loop, PAIRS, IN_FLIGHT, send, DURATION_MS);
   for (const ws of [...senders, ...receivers]) ws.terminate();
-  child.kill();
-  return summarize('raw-ws-relay (floor)', latencies, elapsed);
+  server.stop();
+  const { p50_ms, p99_ms } = latencyFigures(latencies);
+  return { rate: (latencies.length / run.elapsed) * 1000, p50: p50_ms, p99: p99_ms, cpu: run.clientCpuPct };
 }
 
-async function benchHub(storeKind: 'redis' | 'embedded', redisUrl?: string): Promise<Result> {
-  const { child, info } = await startServer(['hub', storeKind, redisUrl ?? '', String(PAIRS * 2)]);
-  const tokens = info.tokens as Record<string, string>;
-  const url = info.url as string;
-  const senders = Array.from({ length: PAIRS }, (_, i) => createLinkerClient({ url, token: tokens[`a${i}`], WebSocket }));
-  const receivers = Array.from({ length: PAIRS }, (_, i) => createLinkerClient({ url, token: tokens[`a${PAIRS + i}`], WebSocket }));
-  const { latencies, elapsed } = await closedLoop(
-    (pair, sentAt) => {
-      senders[pair]!.trpc.messages.send
-        .mutate({ to_agent: `a${PAIRS + pair}`, type: 'task', payload: { content: { text: CONTENT, sent_at: sentAt, pair } } })
-        .catch((err: Error) => console.error(`send failed: ${err.message}`));
-    },
-    async (deliver) => {
-      await Promise.all(
-        receivers.map(
-          (r) =>
-            new Promise<void>((resolve) => {
-              r.trpc.messages.inbox.subscribe(undefined, {
-                onStarted: () => resolve(),
-                onData: (e) => {
-                  const c = (e as unknown as { data: { message: { payload: { content: { sent_at: number; pair: number } } } } }).data.message.payload.content;
-                  deliver(c.pair, c.sent_at);
-                },
-              });
-            }),
-        ),
-      );
-    },
+async function relayBroadcast(subscribers: number): Promise<number> {
+  const server = await startServer(['relay']);
+  const url = `ws://127.0.0.1:${server.info.port as number}`;
+  const sender = await openRaw(url, 'sender');
+  const subs: WebSocket[] = [];
+  for (let i = 0; i < subscribers; i += 100) subs.push(...(await Promise.all(Array.from({ length: Math.min(100, subscribers - i) }, (_, j) => openRaw(url, `sub${i + j}`)))));
+  let deliveries = 0;
+  const counts = new Map<number, number>();
+  let seq = 0;
+  const loop: Loop = { running: true };
+  const send = () => sender.send(JSON.stringify({ type: 'broadcast', payload: { content: CONTENT, meta: { seq: seq++ } } }));
+  for (const ws of subs)
+    ws.on('message', (raw) => {
+      deliveries++;
+      const n = (JSON.parse(raw.toString()) as { payload: { meta: { seq: number } } }).payload.meta.seq;
+      const c = (counts.get(n) ?? 0) + 1;
+      counts.set(n, c);
+      if (c === subscribers) {
+        counts.delete(n);
+        if (loop.running) send();
+      }
+    });
+  const run = await closedLoop(loop, 1, 4, send, DURATION_MS);
+  for (const ws of [sender, ...subs]) ws.terminate();
+  server.stop();
+  return (deliveries / run.elapsed) * 1000;
+}
+
+// ---------- the hub ----------
+
+function clients(url: string, tokens: Record<string, string>, from: number, count: number): LinkerConnection[] {
+  return Array.from({ length: count }, (_, i) => createLinkerClient({ url, token: tokens[`a${from + i}`], WebSocket }));
+}
+
+type InboxData = { data: { message: { payload: { content: { sent_at: number; key: number; seq?: number } } } } };
+
+/** Subscribes every connection to its inbox; resolves when all have started. */
+function subscribeAll(conns: LinkerConnection[], onData: (content: InboxData['data']['message']['payload']['content']) => void) {
+  return Promise.all(
+    conns.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          c.trpc.messages.inbox.subscribe(undefined, {
+            onStarted: () => resolve(),
+            onData: (e) => onData((e as unknown as InboxData).data.message.payload.content),
+          });
+        }),
+    ),
   );
+}
+
+async function hubDirect(store: Store, redisUrl: string) {
+  const server = await startServer(['hub', store, redisUrl, String(PAIRS * 2)]);
+  const url = server.info.url as string;
+  const tokens = server.info.tokens as Record<string, string>;
+  const senders = clients(url, tokens, 0, PAIRS);
+  const receivers = clients(url, tokens, PAIRS, PAIRS);
+  const latencies: number[] = [];
+  const loop: Loop = { running: true };
+  const send = (pair: number) => {
+    senders[pair]!.trpc.messages.send
+      .mutate({ to_agent: `a${PAIRS + pair}`, type: 'task', payload: { content: { text: CONTENT, sent_at: performance.now(), key: pair } } })
+      .catch((err: Error) => loop.running && console.error(`send failed: ${err.message}`));
+  };
+  await subscribeAll(receivers, (c) => {
+    latencies.push(performance.now() - c.sent_at);
+    if (loop.running) send(c.key);
+  });
+  const run = await closedLoop(loop, PAIRS, IN_FLIGHT, send, DURATION_MS);
+  const rate = (latencies.length / run.elapsed) * 1000;
+  const figures = { rate, ...latencyFigures(latencies), cpu: run.clientCpuPct };
+  return { figures, server, senders, receivers };
+}
+
+/** Open loop: sends at a fixed rate whatever comes back; measures delivery latency. */
+async function hubOpenLoop(store: Store, redisUrl: string, perSecond: number) {
+  const server = await startServer(['hub', store, redisUrl, String(PAIRS * 2)]);
+  const url = server.info.url as string;
+  const tokens = server.info.tokens as Record<string, string>;
+  const senders = clients(url, tokens, 0, PAIRS);
+  const receivers = clients(url, tokens, PAIRS, PAIRS);
+  const latencies: number[] = [];
+  await subscribeAll(receivers, (c) => latencies.push(performance.now() - c.sent_at));
+  const tickMs = 2;
+  let owed = 0;
+  let pair = 0;
+  const t0 = performance.now();
+  let last = t0;
+  while (performance.now() - t0 < DURATION_MS) {
+    const now = performance.now();
+    owed += ((now - last) * perSecond) / 1000;
+    last = now;
+    for (; owed >= 1; owed--) {
+      const p = pair++ % PAIRS;
+      void senders[p]!.trpc.messages.send.mutate({ to_agent: `a${PAIRS + p}`, type: 'task', payload: { content: { text: CONTENT, sent_at: performance.now(), key: p } } }).catch(() => {});
+    }
+    await sleep(tickMs);
+  }
+  await sleep(500);
   await Promise.all([...senders, ...receivers].map((c) => c.close()));
-  child.kill();
-  return summarize(`hub-${storeKind} (auth, zod, sealing, ${storeKind === 'redis' ? 'Redis streams' : 'embedded store'}, delivery)`, latencies, elapsed);
+  server.stop();
+  return { delivered_per_s: Math.round((latencies.length / DURATION_MS) * 1000), ...latencyFigures(latencies) };
+}
+
+async function hubBroadcast(store: Store, redisUrl: string, subscribers: number): Promise<number> {
+  const server = await startServer(['hub', store, redisUrl, String(subscribers + 1)]);
+  const url = server.info.url as string;
+  const tokens = server.info.tokens as Record<string, string>;
+  const [sender] = clients(url, tokens, 0, 1);
+  const subs = clients(url, tokens, 1, subscribers);
+  let deliveries = 0;
+  const counts = new Map<number, number>();
+  let seq = 0;
+  const loop: Loop = { running: true };
+  const send = () => {
+    sender!.trpc.messages.send
+      .mutate({ type: 'broadcast', payload: { content: { text: CONTENT, sent_at: performance.now(), key: 0, seq: seq++ } } })
+      .catch((err: Error) => loop.running && console.error(`broadcast failed: ${err.message}`));
+  };
+  for (let i = 0; i < subs.length; i += 200) {
+    await subscribeAll(subs.slice(i, i + 200), (c) => {
+      deliveries++;
+      const n = (counts.get(c.seq!) ?? 0) + 1;
+      counts.set(c.seq!, n);
+      if (n === subscribers) {
+        counts.delete(c.seq!);
+        if (loop.running) send();
+      }
+    });
+  }
+  const run = await closedLoop(loop, 1, 4, send, DURATION_MS);
+  const rate = (deliveries / run.elapsed) * 1000;
+  await Promise.all([sender!, ...subs].map((c) => c.close()));
+  server.stop();
+  return rate;
+}
+
+async function idleConnections(store: Store, redisUrl: string) {
+  // Baseline: bare ws connections on the relay.
+  const relay = await startServer(['relay']);
+  const relayBefore = await relay.stats();
+  const raw: WebSocket[] = [];
+  for (let i = 0; i < IDLE_AGENTS; i += 500) raw.push(...(await Promise.all(Array.from({ length: Math.min(500, IDLE_AGENTS - i) }, (_, j) => openRaw(`ws://127.0.0.1:${relay.info.port as number}`, `i${i + j}`)))));
+  const relayAfter = await relay.stats();
+  raw.forEach((ws) => ws.terminate());
+  relay.stop();
+
+  const server = await startServer(['hub', store, redisUrl, String(IDLE_AGENTS)]);
+  const before = await server.stats();
+  const conns: LinkerConnection[] = [];
+  for (let i = 0; i < IDLE_AGENTS; i += 500) {
+    const batch = clients(server.info.url as string, server.info.tokens as Record<string, string>, i, Math.min(500, IDLE_AGENTS - i));
+    conns.push(...batch);
+    await subscribeAll(batch, () => {});
+  }
+  const connected = await server.stats();
+  await sleep(DURATION_MS);
+  const idle = await server.stats();
+  await Promise.all(conns.map((c) => c.close()));
+  server.stop();
+  const hubPerConn = (connected.rss - before.rss) / IDLE_AGENTS;
+  const relayPerConn = (relayAfter.rss - relayBefore.rss) / IDLE_AGENTS;
+  return {
+    hub_rss_per_connection_kb: Number((hubPerConn / 1024).toFixed(1)),
+    hub_heap_per_connection_kb: Number(((connected.heap - before.heap) / IDLE_AGENTS / 1024).toFixed(1)),
+    relay_rss_per_connection_kb: Number((relayPerConn / 1024).toFixed(1)),
+    idle_cpu_pct: Number((((idle.cpu_ms - connected.cpu_ms) / DURATION_MS) * 100).toFixed(2)),
+    ratio: ratio(hubPerConn, relayPerConn),
+  };
 }
 
 async function freePort(): Promise<number> {
@@ -162,18 +325,47 @@ async function main() {
     const port = await freePort();
     redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', mkdtempSync(join(tmpdir(), 'bench-redis-'))], { stdio: 'ignore' });
     redisUrl = `redis://127.0.0.1:${port}`;
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
   }
+  const shape = { pairs: PAIRS, in_flight: IN_FLIGHT, content_bytes: 512, duration_ms: DURATION_MS };
   try {
-    const floor = await benchRelay();
-    console.log(JSON.stringify({ ...floor, ratio: 1, shape: { pairs: PAIRS, in_flight: IN_FLIGHT, content_bytes: 512 } }));
-    for (const kind of ['redis', 'embedded'] as const) {
-      const r = await benchHub(kind, redisUrl);
-      console.log(JSON.stringify({ ...r, ratio: Number((r.msgs_per_s / floor.msgs_per_s).toFixed(3)), shape: { pairs: PAIRS, in_flight: IN_FLIGHT, content_bytes: 512 } }));
+    const maxRate: Partial<Record<Store, number>> = {};
+    if (SCENARIOS.has('direct') || SCENARIOS.has('latency')) {
+      const floor = await relayDirect();
+      print({ scenario: 'direct', server: 'raw-ws-relay (floor)', msgs_per_s: Math.round(floor.rate), p50_ms: floor.p50, p99_ms: floor.p99, client_cpu_pct: floor.cpu, ratio: 1, shape });
+      for (const store of ['redis', 'embedded'] as const) {
+        const { figures, server, senders, receivers } = await hubDirect(store, redisUrl);
+        await Promise.all([...senders, ...receivers].map((c) => c.close()));
+        server.stop();
+        maxRate[store] = figures.rate;
+        print({ scenario: 'direct', server: `hub-${store}`, msgs_per_s: Math.round(figures.rate), p50_ms: figures.p50_ms, p99_ms: figures.p99_ms, client_cpu_pct: figures.cpu, ratio: ratio(figures.rate, floor.rate), shape });
+      }
+    }
+    if (SCENARIOS.has('latency')) {
+      for (const store of ['redis', 'embedded'] as const) {
+        const rate = Math.round((maxRate[store] ?? 1000) / 2);
+        const lat = await hubOpenLoop(store, redisUrl, rate);
+        print({ scenario: 'latency-open-loop-50pct', server: `hub-${store}`, offered_msgs_per_s: rate, ...lat, goal_p99_ms: 5, ratio: ratio(lat.p99_ms, 5) });
+      }
+    }
+    if (SCENARIOS.has('broadcast')) {
+      for (const n of [100, 1000]) {
+        const floor = await relayBroadcast(n);
+        print({ scenario: `broadcast-${n}`, server: 'raw-ws-broadcast (floor)', deliveries_per_s: Math.round(floor), ratio: 1 });
+        for (const store of ['redis', 'embedded'] as const) {
+          const rate = await hubBroadcast(store, redisUrl, n);
+          print({ scenario: `broadcast-${n}`, server: `hub-${store}`, deliveries_per_s: Math.round(rate), ratio: ratio(rate, floor) });
+        }
+      }
+    }
+    if (SCENARIOS.has('idle')) {
+      const r = await idleConnections('redis', redisUrl);
+      print({ scenario: `idle-${IDLE_AGENTS}`, server: 'hub-redis', ...r, goal_kb_per_connection: 30 });
     }
   } finally {
     redis?.kill();
   }
+  process.exit(0);
 }
 
 await main();

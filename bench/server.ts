@@ -22,8 +22,13 @@ async function relay(): Promise<void> {
         ws.send('{"ok":true}');
         return;
       }
-      const target = msg.to_agent ? byId.get(msg.to_agent) : undefined;
-      target?.send(JSON.stringify(msg));
+      if (msg.to_agent) {
+        byId.get(msg.to_agent)?.send(JSON.stringify(msg));
+        return;
+      }
+      // Broadcast: serialized once, sent to every other socket.
+      const text = JSON.stringify(msg);
+      for (const other of byId.values()) if (other !== ws) other.send(text);
     });
   });
   await new Promise((r) => wss.once('listening', r));
@@ -48,6 +53,15 @@ async function hub(storeKind: string, redisUrl: string | undefined, agents: numb
   }
   console.log(JSON.stringify({ port: h.port, url: h.url, tokens }));
 }
+
+// `stats` on stdin answers with this process's memory and CPU, for the idle-connections scenario.
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (line: string) => {
+  if (!line.startsWith('stats')) return;
+  globalThis.gc?.();
+  const cpu = process.cpuUsage();
+  console.log(JSON.stringify({ rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, cpu_ms: (cpu.user + cpu.system) / 1000 }));
+});
 
 const [mode = 'relay', storeKind = 'redis', redisUrl, agents = '40'] = process.argv.slice(2);
 if (mode === 'relay') await relay();
