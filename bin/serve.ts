@@ -72,6 +72,7 @@ export class ServeCommand extends Command {
   tlsKey = Option.String('--tls-key', { description: 'PEM private key for --tls-cert' });
   cors = Option.Array('--cors-origin', { description: 'Browser origin allowed to call /trpc (repeatable)' });
   snapshotInterval = Option.String('--snapshot-interval', { description: 'Embedded store: seconds between autosaves (default 60; 0 = only at shutdown)' });
+  drainTimeout = Option.String('--drain-timeout', { description: 'On SIGTERM/SIGINT: seconds to let clients move to another node before closing their connections (default 10)' });
   logLevel = Option.String('--log-level', { description: 'fatal|error|warn|info|debug (default info; logs go to stderr)' });
 
   async execute(): Promise<number> {
@@ -137,6 +138,9 @@ export class ServeCommand extends Command {
     const tlsCert = this.tlsCert ?? config.server?.tls?.cert;
     const tlsKey = this.tlsKey ?? config.server?.tls?.key;
     if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
+    const drainText = this.drainTimeout ?? '10';
+    const drainTimeoutMs = Number(drainText) * 1000;
+    if (!/^\d+(\.\d+)?$/.test(drainText) || !Number.isFinite(drainTimeoutMs)) throw new CliError('USAGE', `--drain-timeout must be a number of seconds (got "${drainText}")`);
 
     let hub: Hub;
     try {
@@ -153,6 +157,7 @@ export class ServeCommand extends Command {
         maxPayloadBytes: config.server?.max_payload_bytes,
         rateLimit,
         tls: tlsCert && tlsKey ? { certPath: tlsCert, keyPath: tlsKey } : undefined,
+        drainTimeoutMs,
       });
     } catch (err) {
       await store.close();
@@ -205,10 +210,12 @@ export class ServeCommand extends Command {
         if (stopping) return;
         stopping = true;
         logger.info({ event: 'shutdown', signal }, 'shutting down');
+        out(`${signal}: shutting down (clients are told to reconnect; draining up to ${drainTimeoutMs / 1000} s)`);
         clearInterval(timer);
         void (async () => {
           await autosave();
           await hub.close();
+          out('hub stopped');
           resolve();
         })();
       };

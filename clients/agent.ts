@@ -8,6 +8,7 @@
 import { TRPCClientError } from '@trpc/client';
 import type { inferRouterOutputs } from '@trpc/server';
 import type { AppRouter } from '../router/app.js';
+import type { StreamGap } from '../procedures/live.js';
 import { boxKeyPair, boxOpen, boxSeal, secretboxOpen, secretboxSeal, type BoxKeyPair } from '../crypto/nacl.js';
 import { signEnvelope, signingKeyPair, verifyEnvelope, type SigningKeyPair } from '../crypto/sign.js';
 import { fromBase64, toBase64, utf8Decode, utf8Encode } from '../crypto/bytes.js';
@@ -18,6 +19,20 @@ import { backoffDelay, createLinkerClient, type LinkerClient, type LinkerClientO
 export type SendResult = inferRouterOutputs<AppRouter>['messages']['send'];
 
 export type AgentState = 'connecting' | 'live' | 'reconnecting' | 'closed';
+
+/** The hub's word that inbox messages were trimmed (the inbox is capped) before this agent read them. */
+export type InboxGap = StreamGap;
+
+/** What `onError` receives for an inbox gap when no `onGap` handler is given. */
+export class InboxGapError extends Error {
+  override readonly name = 'InboxGapError';
+  constructor(readonly gap: InboxGap) {
+    super(
+      `inbox gap: messages after ${gap.requested_after ?? 'the start'} up to ${gap.trimmed_through} were trimmed from the capped inbox before they were delivered` +
+        ` (oldest still kept: ${gap.oldest_available ?? 'none'}); they cannot be recovered`,
+    );
+  }
+}
 
 export interface IncomingMessage {
   envelope: Envelope;
@@ -36,6 +51,12 @@ export interface AgentOptions extends LinkerClientOptions {
   /** Handles `task` messages; a returned value is sent back as a `reply`. */
   onTask?: (message: IncomingMessage) => JsonValue | void | Promise<JsonValue | void>;
   onError?: (error: Error) => void;
+  /**
+   * Called (in order, before the message it came with is handled) when the hub says messages were
+   * trimmed from this agent's capped inbox before it read them: an unrecoverable gap. Without it,
+   * the gap is reported to `onError` as an `InboxGapError`.
+   */
+  onGap?: (gap: InboxGap) => void | Promise<void>;
   onStateChange?: (change: { from: AgentState; to: AgentState }) => void;
   /** End-to-end keys; public halves are published in the registry at start. `true` generates them. */
   e2e?: { box?: BoxKeyPair | true; sign?: SigningKeyPair | true; channelKeys?: Record<string, Uint8Array>; requireSignatures?: boolean };
@@ -178,6 +199,15 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
     cursor = resumeId;
   }
 
+  async function reportGap(gap: InboxGap): Promise<void> {
+    try {
+      if (opts.onGap) await opts.onGap(gap);
+      else reportError(new InboxGapError(gap));
+    } catch (err) {
+      reportError(err);
+    }
+  }
+
   async function flushAcks(): Promise<void> {
     if (pendingAcks.length === 0 && (!trackCursor || cursor === cursorFlushed)) return;
     const acks = pendingAcks;
@@ -216,7 +246,9 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
         readyResolve();
       },
       onData: (event) => {
-        const { id, data } = event as unknown as { id: string; data: { stream_id: string; replayed: boolean; message: Envelope } };
+        const { id, data } = event as unknown as { id: string; data: { stream_id: string; replayed: boolean; message: Envelope; gap?: InboxGap } };
+        const gap = data.gap;
+        if (gap) chain = chain.then(() => reportGap(gap));
         chain = chain.then(() => handle(data.stream_id, data.replayed, data.message, id));
       },
       onError: (err) => {
@@ -315,8 +347,14 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
       setState('closed');
       clearTimeout(retryTimer);
       clearInterval(ackTimer);
-      await flushAcks().catch(() => {});
+      // Stop receiving, finish the messages being handled, then store the cursor: the next
+      // connection (on any node) resumes right after the last message this one handled.
       unsubscribe?.();
+      unsubscribe = null;
+      let waited: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([chain.catch(() => {}), new Promise<void>((r) => (waited = setTimeout(r, 5_000)))]);
+      clearTimeout(waited);
+      await flushAcks().catch(() => {});
       for (const [, w] of pendingRequests) {
         clearTimeout(w.timer);
         w.reject(new Error('agent closed'));

@@ -3,6 +3,8 @@
  * and procedures that narrow the context to an authenticated agent with a given scope.
  */
 import { initTRPC, TRPCError } from '@trpc/server';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import { TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc';
 import superjson, { type SuperJSONResult } from 'superjson';
 import { LinkerError } from '../protocol/errors.js';
 import type { Scope } from '../memory/tokens.js';
@@ -52,11 +54,16 @@ const t = initTRPC.context<Context>().create({
     // Neither do the messages of unexpected failures (tRPC wraps a thrown Error keeping its message):
     // only our typed errors and tRPC's own say what went wrong.
     const unexpected = error.code === 'INTERNAL_SERVER_ERROR' && cause !== undefined && !(cause instanceof LinkerError);
+    // A LinkerError thrown inside a running subscription reaches here wrapped as an internal
+    // error (no middleware sees it): answer with its own code, as calls do.
+    const linker = cause instanceof LinkerError && error.code === 'INTERNAL_SERVER_ERROR' ? cause : null;
     return {
       ...shape,
+      code: linker ? TRPC_ERROR_CODES_BY_KEY[linker.code] : shape.code,
       message: unexpected ? 'internal error' : shape.message,
       data: {
         ...data,
+        ...(linker ? { code: linker.code, httpStatus: getHTTPStatusCodeFromError(new TRPCError({ code: linker.code })) } : {}),
         details: cause instanceof LinkerError ? (cause.details ?? null) : null,
       },
     };

@@ -46,6 +46,7 @@ export class StoreBus implements LiveBus {
    */
   private readonly peers = new Map<string, number>();
   private heartbeat: NodeJS.Timeout | undefined;
+  private beatFailing = false;
   private readonly heartbeatMs: number;
 
   constructor(
@@ -59,6 +60,9 @@ export class StoreBus implements LiveBus {
   }
 
   private get hasPeers(): boolean {
+    // While our own heartbeats fail (store outage) nobody could refresh theirs: keep the last
+    // known peers rather than stop publishing to them the moment the store returns.
+    if (this.beatFailing) return this.peers.size > 0;
     const now = Date.now();
     for (const [id, until] of this.peers) if (until <= now) this.peers.delete(id);
     return this.peers.size > 0;
@@ -114,7 +118,19 @@ export class StoreBus implements LiveBus {
     await this.store.publish(topics.control(), JSON.stringify({ node: this.nodeId, kind: 'hello', until: Date.now() + this.heartbeatMs * 3 }));
     await heard;
     this.heartbeat = setInterval(() => {
-      this.beat().catch((err) => this.logger.warn({ event: 'node_heartbeat_failed', err }, 'node heartbeat failed'));
+      this.beat().then(
+        () => {
+          if (this.beatFailing) {
+            // Back from an outage: give known peers one heartbeat period to refresh theirs.
+            for (const id of this.peers.keys()) this.peers.set(id, Date.now() + this.heartbeatMs * 3);
+          }
+          this.beatFailing = false;
+        },
+        (err: unknown) => {
+          this.beatFailing = true;
+          this.logger.warn({ event: 'node_heartbeat_failed', err }, 'node heartbeat failed');
+        },
+      );
     }, this.heartbeatMs);
     this.heartbeat.unref();
   }

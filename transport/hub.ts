@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
+import { TRPCError } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../protocol/envelope.js';
@@ -66,6 +67,12 @@ export interface HubOptions {
   maxQueuedMessages?: number;
   /** Tokens to make sure exist at start (from config.yaml), stored hashed. */
   tokens?: { token: string; agent_id: string; scopes: Scope[]; agent_type?: string }[];
+  /**
+   * Graceful close: how long to wait for connected clients to move away (they are told to
+   * reconnect, finish what they have in flight on this node, then close) before the remaining
+   * connections are closed. Default 2 000 ms.
+   */
+  drainTimeoutMs?: number;
   /** Node id in logs, metrics and presence. Default a random id. */
   nodeId?: string;
   logger?: Logger;
@@ -80,8 +87,13 @@ export interface Hub {
   readonly nodeId: string;
   readonly memory: SharedMemory;
   readonly services: HubServices;
-  /** Graceful stop: refuse new connections, tell clients to reconnect, drain, close the store. */
-  close(opts?: { keepStore?: boolean }): Promise<void>;
+  /**
+   * Graceful stop: stop listening and refuse new WebSocket upgrades, tell clients to reconnect
+   * (elsewhere: another node, or this one once restarted), wait up to `drainTimeoutMs` for them to
+   * leave (a client closes its old connection once its in-flight calls are answered), close what
+   * is left, then close the store.
+   */
+  close(opts?: { keepStore?: boolean; drainTimeoutMs?: number }): Promise<void>;
 }
 
 function corsHeaders(req: IncomingMessage, res: ServerResponse, allowed: string[]): void {
@@ -135,12 +147,28 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     logger.warn({ event: 'insecure_no_auth' }, 'AUTH IS OFF (--insecure-no-auth): anyone who can reach this port can act as any agent. Never use this outside experiments.');
   }
 
+  // A store that can say it is down right now (Redis); the embedded store never is.
+  const storeState = store as Store & { readonly connected?: boolean; onResubscribed?: (listener: () => void) => () => void };
+  /**
+   * Resolves the caller once per connection. A credential check that failed because the store is
+   * down must not leave the connection unauthenticated for its whole life (the client would see
+   * UNAUTHORIZED, which agents treat as fatal): the connection is refused with
+   * SERVICE_UNAVAILABLE instead, and the client connects again (and is checked again) later.
+   */
+  const createContext = async (input: Parameters<typeof resolveContext>[1]) => {
+    const ctx = await resolveContext(services, input);
+    if (!ctx.agent && ctx.authProblem && storeState.connected === false) {
+      throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'the hub cannot check credentials right now: its store is unreachable; retry shortly' });
+    }
+    return ctx;
+  };
+
   const maxFrameBytes = opts.maxFrameBytes ?? maxPayloadBytes * 2 + 64 * 1024;
   const trpcHandler = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: maxFrameBytes,
-    createContext: ({ req, info }) => resolveContext(services, { req, connectionParams: info.connectionParams }),
+    createContext: ({ req, info }) => createContext({ req, connectionParams: info.connectionParams }),
   });
   const cors = opts.corsOrigins ?? [];
 
@@ -180,14 +208,36 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
   const wsHandler = applyWSSHandler({
     wss,
     router: appRouter,
-    createContext: ({ req, res, info }) => resolveContext(services, { req, socket: res, connectionParams: info.connectionParams }),
+    createContext: ({ req, res, info }) => createContext({ req, socket: res, connectionParams: info.connectionParams }),
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000, ...opts.keepAlive },
   });
   let closing = false;
+  let clientsGone: (() => void) | null = null;
   wss.on('connection', (socket) => {
     metrics.connections.inc();
-    socket.once('close', () => metrics.connections.dec());
+    socket.once('close', () => {
+      metrics.connections.dec();
+      if (wss.clients.size === 0) clientsGone?.();
+    });
   });
+  // Redis pub/sub keeps nothing for a disconnected subscriber: events published by other nodes
+  // while this node's pub/sub connection was down are lost. Clients are told to reconnect, so
+  // their subscriptions resume from their last event id and read what they missed from the streams.
+  const offResubscribed =
+    typeof storeState.onResubscribed === 'function'
+      ? storeState.onResubscribed(() => {
+          void (async () => {
+            // Resuming needs the command connection too (it reconnects on its own schedule).
+            for (let attempt = 0; !closing && attempt < 100; attempt++) {
+              if (await store.ping().then(() => true, () => false)) break;
+              await new Promise((r) => setTimeout(r, 100));
+            }
+            if (closing) return;
+            logger.warn({ event: 'store_resubscribed', clients: wss.clients.size }, 'Redis pub/sub is back: asking clients to resume their subscriptions');
+            wsHandler.broadcastReconnectNotification();
+          })();
+        })
+      : () => {};
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = new URL(req.url ?? '/', 'http://hub').pathname;
     if (closing || path !== '/ws') {
@@ -216,14 +266,28 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     async close(closeOpts = {}) {
       if (closing) return;
       closing = true;
-      wsHandler.broadcastReconnectNotification();
+      offResubscribed();
+      // Stop listening (a load balancer sees the node go) and refuse upgrades on open connections.
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections?.();
+      const drainMs = closeOpts.drainTimeoutMs ?? opts.drainTimeoutMs ?? 2_000;
+      if (wss.clients.size > 0 && drainMs > 0) {
+        logger.info({ event: 'hub_draining', clients: wss.clients.size, drain_timeout_ms: drainMs }, 'draining: clients told to reconnect');
+        wsHandler.broadcastReconnectNotification();
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          clientsGone = resolve;
+          timer = setTimeout(resolve, drainMs);
+          if (wss.clients.size === 0) resolve();
+        });
+        clearTimeout(timer);
+      }
+      // Whoever is left resumes from its last event id after reconnecting.
+      for (const client of wss.clients) client.close(1012, 'hub restarting: reconnect');
+      server.closeAllConnections?.();
+      await serverClosed;
       presence.stop();
       await presence.clear();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const client of wss.clients) client.close(1012, 'hub restarting: reconnect');
-        server.closeAllConnections?.();
-      });
       wss.close();
       await bus.stop();
       if (!closeOpts.keepStore) await store.close();
