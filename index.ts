@@ -38,5 +38,5 @@ export {
 } from './crypto/index.js';
 export { createLinkerClient, backoffDelay } from './clients/client.js';
 export type { LinkerClient, LinkerClientOptions, LinkerConnection, AppRouter } from './clients/client.js';
-export { connectAgent } from './clients/agent.js';
-export type { LinkerAgent, AgentOptions, IncomingMessage, SendOptions, SendResult, AgentState } from './clients/agent.js';
+export { connectAgent, InboxGapError } from './clients/agent.js';
+export type { LinkerAgent, AgentOptions, IncomingMessage, SendOptions, SendResult, AgentState, InboxGap } from './clients/agent.js';

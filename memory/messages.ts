@@ -53,15 +53,23 @@ export class MessageStore {
   constructor(
     private readonly store: Store,
     private readonly sealer: ValueSealer,
-    private readonly limits: StreamLimits = DEFAULT_STREAM_LIMITS,
+    /** The caps of inboxes, channel streams and ack streams (read by subscriptions to bound gap checks). */
+    readonly limits: StreamLimits = DEFAULT_STREAM_LIMITS,
   ) {}
 
   /**
    * Envelopes this process sealed lately, by message id: live delivery on the sending node needs
-   * no decryption. Bounded; only ever filled with what this process validated itself.
+   * no decryption. Bounded by count and by bytes (a parsed envelope takes several times its JSON
+   * size on the heap: 2048 large ones could take gigabytes); a large envelope is not kept at all.
+   * Only ever filled with what this process validated itself.
    */
-  private readonly recent = new Map<string, Envelope>();
+  private readonly recent = new Map<string, { envelope: Envelope; bytes: number }>();
+  private recentBytes = 0;
   private static readonly RECENT_MAX = 2048;
+  /** Sealed bytes kept at most (a typical 1 KiB message: the count bound applies first). */
+  private static readonly RECENT_MAX_BYTES = 4 * 1024 * 1024;
+  /** Envelopes larger than this (sealed) are decoded from the store instead. */
+  private static readonly RECENT_MAX_ENTRY_BYTES = 32 * 1024;
 
   private open(sealed: string, messageId: string): Envelope {
     const json: unknown = JSON.parse(this.sealer.open(sealed, keys.messageSeal(messageId)));
@@ -72,14 +80,30 @@ export class MessageStore {
 
   /** Seals and serializes a message once, whatever the number of recipients. */
   prepare(envelope: Envelope): StoredMessage {
-    this.recent.set(envelope.id, envelope);
-    if (this.recent.size > MessageStore.RECENT_MAX) this.recent.delete(this.recent.keys().next().value!);
+    const sealed = this.sealer.seal(JSON.stringify(envelope), keys.messageSeal(envelope.id));
+    this.remember(envelope, sealed.length);
     return {
       messageId: envelope.id,
-      sealed: this.sealer.seal(JSON.stringify(envelope), keys.messageSeal(envelope.id)),
+      sealed,
       priority: envelope.payload.context.priority,
       expiresAt: expiresAt(envelope),
     };
+  }
+
+  private remember(envelope: Envelope, bytes: number): void {
+    const previous = this.recent.get(envelope.id);
+    if (previous) {
+      this.recent.delete(envelope.id);
+      this.recentBytes -= previous.bytes;
+    }
+    if (bytes > MessageStore.RECENT_MAX_ENTRY_BYTES) return;
+    this.recent.set(envelope.id, { envelope, bytes });
+    this.recentBytes += bytes;
+    while (this.recent.size > MessageStore.RECENT_MAX || this.recentBytes > MessageStore.RECENT_MAX_BYTES) {
+      const [oldest, entry] = this.recent.entries().next().value!;
+      this.recent.delete(oldest);
+      this.recentBytes -= entry.bytes;
+    }
   }
 
   private fields(m: StoredMessage, extra: Record<string, string> = {}): Record<string, string> {
@@ -101,7 +125,7 @@ export class MessageStore {
   decode(entry: StreamEntry, owner: { agent?: string; channel?: string }): DeliveredMessage {
     const { mid, m, p, x } = entry.fields;
     if (!mid || !m) throw new LinkerError('INTERNAL_SERVER_ERROR', `malformed stream entry ${entry.id}`);
-    const envelope = this.recent.get(mid) ?? this.open(m, mid);
+    const envelope = this.recent.get(mid)?.envelope ?? this.open(m, mid);
     const belongs =
       envelope.id === mid &&
       (owner.agent ? envelope.to_agent === owner.agent || (envelope.to_agent === null && envelope.channel !== null) : true) &&

@@ -11,6 +11,22 @@ export interface StreamEntry {
   fields: Record<string, string>;
 }
 
+export interface StreamInfo {
+  length: number;
+  firstId: string | null;
+  lastId: string | null;
+  /**
+   * Highest id removed from the stream (trimmed by its cap, or deleted); absent when nothing ever
+   * was. A reader whose cursor is older than this has lost the entries after its cursor up to here
+   * (an unrecoverable gap: see `gapAfter`). Exact on the embedded store. On Redis it is an upper
+   * bound: Redis (7.0 and later) records only XDEL'd ids in `max-deleted-entry-id`, never trimmed
+   * ones, so when `entries-added` says entries were trimmed it is the id just below the oldest kept
+   * entry. A cursor trimmed exactly at its own entry is then reported as a gap although nothing
+   * after it was lost: a gap may be over-reported, never hidden. Redis before 7.0 reports nothing.
+   */
+  maxDeletedId?: string;
+}
+
 export interface StreamAppend {
   key: string;
   fields: Record<string, string>;
@@ -48,8 +64,8 @@ export interface Store {
   readStream(key: string, opts: { after?: string | undefined; count: number }): Promise<StreamEntry[]>;
   /** Entries strictly before `before` (or from the end), newest first, at most `count`. */
   readStreamReverse(key: string, opts: { before?: string | undefined; count: number }): Promise<StreamEntry[]>;
-  /** Length and oldest id of a stream (null when empty or missing). */
-  streamInfo(key: string): Promise<{ length: number; firstId: string | null; lastId: string | null }>;
+  /** Length, oldest and newest id of a stream (null when empty or missing), and what it lost. */
+  streamInfo(key: string): Promise<StreamInfo>;
 
   /** A versioned document; version 0 / null means absent. */
   getDoc(key: string): Promise<VersionedValue | null>;
@@ -93,6 +109,23 @@ export function compareStreamIds(a: string, b: string): number {
   if (dm !== 0n) return dm < 0n ? -1 : 1;
   const ds = BigInt(as) - BigInt(bs);
   return ds === 0n ? 0 : ds < 0n ? -1 : 1;
+}
+
+/**
+ * Whether a reader resuming after `cursor` (undefined: from the very start) has lost entries: true
+ * when the stream removed an entry newer than the cursor.
+ */
+export function gapAfter(cursor: string | undefined, info: Pick<StreamInfo, 'maxDeletedId'>): boolean {
+  if (!info.maxDeletedId) return false;
+  return cursor === undefined || compareStreamIds(info.maxDeletedId, cursor) > 0;
+}
+
+/** The greatest stream id strictly below `id` (undefined for 0-0). */
+export function streamIdBefore(id: string): string | undefined {
+  const [ms = 0n, seq = 0n] = id.split('-').map((part) => BigInt(part));
+  if (seq > 0n) return `${ms}-${seq - 1n}`;
+  if (ms > 0n) return `${ms - 1n}-18446744073709551615`;
+  return undefined;
 }
 
 export const STREAM_ID_PATTERN = /^\d{1,20}-\d{1,20}$/;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ChannelNameSchema } from '../protocol/ids.js';
 import { agentProcedure, router } from '../router/trpc.js';
 import { liveStream } from './live.js';
-import { keys, notExpired, readEntries, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
+import { keys, liveLimits, notExpired, readEntries, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
 
 const ChannelInput = z.strictObject({ channel: ChannelNameSchema });
 
@@ -20,7 +20,10 @@ export const channelsRouter = router({
     return { channel: input.channel, members: await ctx.hub.memory.channels.members(input.channel) };
   }),
 
-  /** Every message sent to a channel, live, resumable with lastEventId (channel stream ids). */
+  /**
+   * Every message sent to a channel, live, resumable with lastEventId (channel stream ids). Items
+   * are those of the inbox; `gap` says messages after lastEventId were trimmed before they were read.
+   */
   subscribe: agentProcedure
     .input(ChannelInput.extend({ lastEventId: StreamIdSchema.nullish() }))
     .subscription(async function* ({ ctx, input, signal }) {
@@ -34,10 +37,12 @@ export const channelsRouter = router({
         readAfter: readEntries(ctx, keys.channel(input.channel), decode),
         decode: (streamId, fields) => safeDecode(ctx, { id: streamId, fields }, decode),
         liveInOrder: hub.memory.store.kind === 'embedded',
-        socket: ctx.socket,
-        maxBufferedBytes: hub.settings.maxBufferedBytes,
-        maxQueued: hub.settings.maxQueuedMessages,
+        // A subscriber without lastEventId asks for what the channel keeps: no gap before that.
+        streamInfo: () => hub.memory.messages.channelInfo(input.channel),
+        streamCap: hub.memory.messages.limits.channelMaxLen,
+        ...liveLimits(ctx, 'channels.subscribe'),
       })) {
+        if (y.gap) hub.logger.warn({ event: 'channel_gap', agent_id: ctx.agent.id, channel: input.channel, ...y.gap }, 'channel messages were trimmed before delivery; told the subscriber');
         yield trackedMessage(y);
       }
     }),

@@ -2,26 +2,63 @@
  * Resumable live streams: listen on the bus first, then replay what the store holds after the
  * cursor, then stream live entries, skipping anything at or before the cursor. When several hub
  * nodes may publish (Redis), a live event only signals that the store has news: entries are read
- * from the store after the cursor, so one arriving late from another node is not skipped. Memory stays
- * bounded: past `maxQueued` live entries the queue is dropped and the stream is re-read from the
- * store; a socket that does not drain within `slowConsumerTimeoutMs` ends the subscription (the
- * client resumes from its last id).
+ * from the store after the cursor, so one arriving late from another node is not skipped.
+ *
+ * Memory stays bounded per subscription: live entries held for it are capped by count
+ * (`maxQueued`) and bytes (`maxQueuedBytes`), past which they are dropped and the stream is re-read
+ * from the store; one backlog pass holds at most `maxBacklog` entries and about `maxBacklogBytes`;
+ * and nothing is yielded while the socket holds more than `maxBufferedBytes` unsent (the tRPC WS
+ * adapter has no backpressure of its own). A socket that does not drain within
+ * `slowConsumerTimeoutMs` is terminated: no error frame is queued behind what the client is not
+ * reading; the client reconnects and resumes from its last event id.
+ *
+ * Gaps are said, not hidden: when the capped stream trimmed entries after the subscriber's cursor
+ * before it could read them, the first item yielded after that carries a `gap` (Centrifugo's
+ * `recovered: false`), and what is left is delivered. See `StreamGap`.
  */
-import { TRPCError } from '@trpc/server';
-import { compareStreamIds } from '../memory/store.js';
-import type { SocketLike, Unlisten } from '../router/context.js';
+import { compareStreamIds, gapAfter, type StreamInfo } from '../memory/store.js';
+import { DEFAULT_SLOW_CONSUMER_TIMEOUT_MS, type SocketLike, type Unlisten } from '../router/context.js';
 
 export interface LiveItem {
   streamId: string;
 }
+
+/**
+ * An unrecoverable gap: entries after `requested_after` up to `trimmed_through` were removed from
+ * the capped stream before this subscriber read them. Everything still kept after the cursor is
+ * delivered; the gap rides on the first item yielded after it. When nothing is left to deliver
+ * (whatever is kept after the cursor has expired), it rides on the next item that comes, and a
+ * subscriber that leaves before then is told again when it resumes from its older event id. On
+ * Redis `trimmed_through` is an upper bound (see `StreamInfo.maxDeletedId`): a gap can be
+ * over-reported, never hidden.
+ */
+export interface StreamGap {
+  recovered: false;
+  /** The cursor the stream was read after; null when the subscriber asked for everything (no cursor). */
+  requested_after: string | null;
+  /** Oldest entry still kept after the cursor (first one read), null when nothing is left. */
+  oldest_available: string | null;
+  /** Highest id removed: what came after `requested_after` up to here is lost. */
+  trimmed_through: string;
+}
+
+/** One page read from the store, oldest first; null items are entries to skip (expired...). */
+export type LivePage<T> = (T | null)[] & {
+  /** Id of the last entry read (skipped or not): where the next page starts. */
+  lastId?: string;
+  /** Id of the first entry read (skipped or not). */
+  firstId?: string;
+  /** Approximate size of the entries read, to bound a backlog pass. */
+  bytes?: number;
+};
 
 export interface LiveStreamOptions<T extends LiveItem> {
   signal: AbortSignal | undefined;
   /** Last id the subscriber has; undefined = from the start of what the store keeps. */
   cursor: string | undefined;
   listen(push: (streamId: string, fields: Record<string, string>) => void): Unlisten;
-  /** Store entries strictly after `after`, oldest first; null entries are skipped (expired...). */
-  readAfter(after: string | undefined, count: number): Promise<(T | null)[] & { lastId?: string }>;
+  /** Store entries strictly after `after`, oldest first. */
+  readAfter(after: string | undefined, count: number): Promise<LivePage<T>>;
   decode(streamId: string, fields: Record<string, string>): T | null;
   /**
    * Whether the bus delivers entries in stream order (one process: the embedded store). Otherwise
@@ -35,26 +72,105 @@ export interface LiveStreamOptions<T extends LiveItem> {
   socket: SocketLike | null;
   maxBufferedBytes: number;
   maxQueued: number;
+  /** Bytes of live entries held for this subscription before falling back to the store. Default maxBufferedBytes. */
+  maxQueuedBytes?: number;
+  /** Default 30 000 ms. */
   slowConsumerTimeoutMs?: number;
+  /** Called just before a connection that did not drain is terminated (log it). */
+  onSlowConsumer?: (info: SlowConsumerInfo) => void;
   pageSize?: number;
   /** Most entries replayed in one backlog pass. Default 10 000. */
   maxBacklog?: number;
+  /** About the most bytes read in one backlog pass (checked per page). Default 16 MiB. */
+  maxBacklogBytes?: number;
+  /** What the stream removed, for gap detection. Without it gaps are not checked. */
+  streamInfo?: () => Promise<Pick<StreamInfo, 'maxDeletedId'>>;
+  /**
+   * Whether a subscriber without a cursor wants everything ever written (an inbox: entries trimmed
+   * before it first read are a gap) rather than what the stream keeps (a channel). Default false.
+   */
+  gapFromStart?: boolean;
+  /**
+   * The stream's cap. After the first pass, a gap is only possible when a pass read at least this
+   * many entries (a trim past the cursor leaves only entries after it, at least the cap), so
+   * the store is asked about trimming only then. Default 0: ask on every pass.
+   */
+  streamCap?: number;
 }
 
-/** What the generator yields: the item and the id that is safe to resume from after it. */
+export interface SlowConsumerInfo {
+  bufferedAmount: number;
+  waitedMs: number;
+}
+
+/** What the generator yields: the item, the id that is safe to resume from after it, and a gap before it. */
 export interface LiveYield<T> {
   item: T;
   resumeId: string;
   replayed: boolean;
+  gap?: StreamGap;
 }
 
 const START = '0-0';
+const DEFAULT_MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
+
+/** Approximate in-memory size of a stream entry's fields (strings are mostly ASCII: base64, JSON). */
+export function entryBytes(fields: Record<string, string>): number {
+  let n = 64;
+  for (const key in fields) n += key.length + (fields[key]?.length ?? 0);
+  return n;
+}
+
+export interface DrainOptions {
+  socket: SocketLike | null;
+  maxBufferedBytes: number;
+  timeoutMs?: number;
+  signal?: AbortSignal | undefined;
+  onSlowConsumer?: ((info: SlowConsumerInfo) => void) | undefined;
+}
+
+const POLL_MS = 10;
+
+/**
+ * Waits until the socket holds at most `maxBufferedBytes` unsent. Resolves true when the caller
+ * may send; false when the subscription was aborted meanwhile, or the socket stayed clogged for
+ * `timeoutMs` and was terminated (the caller should end quietly: its error frame would only
+ * queue behind what the client does not read, and the client resumes from its last event id).
+ */
+export async function waitForDrain(o: DrainOptions): Promise<boolean> {
+  const socket = o.socket;
+  if (!socket || socket.bufferedAmount <= o.maxBufferedBytes) return true;
+  const timeoutMs = o.timeoutMs ?? DEFAULT_SLOW_CONSUMER_TIMEOUT_MS;
+  const started = Date.now();
+  while (socket.bufferedAmount > o.maxBufferedBytes) {
+    if (o.signal?.aborted) return false;
+    const waited = Date.now() - started;
+    if (waited >= timeoutMs) {
+      o.onSlowConsumer?.({ bufferedAmount: socket.bufferedAmount, waitedMs: waited });
+      socket.terminate();
+      return false;
+    }
+    await new Promise((r) => setTimeout(r, Math.min(POLL_MS, timeoutMs - waited)));
+  }
+  return !o.signal?.aborted;
+}
 
 export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>): AsyncGenerator<LiveYield<T>> {
   const pageSize = opts.pageSize ?? 500;
   const maxBacklog = opts.maxBacklog ?? 10_000;
+  const maxBacklogBytes = opts.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES;
+  const maxQueuedBytes = opts.maxQueuedBytes ?? opts.maxBufferedBytes;
+  const inOrder = opts.liveInOrder ?? false;
+  const gapCheckAfter = Math.min(opts.streamCap ?? 0, maxBacklog);
+
+  // In order (one process): the live entries themselves, bounded by count and bytes.
   let queue: { streamId: string; fields: Record<string, string> }[] = [];
+  let queuedBytes = 0;
+  // Otherwise live events are only signals to read the store: keep the newest id and a count.
+  let signals = 0;
+  let signaled: string | null = null;
   let overflowed = false;
+  let stopped = false;
   let wake: (() => void) | null = null;
   const notify = () => {
     const w = wake;
@@ -63,65 +179,123 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
   };
   const unlisten = opts.listen((streamId, fields) => {
     if (overflowed) return;
-    if (queue.length >= opts.maxQueued) {
+    if (inOrder) {
+      const size = entryBytes(fields);
+      if (queue.length >= opts.maxQueued || queuedBytes + size > maxQueuedBytes) {
+        overflowed = true;
+        queue = [];
+        queuedBytes = 0;
+      } else {
+        queue.push({ streamId, fields });
+        queuedBytes += size;
+      }
+    } else if (signals >= opts.maxQueued) {
       overflowed = true;
-      queue = [];
-    } else queue.push({ streamId, fields });
+      signals = 0;
+      signaled = null;
+    } else {
+      signals++;
+      if (signaled === null || compareStreamIds(streamId, signaled) > 0) signaled = streamId;
+    }
     notify();
   });
   const onAbort = () => notify();
   opts.signal?.addEventListener('abort', onAbort);
+  const done = () => stopped || opts.signal?.aborted === true;
 
   let cursor = opts.cursor;
-
-  async function drained(): Promise<void> {
-    if (!opts.socket || opts.socket.bufferedAmount <= opts.maxBufferedBytes) return;
-    const deadline = Date.now() + (opts.slowConsumerTimeoutMs ?? 30_000);
-    while (opts.socket.bufferedAmount > opts.maxBufferedBytes) {
-      if (opts.signal?.aborted) return;
-      if (Date.now() > deadline) {
-        throw new TRPCError({ code: 'TIMEOUT', message: 'slow consumer: the connection did not drain; resume from your last event id' });
-      }
-      await new Promise((r) => setTimeout(r, 10));
+  // Where a gap is measured from while the cursor is still unset: an inbox wants everything.
+  let gapBase: string | undefined = opts.gapFromStart ? START : undefined;
+  let firstPass = true;
+  // A gap found with nothing left to deliver after it waits for the next item.
+  let pendingGap: StreamGap | undefined;
+  function withGap(y: LiveYield<T>): LiveYield<T> {
+    if (pendingGap) {
+      y.gap = pendingGap;
+      pendingGap = undefined;
     }
+    return y;
+  }
+
+  async function drained(): Promise<boolean> {
+    const ok = await waitForDrain({
+      socket: opts.socket,
+      maxBufferedBytes: opts.maxBufferedBytes,
+      timeoutMs: opts.slowConsumerTimeoutMs,
+      signal: opts.signal,
+      onSlowConsumer: opts.onSlowConsumer,
+    });
+    if (!ok) stopped = true;
+    return ok;
   }
 
   /**
-   * Reads what the store has after the cursor (at most about `maxBacklog` entries) and yields it.
-   * Returns true when it stopped at the bound, so the caller reads again.
+   * Reads what the store has after the cursor (at most about `maxBacklog` entries or
+   * `maxBacklogBytes`) and yields it, with a gap notice when entries after the cursor were trimmed.
+   * Returns true when it stopped at a bound, so the caller reads again.
    */
-  async function* replay(ordered: boolean, live = false): AsyncGenerator<LiveYield<T>, boolean> {
+  async function* replay(kind: 'backlog' | 'overflow' | 'live'): AsyncGenerator<LiveYield<T>, boolean> {
+    const replayed = kind !== 'live';
+    const gapFrom = cursor ?? gapBase;
     const items: T[] = [];
     let read = 0;
+    let bytes = 0;
     let more = false;
     let after = cursor;
+    let firstRead: string | undefined;
     for (;;) {
-      if (read >= maxBacklog) {
+      if (read >= maxBacklog || bytes >= maxBacklogBytes) {
         more = true;
         break;
       }
       const page = await opts.readAfter(after, pageSize);
       if (page.length === 0) break;
       read += page.length;
+      bytes += page.bytes ?? 0;
+      firstRead ??= page.firstId ?? page.find((it) => it !== null)?.streamId;
       for (const it of page) if (it) items.push(it);
       after = page.lastId ?? after;
       if (page.length < pageSize) break;
     }
-    if (after === cursor) return false;
+
+    // Asked after reading: a trim that raced the read is reported too (never hidden).
+    const mayHaveGap = gapFrom !== undefined && opts.streamInfo && (firstPass || more || read >= gapCheckAfter);
+    if (mayHaveGap && !done()) {
+      const info = await opts.streamInfo!();
+      // An older gap still waiting for an item keeps its start.
+      if (gapAfter(gapFrom, info)) {
+        pendingGap = {
+          recovered: false,
+          requested_after: pendingGap ? pendingGap.requested_after : (cursor ?? null),
+          oldest_available: firstRead ?? null,
+          trimmed_through: info.maxDeletedId!,
+        };
+      }
+    }
+    firstPass = false;
+    // A subscriber that started on an empty stream wants everything written after that.
+    gapBase ??= START;
+
+    if (after === cursor) {
+      // Nothing at all after the cursor (only when everything after it was removed): nothing
+      // below the trimmed id can come any more.
+      if (pendingGap && (cursor === undefined || compareStreamIds(pendingGap.trimmed_through, cursor) > 0)) cursor = pendingGap.trimmed_through;
+      return false;
+    }
     const replayedUpTo = after!;
-    const sorted = ordered && opts.orderBacklog ? opts.orderBacklog(items) : items;
+    const sorted = kind === 'backlog' && opts.orderBacklog ? opts.orderBacklog(items) : items;
     // Resume ids must never skip an unsent entry: while the backlog is out of stream order, each
     // item carries the highest id below which everything has been sent.
     const ids = items.map((i) => i.streamId);
     const sent = new Set<string>();
     let p = 0;
     for (const item of sorted) {
-      if (opts.signal?.aborted) return false;
+      if (done()) return false;
       sent.add(item.streamId);
       while (p < ids.length && sent.has(ids[p]!)) p++;
       const resumeId = p === ids.length ? replayedUpTo : p > 0 ? ids[p - 1]! : (cursor ?? START);
-      await drained();
-      yield { item, resumeId, replayed: !live };
+      if (!(await drained())) return false;
+      yield withGap({ item, resumeId, replayed });
     }
     cursor = replayedUpTo;
     return more;
@@ -129,11 +303,22 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
 
   try {
     // A backlog larger than one pass is delivered pass after pass, each highest priority first.
-    while ((yield* replay(true)) && !opts.signal?.aborted);
-    while (!opts.signal?.aborted) {
+    while ((yield* replay('backlog')) && !done());
+    while (!done()) {
       if (overflowed) {
         overflowed = false;
-        while ((yield* replay(false)) && !opts.signal?.aborted);
+        while ((yield* replay('overflow')) && !done());
+        continue;
+      }
+      if (!inOrder) {
+        const news = signaled !== null && (cursor === undefined || compareStreamIds(signaled, cursor) > 0);
+        signals = 0;
+        signaled = null;
+        if (news) {
+          // Yielding the signalled entry and moving the cursor past it could skip an earlier
+          // entry whose event is still in flight from another node: read everything after the cursor.
+          while ((yield* replay('live')) && !done());
+        } else await new Promise<void>((r) => (wake = r));
         continue;
       }
       const next = queue.shift();
@@ -141,18 +326,13 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
         await new Promise<void>((r) => (wake = r));
         continue;
       }
+      queuedBytes -= entryBytes(next.fields);
       if (cursor && compareStreamIds(next.streamId, cursor) <= 0) continue;
-      if (!opts.liveInOrder) {
-        // Yielding this entry and moving the cursor past it would skip an earlier entry whose
-        // event is still in flight from another node: read everything after the cursor instead.
-        while ((yield* replay(false, true)) && !opts.signal?.aborted);
-        continue;
-      }
       cursor = next.streamId;
       const item = opts.decode(next.streamId, next.fields);
       if (!item) continue;
-      await drained();
-      yield { item, resumeId: next.streamId, replayed: false };
+      if (!(await drained())) break;
+      yield withGap({ item, resumeId: next.streamId, replayed: false });
     }
   } finally {
     unlisten();

@@ -5,13 +5,58 @@ import { completeEnvelope, createEnvelopeSchemas, routeOf } from '../protocol/en
 import { AgentIdSchema, MessageIdSchema } from '../protocol/ids.js';
 import { jsonFitsIn } from '../protocol/json.js';
 import { LinkerError } from '../protocol/errors.js';
+import { streamIdBefore } from '../memory/store.js';
 import { agentProcedure, isAdmin, router } from '../router/trpc.js';
 import type { Context, AuthedAgent } from '../router/context.js';
-import { liveStream } from './live.js';
-import { byPriority, keys, notExpired, readEntries, ResumeInput, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
+import { liveStream, type LivePage } from './live.js';
+import { byPriority, keys, liveLimits, notExpired, readEntries, ResumeInput, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
 
 // The size limit is the hub's setting, checked in the procedure; the schema only checks shape.
 const { OutgoingMessage } = createEnvelopeSchemas({ maxPayloadBytes: Number.MAX_SAFE_INTEGER });
+
+/** Deepest nesting accepted in `payload.content` (the content itself is level 1). */
+export const MAX_CONTENT_DEPTH = 32;
+
+/**
+ * Runs before the envelope schema, walking `payload.content` without recursion:
+ * - nesting deeper than MAX_CONTENT_DEPTH is refused (BAD_REQUEST). zod's `z.json()` recurses: a
+ *   few thousand levels (a 4 KB frame) overflow the stack, and zod 4.6's memoizer then keeps what
+ *   it had built for good (a leak per such frame); and an envelope deeper than the output
+ *   serializer's plain-JSON walk (64 levels) would be delivered through superjson, which refuses
+ *   keys named `constructor` or `prototype`, failing that recipient's inbox on every resume;
+ * - an own `__proto__` key is refused (zod would silently turn it into the object's prototype; today
+ *   the input transformer's copy already drops such keys, this guard does not depend on that);
+ * - `-0` becomes 0, as JSON has it (a `-0` would also send the item through superjson).
+ */
+const ContentGuard = z.custom<z.input<typeof OutgoingMessage>>().superRefine((input, ctx) => {
+  const payload = (input as { payload?: unknown } | null)?.payload;
+  const content = payload !== null && typeof payload === 'object' ? (payload as { content?: unknown }).content : undefined;
+  if (content === 0 && Object.is(content, -0)) (payload as { content: unknown }).content = 0;
+  if (content === null || typeof content !== 'object') return;
+  const stack: { value: object; depth: number }[] = [{ value: content, depth: 1 }];
+  while (stack.length > 0) {
+    const { value, depth } = stack.pop()!;
+    if (depth > MAX_CONTENT_DEPTH) {
+      ctx.addIssue({ code: 'custom', path: ['payload', 'content'], message: `payload content is nested more than ${MAX_CONTENT_DEPTH} levels deep` });
+      return;
+    }
+    const record = value as Record<string, unknown>;
+    if (!Array.isArray(value) && Object.getPrototypeOf(value) !== Object.prototype) {
+      ctx.addIssue({ code: 'custom', path: ['payload', 'content'], message: 'payload content must be plain JSON' });
+      return;
+    }
+    for (const key of Object.keys(record)) {
+      if (key === '__proto__') {
+        ctx.addIssue({ code: 'custom', path: ['payload', 'content'], message: 'payload content may not use the key "__proto__"' });
+        return;
+      }
+      const v = record[key];
+      if (v === 0 && Object.is(v, -0)) record[key] = 0;
+      else if (v !== null && typeof v === 'object') stack.push({ value: v, depth: depth + 1 });
+    }
+  }
+});
+const GuardedOutgoingMessage = ContentGuard.pipe(OutgoingMessage);
 
 export interface SendResult {
   id: string;
@@ -84,13 +129,6 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
   };
 }
 
-/** The stream id just before `id`, so an exclusive read after it returns `id` first (undefined: from the start). */
-function justBefore(id: string): string | undefined {
-  const [ms = 0n, seq = 0n] = id.split('-').map((part) => BigInt(part));
-  if (seq > 0n) return `${ms}-${seq - 1n}`;
-  if (ms > 0n) return `${ms - 1n}-18446744073709551615`;
-  return undefined;
-}
 
 const AckInput = z.strictObject({
   acks: z.array(z.strictObject({ message_id: MessageIdSchema, stream_id: StreamIdSchema })).max(1000).default([]),
@@ -99,11 +137,13 @@ const AckInput = z.strictObject({
 });
 
 export const messagesRouter = router({
-  send: agentProcedure.input(OutgoingMessage).mutation(({ ctx, input }) => sendMessage(ctx, input)),
+  send: agentProcedure.input(GuardedOutgoingMessage).mutation(({ ctx, input }) => sendMessage(ctx, input)),
 
   /**
    * The caller's inbox. Resumes after `lastEventId` (tRPC passes it on reconnect), else after the
    * last acked cursor; the replayed backlog comes highest priority first; expired messages are skipped.
+   * When the capped inbox trimmed messages after that point (or, with no cursor at all, ever trimmed
+   * any) before they were read, the first item after it carries `gap` (see StreamMessageItem).
    */
   inbox: agentProcedure.input(ResumeInput.optional()).subscription(async ({ ctx, input, signal }) => {
     // Set up before the subscription reports started: the agent is online and listening by then.
@@ -120,25 +160,38 @@ export const messagesRouter = router({
         decode: (streamId, fields) => safeDecode(ctx, { id: streamId, fields }, decode),
         orderBacklog: byPriority,
         liveInOrder: hub.memory.store.kind === 'embedded',
-        socket: ctx.socket,
-        maxBufferedBytes: hub.settings.maxBufferedBytes,
-        maxQueued: hub.settings.maxQueuedMessages,
+        streamInfo: () => hub.memory.messages.inboxInfo(agent.id),
+        gapFromStart: true,
+        streamCap: hub.memory.messages.limits.inboxMaxLen,
+        ...liveLimits(ctx, 'messages.inbox'),
     });
     // Listen now, not at the first pull, so nothing sent after `started` can be missed live.
     const first = stream.next();
+    // A subscription stopped before tRPC starts iterating (stop sent while the lines above awaited
+    // the store) never runs the generator below, nor its finally: end the stream and the presence
+    // on abort too, or the agent would stay "online" on this node for good.
+    let ended: Promise<void> | null = null;
+    const end = () =>
+      (ended ??= (async () => {
+        signal?.removeEventListener('abort', end);
+        await stream.return(undefined).catch(() => {});
+        await hub.presence.remove(agent.id, ctx.connectionId).catch(() => {});
+      })());
+    signal?.addEventListener('abort', end, { once: true });
+    if (signal?.aborted) void end();
     return (async function* () {
       try {
         let r = await first;
         while (!r.done) {
           const y = r.value;
+          if (y.gap) hub.logger.warn({ event: 'inbox_gap', agent_id: agent.id, ...y.gap }, 'inbox messages were trimmed before delivery; told the subscriber');
           hub.metrics.deliveries.inc({ kind: y.replayed ? 'replay' : 'live' });
           if (!y.replayed) hub.metrics.deliveryLatency.observe(Math.max(0, Date.now() - Date.parse(y.item.envelope.timestamp)) / 1000);
           yield trackedMessage(y);
           r = await stream.next();
         }
       } finally {
-        await stream.return(undefined);
-        await hub.presence.remove(agent.id, ctx.connectionId).catch(() => {});
+        await end();
       }
     })();
   }),
@@ -148,7 +201,7 @@ export const messagesRouter = router({
     const { hub, agent } = ctx;
     const acked: string[] = [];
     for (const a of input.acks) {
-      const [entry] = await hub.memory.store.readStream(keys.history(agent.id), { after: justBefore(a.stream_id), count: 1 });
+      const [entry] = await hub.memory.store.readStream(keys.history(agent.id), { after: streamIdBefore(a.stream_id), count: 1 });
       if (!entry || entry.id !== a.stream_id) throw new LinkerError('NOT_FOUND', `no message ${a.message_id} at ${a.stream_id} in the inbox of ${agent.id}`);
       const { envelope } = hub.memory.messages.decode(entry, { agent: agent.id });
       if (envelope.id !== a.message_id) throw new LinkerError('BAD_REQUEST', `stream id ${a.stream_id} holds message ${envelope.id}, not ${a.message_id}`);
@@ -173,15 +226,14 @@ export const messagesRouter = router({
         hub.bus.onAck(agent.id, (e) => push(e.streamId, { mid: e.ack.message_id, by: e.ack.by, at: e.ack.at })),
       readAfter: async (after, count) => {
         const rows = await hub.memory.messages.readAcks(agent.id, after, count);
-        const out = rows as (AckItem | null)[] & { lastId?: string };
+        const out: LivePage<AckItem> = rows;
+        out.firstId = rows[0]?.streamId;
         out.lastId = rows.at(-1)?.streamId;
         return out;
       },
       decode: (streamId, f) => ({ streamId, ack: { message_id: f.mid ?? '', by: f.by ?? '', at: f.at ?? '' } }),
       liveInOrder: hub.memory.store.kind === 'embedded',
-      socket: ctx.socket,
-      maxBufferedBytes: hub.settings.maxBufferedBytes,
-      maxQueued: hub.settings.maxQueuedMessages,
+      ...liveLimits(ctx, 'messages.acks'),
     })) {
       yield tracked(y.resumeId, y.item.ack);
     }

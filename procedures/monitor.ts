@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { AgentIdSchema, ChannelNameSchema } from '../protocol/ids.js';
 import { MessageTypeSchema, type Envelope } from '../protocol/envelope.js';
 import { monitorProcedure, router } from '../router/trpc.js';
+import { entryBytes, waitForDrain } from './live.js';
+import { liveLimits } from './shared.js';
 
 export interface MonitorEvent {
   at: string;
@@ -28,20 +30,31 @@ export const monitorRouter = router({
     )
     .subscription(async function* ({ ctx, input, signal }) {
       const { hub } = ctx;
-      const queue: MonitorEvent[] = [];
+      // Bounded by count and bytes (an event holds its whole envelope); past that, events are
+      // dropped and counted. Nothing is yielded while the socket holds more than maxBufferedBytes,
+      // and a socket that does not drain within slowConsumerTimeoutMs is terminated.
+      const queue: { event: MonitorEvent; bytes: number }[] = [];
+      let queuedBytes = 0;
       let dropped = 0;
       let wake: (() => void) | null = null;
+      const reportDropped = () => {
+        if (dropped === 0) return;
+        hub.logger.warn({ event: 'monitor_dropped', dropped, agent_id: ctx.agent.id }, 'monitor too slow; events dropped');
+        dropped = 0;
+      };
       const off = hub.bus.onRouted((e) => {
         if (input?.channel && e.channel !== input.channel) return;
         if (input?.agent && e.from !== input.agent && e.to !== input.agent) return;
         if (input?.type && e.type !== input.type) return;
-        if (queue.length >= hub.settings.maxQueuedMessages) {
+        const bytes = entryBytes(e.fields);
+        if (queue.length >= hub.settings.maxQueuedMessages || queuedBytes + bytes > hub.settings.maxBufferedBytes) {
           dropped++;
           return;
         }
         try {
           const { envelope } = hub.memory.messages.decodeFields('0-0', e.fields, {});
-          queue.push({ at: new Date(e.sentAt).toISOString(), node: e.node, message: envelope, delivered_to: Object.keys(e.inboxes) });
+          queue.push({ event: { at: new Date(e.sentAt).toISOString(), node: e.node, message: envelope, delivered_to: Object.keys(e.inboxes) }, bytes });
+          queuedBytes += bytes;
         } catch (err) {
           hub.logger.error({ event: 'monitor_decode_failed', err }, 'monitor could not open a routed message');
         }
@@ -49,21 +62,22 @@ export const monitorRouter = router({
       });
       const onAbort = () => wake?.();
       signal?.addEventListener('abort', onAbort);
+      const limits = liveLimits(ctx, 'monitor.stream');
       try {
         while (!signal?.aborted) {
           const next = queue.shift();
           if (!next) {
-            if (dropped > 0) {
-              hub.logger.warn({ event: 'monitor_dropped', dropped, agent_id: ctx.agent.id }, 'monitor too slow; events dropped');
-              dropped = 0;
-            }
+            reportDropped();
             await new Promise<void>((r) => (wake = r));
             wake = null;
             continue;
           }
-          yield next;
+          queuedBytes -= next.bytes;
+          if (!(await waitForDrain({ ...limits, timeoutMs: limits.slowConsumerTimeoutMs, signal }))) break;
+          yield next.event;
         }
       } finally {
+        reportDropped();
         off();
         signal?.removeEventListener('abort', onAbort);
       }

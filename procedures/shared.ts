@@ -4,8 +4,11 @@ import { z } from 'zod';
 import { keys } from '../memory/keys.js';
 import type { DeliveredMessage } from '../memory/messages.js';
 import { STREAM_ID_PATTERN, type StreamEntry } from '../memory/store.js';
-import type { Context } from '../router/context.js';
-import type { LiveYield } from './live.js';
+import type { Envelope } from '../protocol/envelope.js';
+import { DEFAULT_SLOW_CONSUMER_TIMEOUT_MS, type Context } from '../router/context.js';
+import { entryBytes, type LivePage, type LiveYield, type SlowConsumerInfo, type StreamGap } from './live.js';
+
+export type { StreamGap };
 
 const U64_MAX = 18446744073709551615n;
 export const StreamIdSchema = z
@@ -21,11 +24,45 @@ export const StreamIdSchema = z
 export const ResumeInput = z.strictObject({ lastEventId: StreamIdSchema.nullish() });
 
 export function readEntries(ctx: Context, key: string, decode: (e: StreamEntry) => DeliveredMessage | null) {
-  return async (after: string | undefined, count: number) => {
+  return async (after: string | undefined, count: number): Promise<LivePage<DeliveredMessage>> => {
     const entries = await ctx.hub.memory.store.readStream(key, { after, count });
-    const out = entries.map((e) => safeDecode(ctx, e, decode)) as (DeliveredMessage | null)[] & { lastId?: string };
+    const out: LivePage<DeliveredMessage> = entries.map((e) => safeDecode(ctx, e, decode));
+    out.firstId = entries[0]?.id;
     out.lastId = entries.at(-1)?.id;
+    let bytes = 0;
+    for (const e of entries) bytes += entryBytes(e.fields);
+    out.bytes = bytes;
     return out;
+  };
+}
+
+/** Logs (and lets the socket be terminated) when a subscription's connection does not drain. */
+export function slowConsumerLog(ctx: Context, path: string) {
+  return (info: SlowConsumerInfo) => {
+    ctx.hub.logger.warn(
+      {
+        event: 'slow_consumer_closed',
+        path,
+        agent_id: ctx.agent?.id,
+        connection_id: ctx.connectionId,
+        buffered_bytes: info.bufferedAmount,
+        waited_ms: info.waitedMs,
+        limit_bytes: ctx.hub.settings.maxBufferedBytes,
+      },
+      'connection did not drain in time: terminated (the client resumes from its last event id)',
+    );
+  };
+}
+
+/** The live-stream settings every resumable subscription shares. */
+export function liveLimits(ctx: Context, path: string) {
+  const { settings } = ctx.hub;
+  return {
+    socket: ctx.socket,
+    maxBufferedBytes: settings.maxBufferedBytes,
+    maxQueued: settings.maxQueuedMessages,
+    slowConsumerTimeoutMs: settings.slowConsumerTimeoutMs ?? DEFAULT_SLOW_CONSUMER_TIMEOUT_MS,
+    onSlowConsumer: slowConsumerLog(ctx, path),
   };
 }
 
@@ -48,8 +85,27 @@ export function byPriority(items: DeliveredMessage[]): DeliveredMessage[] {
   return [...items].sort((a, b) => b.priority - a.priority);
 }
 
+/**
+ * One data event of `messages.inbox` and `channels.subscribe` (the tracked event id, where to
+ * resume from, travels beside it). `gap` is present only on the first item after an unrecoverable
+ * gap: messages after the subscriber's cursor were trimmed from the capped stream before it read
+ * them (Centrifugo's `recovered: false`); what is left follows. When nothing is left to deliver
+ * after a gap (what is kept after the cursor has expired), the gap rides on the next message.
+ */
+export interface StreamItem {
+  /** Where the message sits in the stream (ack with it). */
+  stream_id: string;
+  /** True for backlog read from the store, false for live delivery. */
+  replayed: boolean;
+  message: Envelope;
+  gap?: StreamGap;
+}
+
 export function trackedMessage(y: LiveYield<DeliveredMessage>) {
-  return tracked(y.resumeId, { stream_id: y.item.streamId, replayed: y.replayed, message: y.item.envelope });
+  const data: StreamItem = y.gap
+    ? { stream_id: y.item.streamId, replayed: y.replayed, message: y.item.envelope, gap: y.gap }
+    : { stream_id: y.item.streamId, replayed: y.replayed, message: y.item.envelope };
+  return tracked(y.resumeId, data);
 }
 
 export { keys };

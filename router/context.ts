@@ -59,8 +59,17 @@ export interface HubSettings {
   defaultChannel: string;
   /** Auth off: identities are taken from `connectionParams.agent_id` (dev only). */
   insecureNoAuth: boolean;
-  /** Bytes a WebSocket may hold unsent before the hub stops feeding a subscription. Default 4 MiB. */
+  /**
+   * Bytes a WebSocket may hold unsent before the hub stops feeding its subscriptions. Default 4 MiB.
+   * Live entries held for a stalled subscription are bounded by the same number of bytes.
+   */
   maxBufferedBytes: number;
+  /**
+   * How long a subscription waits for its WebSocket to drain below `maxBufferedBytes`. Past it the
+   * connection is terminated (no error frame is queued behind what the client is not reading);
+   * the client reconnects and resumes from its last event id. Default 30 000 ms.
+   */
+  slowConsumerTimeoutMs?: number;
   /** Live messages queued per subscription before it falls back to reading the store. Default 10 000. */
   maxQueuedMessages: number;
   /** How often presence of connected agents is refreshed. Default 20 000 ms. */
@@ -97,10 +106,15 @@ export interface AuthedAgent {
   scopes: readonly Scope[];
 }
 
-/** Minimal view of the caller's socket, to watch backpressure. */
+/** Minimal view of the caller's socket (a `ws` WebSocket), to watch backpressure. */
 export interface SocketLike {
+  /** Bytes queued to send and not yet handed to the network. */
   readonly bufferedAmount: number;
+  /** Drops the connection at once, without a closing handshake (a slow consumer's fate). */
+  terminate(): void;
 }
+
+export const DEFAULT_SLOW_CONSUMER_TIMEOUT_MS = 30_000;
 
 export interface Context {
   hub: HubServices;

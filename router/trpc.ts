@@ -23,15 +23,27 @@ const transformer = {
     // Outputs are plain JSON almost always (envelopes, records): `{ json }` without `meta` is
     // exactly what superjson produces for them, minus its path-building walk (about a tenth of
     // the hub's CPU per delivered message, measured). Anything else takes the full superjson path.
-    serialize: (value: unknown) => (isPlainJson(value, 0) ? { json: value } : superjson.serialize(value)),
+    serialize: (value: unknown) => (isPlainJson(value, 0) ? { json: value } : serializeOther(value)),
     deserialize: (payload: unknown) => superjson.deserialize(payload as SuperJSONResult),
   },
 };
 
-/** True for values JSON round-trips unchanged: no undefined, Dates, Maps, class instances, -0, NaN. */
+/**
+ * superjson for values that need it; stored JSON it cannot handle (keys like `constructor` beside
+ * a -0, very deep nesting) goes out as plain JSON rather than poisoning every later read of it.
+ */
+function serializeOther(value: unknown): SuperJSONResult {
+  try {
+    return superjson.serialize(value);
+  } catch {
+    return { json: JSON.parse(JSON.stringify(value) ?? 'null') as SuperJSONResult['json'] };
+  }
+}
+
+/** True for values JSON round-trips unchanged (-0 becomes 0): no undefined, Dates, Maps, class instances, NaN. */
 function isPlainJson(value: unknown, depth: number): boolean {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
-  if (typeof value === 'number') return Number.isFinite(value) && !Object.is(value, -0);
+  if (typeof value === 'number') return Number.isFinite(value);
   if (typeof value !== 'object' || depth > 64) return false;
   if (Array.isArray(value)) {
     for (const item of value) if (!isPlainJson(item, depth + 1)) return false;
@@ -45,7 +57,25 @@ function isPlainJson(value: unknown, depth: number): boolean {
   return true;
 }
 
+/** Deepest nesting accepted in any input: zod 4.6's recursive JSON schema leaks memory when it overflows. */
+export const MAX_INPUT_DEPTH = 64;
+
+/** Iterative (no recursion to overflow) depth check of a raw input. */
+function assertInputDepth(input: unknown): void {
+  const stack: [unknown, number][] = [[input, 0]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth >= MAX_INPUT_DEPTH) {
+      throw new TRPCError({ code: 'BAD_REQUEST', message: `input is nested deeper than ${MAX_INPUT_DEPTH} levels` });
+    }
+    for (const child of Array.isArray(value) ? value : Object.values(value)) stack.push([child, depth + 1]);
+  }
+}
+
 const t = initTRPC.context<Context>().create({
+  // Production error handling everywhere (no per-error source-mapped stack: costly, never sent).
+  isDev: false,
   transformer,
   errorFormatter({ shape, error }) {
     const cause = error.cause;
@@ -94,7 +124,8 @@ function mapFailure(ctx: Context, path: string, result: NextResult): void {
 }
 
 export const router = t.router;
-export const publicProcedure = t.procedure.use(async ({ ctx, next, path }) => {
+export const publicProcedure = t.procedure.use(async ({ ctx, next, path, getRawInput }) => {
+  assertInputDepth(await getRawInput());
   const result = await next();
   mapFailure(ctx, path, result);
   return result;
@@ -113,9 +144,10 @@ function unauthorized(ctx: Context): TRPCError {
 export function scopedProcedure(...scopes: Scope[]) {
   // One middleware for auth and error mapping: each tRPC middleware level costs object spreads on
   // every call (measured on the send hot path).
-  return t.procedure.use(async ({ ctx, next, path }) => {
+  return t.procedure.use(async ({ ctx, next, path, getRawInput }) => {
     let agent: AuthedAgent;
     try {
+      assertInputDepth(await getRawInput());
       agent = await authorize(ctx, scopes);
     } catch (err) {
       ctx.hub.metrics.errors.inc({ code: toTRPCError(err).code });

@@ -65,6 +65,8 @@ export interface HubOptions {
   maxBufferedBytes?: number;
   /** Live messages queued per subscription before falling back to the store. Default 10 000. */
   maxQueuedMessages?: number;
+  /** How long a subscriber's socket may stay over maxBufferedBytes before the hub closes it. Default 30 000 ms. */
+  slowConsumerTimeoutMs?: number;
   /** Tokens to make sure exist at start (from config.yaml), stored hashed. */
   tokens?: { token: string; agent_id: string; scopes: Scope[]; agent_type?: string }[];
   /**
@@ -117,6 +119,7 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     insecureNoAuth: opts.insecureNoAuth ?? false,
     maxBufferedBytes: opts.maxBufferedBytes ?? 4 * 1024 * 1024,
     maxQueuedMessages: opts.maxQueuedMessages ?? 10_000,
+    slowConsumerTimeoutMs: opts.slowConsumerTimeoutMs ?? 30_000,
     presenceRefreshMs: Math.max(100, Math.floor((opts.presenceTtlMs ?? 60_000) / 3)),
     tokenRecheckMs: opts.tokenRecheckMs ?? 5_000,
   };

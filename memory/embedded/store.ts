@@ -6,7 +6,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { utf8Length } from '../../protocol/json.js';
-import { compareStreamIds, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type Unsubscribe, type VersionedValue } from '../store.js';
+import { compareStreamIds, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
 
 export interface EmbeddedStoreOptions {
   /** Directory for snapshot files. Default: none (snapshots kept in memory). */
@@ -25,6 +25,8 @@ const SNAPSHOT_NAME = /^[A-Za-z0-9_.:-]+$/;
 export class EmbeddedStore implements Store {
   readonly kind = 'embedded' as const;
   private readonly streams = new Map<string, StreamEntry[]>();
+  /** Per stream: the highest id its cap trimmed away (what Redis would call max-deleted-entry-id). */
+  private readonly trimmed = new Map<string, string>();
   private readonly docs = new Map<string, VersionedValue>();
   private readonly hashes = new Map<string, Expiring<Map<string, string>>>();
   private readonly values = new Map<string, Expiring<string>>();
@@ -62,7 +64,11 @@ export class EmbeddedStore implements Store {
       let stream = this.streams.get(item.key);
       if (!stream) this.streams.set(item.key, (stream = []));
       stream.push({ id, fields: { ...item.fields } });
-      if (stream.length > item.maxLen) stream.splice(0, stream.length - item.maxLen);
+      if (stream.length > item.maxLen) {
+        const removed = stream.splice(0, stream.length - item.maxLen);
+        // Ids only grow, so the last entry trimmed is the highest ever trimmed.
+        this.trimmed.set(item.key, removed.at(-1)!.id);
+      }
       return id;
     });
   }
@@ -84,9 +90,12 @@ export class EmbeddedStore implements Store {
     return out;
   }
 
-  async streamInfo(key: string) {
+  async streamInfo(key: string): Promise<StreamInfo> {
     const stream = this.streams.get(key) ?? [];
-    return { length: stream.length, firstId: stream[0]?.id ?? null, lastId: stream.at(-1)?.id ?? null };
+    const info: StreamInfo = { length: stream.length, firstId: stream[0]?.id ?? null, lastId: stream.at(-1)?.id ?? null };
+    const trimmed = this.trimmed.get(key);
+    if (trimmed) info.maxDeletedId = trimmed;
+    return info;
   }
 
   async getDoc(key: string): Promise<VersionedValue | null> {
@@ -152,6 +161,7 @@ export class EmbeddedStore implements Store {
   async deleteKeys(keys: string[]): Promise<void> {
     for (const key of keys) {
       this.streams.delete(key);
+      this.trimmed.delete(key);
       this.docs.delete(key);
       this.hashes.delete(key);
       this.values.delete(key);
@@ -193,6 +203,7 @@ export class EmbeddedStore implements Store {
 
   async importState(dump: StoreDump): Promise<void> {
     this.streams.clear();
+    this.trimmed.clear();
     this.docs.clear();
     // Presence is live state, not part of a dump: it stays, as in the Redis store.
     for (const key of [...this.hashes.keys()]) if (!key.startsWith('presence:')) this.hashes.delete(key);

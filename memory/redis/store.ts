@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { LinkerError } from '../../protocol/errors.js';
 import { utf8Length } from '../../protocol/json.js';
-import { compareStreamIds, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type Unsubscribe, type VersionedValue } from '../store.js';
+import { compareStreamIds, streamIdBefore, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
 
 export interface RedisStoreOptions {
   /** `redis://host:port[/db]`. */
@@ -20,6 +20,12 @@ export interface RedisStoreOptions {
   maxRetriesPerRequest?: number;
   /** Connect timeout in ms. Default 2000. */
   connectTimeoutMs?: number;
+  /**
+   * Longest a command may wait for its reply, offline queue included, before it fails with
+   * SERVICE_UNAVAILABLE: the bound when Redis hangs without closing the connection (paused,
+   * partitioned). Default 3000.
+   */
+  commandTimeoutMs?: number;
   /** Extra ioredis options. */
   redisOptions?: RedisOptions;
 }
@@ -46,7 +52,7 @@ function unavailable(err: unknown): never {
   if (
     err instanceof Error &&
     (err.name === 'MaxRetriesPerRequestError' ||
-      /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Stream isn't writeable|enableOfflineQueue|max retries/i.test(msg))
+      /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Stream isn't writeable|enableOfflineQueue|max retries|Command timed out|aborted due to connection close|LOADING/i.test(msg))
   ) {
     throw new LinkerError('SERVICE_UNAVAILABLE', `the store (Redis) is unreachable: ${msg}`, undefined, { cause: err });
   }
@@ -67,6 +73,14 @@ function toEntries(raw: [string, string[]][] | null): StreamEntry[] {
   });
 }
 
+/**
+ * Reconnect delay after the n-th failed attempt: ioredis' doubling from 50 ms, but capped at 1 s
+ * (ioredis caps at 5 s) so the hub notices a returning Redis within about a second.
+ */
+function retryDelay(attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(attempt - 1, 10), 1000) + Math.floor(Math.random() * 50);
+}
+
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
   readonly prefix: string;
@@ -75,19 +89,40 @@ export class RedisStore implements Store {
   private readonly listeners = new Map<string, Set<(message: string) => void>>();
   /** Per subscribed channel: the SUBSCRIBE command, settled once Redis confirmed it. */
   private readonly subscribed = new Map<string, Promise<unknown>>();
+  private readonly resubscribedListeners = new Set<() => void>();
 
   constructor(opts: RedisStoreOptions) {
     this.prefix = opts.prefix ?? 'skynet:';
     const redis = new Redis(opts.url, {
       enableAutoPipelining: true,
+      // Outage behaviour: a command waiting in the offline queue fails after one more failed
+      // reconnect attempt (≤ about 100 ms with Redis refusing connections) and in any case after
+      // commandTimeout; it never waits for ioredis' default 20 retries (about 73 s).
       maxRetriesPerRequest: opts.maxRetriesPerRequest ?? 1,
       connectTimeout: opts.connectTimeoutMs ?? 2000,
+      commandTimeout: opts.commandTimeoutMs ?? 3000,
+      retryStrategy: retryDelay,
+      // Kept on (the ioredis default): a command written just before the connection dropped is
+      // sent again after a reconnect. An XADD that Redis had already executed is then stored
+      // twice under its message id (`mid`); readers dedupe by message id (see docs/operations.md).
+      autoResendUnfulfilledCommands: true,
       lazyConnect: false,
       ...opts.redisOptions,
     });
     // Errors surface on commands; the connection retries by itself. Without a listener
     // ioredis would print "Unhandled error event" for every reconnect attempt.
     redis.on('error', () => {});
+    // Fail fast while Redis is down: once a reconnect attempt has failed too (not a mere blip,
+    // where queued commands go out ~50 ms later), commands are refused at once instead of waiting
+    // in the offline queue for the next retry; queueing comes back with the connection.
+    let closesSinceReady = 0;
+    redis.on('close', () => {
+      if (++closesSinceReady === 2) redis.options.enableOfflineQueue = false;
+    });
+    redis.on('ready', () => {
+      closesSinceReady = 0;
+      redis.options.enableOfflineQueue = opts.redisOptions?.enableOfflineQueue ?? true;
+    });
     for (const [name, def] of Object.entries(SCRIPTS)) redis.defineCommand(name, def);
     this.redis = redis as ScriptedRedis;
   }
@@ -127,13 +162,37 @@ export class RedisStore implements Store {
     return toEntries(raw);
   }
 
-  async streamInfo(key: string) {
-    const [length, first, last] = await Promise.all([
-      this.redis.xlen(this.k(key)),
-      this.redis.xrange(this.k(key), '-', '+', 'COUNT', 1),
-      this.redis.xrevrange(this.k(key), '+', '-', 'COUNT', 1),
-    ]).catch(unavailable);
-    return { length, firstId: first[0]?.[0] ?? null, lastId: last[0]?.[0] ?? null };
+  /**
+   * One XINFO STREAM. `maxDeletedId`: Redis records only XDEL'd ids in max-deleted-entry-id (a
+   * MAXLEN trim leaves it at 0-0, checked on 7.0), so when `entries-added` exceeds the length the
+   * trimmed ids are bounded by the one just below the oldest kept entry (see StreamInfo).
+   */
+  async streamInfo(key: string): Promise<StreamInfo> {
+    let raw: unknown;
+    try {
+      raw = await this.redis.xinfo('STREAM', this.k(key));
+    } catch (err) {
+      if (err instanceof Error && /no such key/i.test(err.message)) return { length: 0, firstId: null, lastId: null };
+      return unavailable(err);
+    }
+    const fields = new Map<string, unknown>();
+    if (Array.isArray(raw)) for (let i = 0; i + 1 < raw.length; i += 2) fields.set(String(raw[i]), raw[i + 1]);
+    else if (raw && typeof raw === 'object') for (const [f, v] of Object.entries(raw)) fields.set(f, v);
+    const entryId = (v: unknown) => (Array.isArray(v) && typeof v[0] === 'string' ? v[0] : null);
+    const length = Number(fields.get('length') ?? 0);
+    const info: StreamInfo = { length, firstId: entryId(fields.get('first-entry')), lastId: entryId(fields.get('last-entry')) };
+    const candidates: string[] = [];
+    const deleted = fields.get('max-deleted-entry-id');
+    if (typeof deleted === 'string' && deleted !== '0-0') candidates.push(deleted);
+    const added = fields.get('entries-added');
+    if (added !== undefined && added !== null && Number(added) > length) {
+      // Everything below the oldest kept entry may be gone; with nothing kept, everything is.
+      const bound = info.firstId ? streamIdBefore(info.firstId) : String(fields.get('last-generated-id') ?? '');
+      if (bound && bound !== '0-0') candidates.push(bound);
+    }
+    const max = candidates.sort(compareStreamIds).at(-1);
+    if (max) info.maxDeletedId = max;
+    return info;
   }
 
   async getDoc(key: string): Promise<VersionedValue | null> {
@@ -193,14 +252,47 @@ export class RedisStore implements Store {
     await this.redis.publish(this.k(topic), message).catch(unavailable);
   }
 
+  /** Whether the command connection is up right now (false while Redis is unreachable). */
+  get connected(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  /**
+   * Calls `listener` each time the pub/sub connection is back after losing Redis and subscribed
+   * again: messages published meanwhile were lost (Redis pub/sub keeps nothing), so live readers
+   * should re-read the streams. Not called for the first connection. Returns a remover.
+   */
+  onResubscribed(listener: () => void): () => void {
+    this.resubscribedListeners.add(listener);
+    return () => this.resubscribedListeners.delete(listener);
+  }
+
   async subscribe(topic: string, onMessage: (message: string) => void): Promise<Unsubscribe> {
     const channel = this.k(topic);
     if (!this.subscriber) {
-      // ioredis re-subscribes by itself after a reconnect.
-      this.subscriber = this.redis.duplicate({ maxRetriesPerRequest: null });
-      this.subscriber.on('error', () => {});
-      this.subscriber.on('message', (ch: string, message: string) => {
+      // Never fails a SUBSCRIBE for retries; ioredis re-subscribes by itself after a reconnect.
+      const subscriber = this.redis.duplicate({ maxRetriesPerRequest: null });
+      this.subscriber = subscriber;
+      subscriber.on('error', () => {});
+      subscriber.on('message', (ch: string, message: string) => {
         for (const listener of this.listeners.get(ch) ?? []) listener(message);
+      });
+      let connectedBefore = false;
+      subscriber.on('ready', () => {
+        if (!connectedBefore) {
+          connectedBefore = true;
+          return;
+        }
+        // ioredis has queued its own re-SUBSCRIBE; confirming ours (Redis answers in order) means
+        // every channel is subscribed again before listeners are told to re-read.
+        const channels = [...this.listeners.keys()];
+        const confirmed = channels.length ? subscriber.subscribe(...channels) : Promise.resolve();
+        confirmed.then(
+          () => {
+            for (const listener of this.resubscribedListeners) listener();
+          },
+          () => {}, // lost again: the next 'ready' tries again
+        );
       });
     }
     let set = this.listeners.get(channel);
