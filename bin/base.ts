@@ -21,6 +21,9 @@ export abstract class LinkerCommand extends Command {
 
   private cachedConfig: Config | undefined;
   private connections: LinkerConnection[] = [];
+  /** One probe per URL and one connection per identity for the whole command (checking a saved token reuses it). */
+  private probes = new Map<string, Promise<void>>();
+  private clients = new Map<string, LinkerConnection['trpc']>();
 
   get home(): string {
     return dataHome();
@@ -125,10 +128,22 @@ export abstract class LinkerCommand extends Command {
 
   async client(token: string | undefined, agentId: string | null, agentType?: string) {
     const url = this.serverUrl();
-    await this.probe(url);
-    const conn = createLinkerClient({ url, token, agentId: agentId ?? undefined, agentType, WebSocket, EventSource: undefined });
-    this.connections.push(conn);
-    return conn.trpc;
+    await this.reachable(url);
+    const key = JSON.stringify([token, agentId, agentType]);
+    let trpc = this.clients.get(key);
+    if (!trpc) {
+      const conn = createLinkerClient({ url, token, agentId: agentId ?? undefined, agentType, WebSocket, EventSource: undefined });
+      this.connections.push(conn);
+      this.clients.set(key, (trpc = conn.trpc));
+    }
+    return trpc;
+  }
+
+  /** `probe`, once per URL for the whole command. */
+  private reachable(url: string): Promise<void> {
+    let p = this.probes.get(url);
+    if (!p) this.probes.set(url, (p = this.probe(url)));
+    return p;
   }
 
   /** A typed client acting as `agentId` (or as the token's agent). */
@@ -139,7 +154,7 @@ export abstract class LinkerCommand extends Command {
 
   async agentRuntime(agentId: string, opts: Omit<AgentOptions, 'url' | 'agentId' | 'WebSocket'>): Promise<LinkerAgent> {
     const url = this.serverUrl();
-    await this.probe(url);
+    await this.reachable(url);
     const cred = await this.credential(agentId, { agentType: opts.agentType });
     return connectAgent({ ...opts, url, token: cred.token, agentId, WebSocket });
   }

@@ -2,8 +2,9 @@
 import { z } from 'zod';
 import { ChannelNameSchema } from '../protocol/ids.js';
 import { agentProcedure, router } from '../router/trpc.js';
+import { keys } from '../memory/keys.js';
 import { liveStream } from './live.js';
-import { keys, liveLimits, notExpired, readEntries, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
+import { liveLimits, notExpired, readEntries, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
 
 const ChannelInput = z.strictObject({ channel: ChannelNameSchema });
 

@@ -8,8 +8,9 @@ import { LinkerError } from '../protocol/errors.js';
 import { streamIdBefore } from '../memory/store.js';
 import { agentProcedure, isAdmin, router } from '../router/trpc.js';
 import type { Context, AuthedAgent } from '../router/context.js';
+import { keys } from '../memory/keys.js';
 import { liveStream, type LivePage } from './live.js';
-import { byPriority, keys, liveLimits, notExpired, readEntries, ResumeInput, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
+import { byPriority, liveLimits, notExpired, readEntries, ResumeInput, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
 
 // The size limit is the hub's setting, checked in the procedure; the schema only checks shape.
 const { OutgoingMessage } = createEnvelopeSchemas({ maxPayloadBytes: Number.MAX_SAFE_INTEGER });
@@ -18,15 +19,12 @@ const { OutgoingMessage } = createEnvelopeSchemas({ maxPayloadBytes: Number.MAX_
 export const MAX_CONTENT_DEPTH = 32;
 
 /**
- * Runs before the envelope schema, walking `payload.content` without recursion:
- * - nesting deeper than MAX_CONTENT_DEPTH is refused (BAD_REQUEST). zod's `z.json()` recurses: a
- *   few thousand levels (a 4 KB frame) overflow the stack, and zod 4.6's memoizer then keeps what
- *   it had built for good (a leak per such frame); and an envelope deeper than the output
- *   serializer's plain-JSON walk (64 levels) would be delivered through superjson, which refuses
- *   keys named `constructor` or `prototype`, failing that recipient's inbox on every resume;
- * - an own `__proto__` key is refused (zod would silently turn it into the object's prototype; today
- *   the input transformer's copy already drops such keys, this guard does not depend on that);
- * - `-0` becomes 0, as JSON has it (a `-0` would also send the item through superjson).
+ * Runs before the envelope schema, walking `payload.content` without recursion (every input is
+ * already capped at MAX_INPUT_DEPTH by the router, before zod ever sees it):
+ * - content nested deeper than MAX_CONTENT_DEPTH is refused (BAD_REQUEST), leaving room for the
+ *   envelope around it within the router's cap and keeping deliveries on the plain-JSON path;
+ * - an own `__proto__` key is refused (zod would silently turn it into the object's prototype);
+ * - `-0` becomes 0, as JSON has it.
  */
 const ContentGuard = z.custom<z.input<typeof OutgoingMessage>>().superRefine((input, ctx) => {
   const payload = (input as { payload?: unknown } | null)?.payload;

@@ -1,7 +1,6 @@
 /** Small pieces several procedure groups use. */
 import { tracked } from '@trpc/server';
 import { z } from 'zod';
-import { keys } from '../memory/keys.js';
 import type { DeliveredMessage } from '../memory/messages.js';
 import { STREAM_ID_PATTERN, type StreamEntry } from '../memory/store.js';
 import type { Envelope } from '../protocol/envelope.js';
@@ -108,4 +107,3 @@ export function trackedMessage(y: LiveYield<DeliveredMessage>) {
   return tracked(y.resumeId, data);
 }
 
-export { keys };
