@@ -96,6 +96,13 @@ export interface Store {
   loadSnapshot(name: string): Promise<string | null>;
   listSnapshots(): Promise<SnapshotInfo[]>;
 
+  /**
+   * Calls `listener` each time pub/sub is connected and re-subscribed again after an outage (events
+   * published meanwhile are lost; subscribers must resume from the streams). Stores whose pub/sub
+   * cannot drop (embedded) leave it out. Returns a function that removes the listener.
+   */
+  onResubscribed?(listener: () => void): () => void;
+
   /** Resolves when the backing storage answers; throws otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,12 +1,14 @@
 /**
- * Resolves who is calling, once per WebSocket connection or HTTP request. Never throws (a throw
- * here makes tRPC clients reconnect forever, trpc #4774): failures become `agent: null` plus a
- * reason, and the procedure middleware answers UNAUTHORIZED with that reason.
+ * Resolves who is calling, once per WebSocket connection or HTTP request. Bad credentials never
+ * throw (a throw here makes tRPC clients reconnect forever, trpc #4774): they become `agent: null`
+ * plus a reason, and the procedure middleware answers UNAUTHORIZED with it. Only a store outage
+ * throws (SERVICE_UNAVAILABLE), where reconnecting later is exactly what the client should do.
  */
 import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { AgentIdSchema } from '../protocol/ids.js';
 import { AgentTypeSchema } from '../protocol/records.js';
+import { TRPCError } from '@trpc/server';
 import { LinkerError } from '../protocol/errors.js';
 import type { AuthedAgent, Context, HubServices, SocketLike } from '../router/context.js';
 
@@ -63,12 +65,15 @@ export async function resolveContext(
       }
     }
   } catch (err) {
-    agent = null;
-    authProblem =
-      err instanceof LinkerError && err.code === 'SERVICE_UNAVAILABLE'
-        ? 'the hub cannot check credentials right now: its store is unreachable; retry shortly'
-        : 'the hub could not check credentials';
     hub.logger.error({ event: 'auth_failed', err }, 'credential check failed');
+    if (err instanceof LinkerError && err.code === 'SERVICE_UNAVAILABLE') {
+      // The one case where throwing here is right: a connection left unauthenticated for its whole
+      // life would answer UNAUTHORIZED (fatal to agents); refused, the client connects again later
+      // and is checked again once the store is back.
+      throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'the hub cannot check credentials right now: its store is unreachable; retry shortly' });
+    }
+    agent = null;
+    authProblem = 'the hub could not check credentials';
   }
   return { ...base, agent, authProblem, credential };
 }

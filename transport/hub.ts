@@ -11,7 +11,6 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
-import { TRPCError } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../protocol/envelope.js';
@@ -110,7 +109,7 @@ function corsHeaders(req: IncomingMessage, res: ServerResponse, allowed: string[
 export async function createHub(opts: HubOptions = {}): Promise<Hub> {
   const nodeId = opts.nodeId ?? `node-${randomUUID().slice(0, 8)}`;
   const logger = opts.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info', base: { node: nodeId } });
-  const store = opts.store ?? new EmbeddedStore();
+  const store: Store = opts.store ?? new EmbeddedStore();
   const memory = createSharedMemory({ store, sealer: opts.sealer ?? plainText, limits: opts.limits, presenceTtlMs: opts.presenceTtlMs });
   const maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   const settings: HubSettings = {
@@ -150,28 +149,12 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     logger.warn({ event: 'insecure_no_auth' }, 'AUTH IS OFF (--insecure-no-auth): anyone who can reach this port can act as any agent. Never use this outside experiments.');
   }
 
-  // A store that can say it is down right now (Redis); the embedded store never is.
-  const storeState = store as Store & { readonly connected?: boolean; onResubscribed?: (listener: () => void) => () => void };
-  /**
-   * Resolves the caller once per connection. A credential check that failed because the store is
-   * down must not leave the connection unauthenticated for its whole life (the client would see
-   * UNAUTHORIZED, which agents treat as fatal): the connection is refused with
-   * SERVICE_UNAVAILABLE instead, and the client connects again (and is checked again) later.
-   */
-  const createContext = async (input: Parameters<typeof resolveContext>[1]) => {
-    const ctx = await resolveContext(services, input);
-    if (!ctx.agent && ctx.authProblem && storeState.connected === false) {
-      throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'the hub cannot check credentials right now: its store is unreachable; retry shortly' });
-    }
-    return ctx;
-  };
-
   const maxFrameBytes = opts.maxFrameBytes ?? maxPayloadBytes * 2 + 64 * 1024;
   const trpcHandler = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: maxFrameBytes,
-    createContext: ({ req, info }) => createContext({ req, connectionParams: info.connectionParams }),
+    createContext: ({ req, info }) => resolveContext(services, { req, connectionParams: info.connectionParams }),
   });
   const cors = opts.corsOrigins ?? [];
 
@@ -211,7 +194,7 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
   const wsHandler = applyWSSHandler({
     wss,
     router: appRouter,
-    createContext: ({ req, res, info }) => createContext({ req, socket: res, connectionParams: info.connectionParams }),
+    createContext: ({ req, res, info }) => resolveContext(services, { req, socket: res, connectionParams: info.connectionParams }),
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000, ...opts.keepAlive },
   });
   let closing = false;
@@ -227,20 +210,18 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
   // while this node's pub/sub connection was down are lost. Clients are told to reconnect, so
   // their subscriptions resume from their last event id and read what they missed from the streams.
   const offResubscribed =
-    typeof storeState.onResubscribed === 'function'
-      ? storeState.onResubscribed(() => {
-          void (async () => {
-            // Resuming needs the command connection too (it reconnects on its own schedule).
-            for (let attempt = 0; !closing && attempt < 100; attempt++) {
-              if (await store.ping().then(() => true, () => false)) break;
-              await new Promise((r) => setTimeout(r, 100));
-            }
-            if (closing) return;
-            logger.warn({ event: 'store_resubscribed', clients: wss.clients.size }, 'Redis pub/sub is back: asking clients to resume their subscriptions');
-            wsHandler.broadcastReconnectNotification();
-          })();
-        })
-      : () => {};
+    store.onResubscribed?.(() => {
+      void (async () => {
+        // Resuming needs the command connection too (it reconnects on its own schedule).
+        for (let attempt = 0; !closing && attempt < 100; attempt++) {
+          if (await store.ping().then(() => true, () => false)) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        if (closing) return;
+        logger.warn({ event: 'store_resubscribed', clients: wss.clients.size }, 'Redis pub/sub is back: asking clients to resume their subscriptions');
+        wsHandler.broadcastReconnectNotification();
+      })();
+    }) ?? (() => {});
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = new URL(req.url ?? '/', 'http://hub').pathname;
     if (closing || path !== '/ws') {

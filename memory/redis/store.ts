@@ -252,11 +252,6 @@ export class RedisStore implements Store {
     await this.redis.publish(this.k(topic), message).catch(unavailable);
   }
 
-  /** Whether the command connection is up right now (false while Redis is unreachable). */
-  get connected(): boolean {
-    return this.redis.status === 'ready';
-  }
-
   /**
    * Calls `listener` each time the pub/sub connection is back after losing Redis and subscribed
    * again: messages published meanwhile were lost (Redis pub/sub keeps nothing), so live readers
