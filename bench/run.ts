@@ -21,6 +21,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { createLinkerClient, type LinkerConnection } from '../clients/client.js';
+import { WireClient } from './wire-client.js';
 
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 20);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 8);
@@ -90,11 +91,19 @@ interface Loop {
   running: boolean;
 }
 
-/** Keeps `perKey` operations in flight for each key for `durationMs`; completions call `start` again while `loop.running`. */
-async function closedLoop(loop: Loop, keys: number, perKey: number, start: (key: number) => void, durationMs: number) {
+const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1000);
+
+/**
+ * Keeps `perKey` operations in flight for each key: first `WARMUP_MS` unmeasured (JIT, connection
+ * and script set-up), then `reset()` clears what was counted and `durationMs` is measured.
+ * Completions call `start` again while `loop.running`.
+ */
+async function closedLoop(loop: Loop, keys: number, perKey: number, start: (key: number) => void, durationMs: number, reset: () => void) {
+  for (let k = 0; k < keys; k++) for (let i = 0; i < perKey; i++) start(k);
+  await sleep(WARMUP_MS);
+  reset();
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
-  for (let k = 0; k < keys; k++) for (let i = 0; i < perKey; i++) start(k);
   await sleep(durationMs);
   loop.running = false;
   const elapsed = performance.now() - t0;
@@ -130,7 +139,7 @@ async function relayDirect(): Promise<{ rate: number; p50: number; p99: number; 
       if (loop.running) send(m.payload.meta.pair);
     }),
   );
-  const run = await closedLoop(loop, PAIRS, IN_FLIGHT, send, DURATION_MS);
+  const run = await closedLoop(loop, PAIRS, IN_FLIGHT, send, DURATION_MS, () => (latencies.length = 0));
   for (const ws of [...senders, ...receivers]) ws.terminate();
   server.stop();
   const { p50_ms, p99_ms } = latencyFigures(latencies);
@@ -159,7 +168,7 @@ async function relayBroadcast(subscribers: number): Promise<number> {
         if (loop.running) send();
       }
     });
-  const run = await closedLoop(loop, 1, 4, send, DURATION_MS);
+  const run = await closedLoop(loop, 1, 4, send, DURATION_MS, () => (deliveries = 0));
   for (const ws of [sender, ...subs]) ws.terminate();
   server.stop();
   return (deliveries / run.elapsed) * 1000;
@@ -171,7 +180,7 @@ function clients(url: string, tokens: Record<string, string>, from: number, coun
   return Array.from({ length: count }, (_, i) => createLinkerClient({ url, token: tokens[`a${from + i}`], WebSocket }));
 }
 
-type InboxData = { data: { message: { payload: { content: { sent_at: number; key: number; seq?: number } } } } };
+type InboxData = { data: { message: { payload: { content: { text?: string; sent_at: number; key: number; seq?: number } } } } };
 
 /** Subscribes every connection to its inbox; resolves when all have started. */
 function subscribeAll(conns: LinkerConnection[], onData: (content: InboxData['data']['message']['payload']['content']) => void) {
@@ -188,55 +197,90 @@ function subscribeAll(conns: LinkerConnection[], onData: (content: InboxData['da
   );
 }
 
-async function hubDirect(store: Store, redisUrl: string) {
-  const server = await startServer(['hub', store, redisUrl, String(PAIRS * 2)]);
+type Content = InboxData['data']['message']['payload']['content'];
+
+/** Senders and receivers of the direct scenarios, on the wire client (default) or the typed client. */
+interface DirectClients {
+  send(pair: number, content: Content): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+const CLIENT = (process.env.BENCH_CLIENT ?? 'wire') as 'wire' | 'typed';
+
+async function directClients(server: Server, onData: (c: Content) => void): Promise<DirectClients> {
   const url = server.info.url as string;
   const tokens = server.info.tokens as Record<string, string>;
-  const senders = clients(url, tokens, 0, PAIRS);
-  const receivers = clients(url, tokens, PAIRS, PAIRS);
+  const isFloor = server.info.floor === 'trpc';
+  if (CLIENT === 'typed' && !isFloor) {
+    const senders = clients(url, tokens, 0, PAIRS);
+    const receivers = clients(url, tokens, PAIRS, PAIRS);
+    await subscribeAll(receivers, onData);
+    return {
+      send: (pair, content) => senders[pair]!.trpc.messages.send.mutate({ to_agent: `a${PAIRS + pair}`, type: 'task', payload: { content } }),
+      close: async () => void (await Promise.all([...senders, ...receivers].map((c) => c.close()))),
+    };
+  }
+  const senders = await Promise.all(Array.from({ length: PAIRS }, (_, i) => WireClient.open(url, tokens[`a${i}`])));
+  const receivers = await Promise.all(Array.from({ length: PAIRS }, (_, i) => WireClient.open(url, tokens[`a${PAIRS + i}`])));
+  await Promise.all(
+    receivers.map((r, i) =>
+      r.subscribe('messages.inbox', isFloor ? { agent: `a${PAIRS + i}` } : {}, (json) => onData((json as { data: InboxData['data'] }).data.message.payload.content)),
+    ),
+  );
+  return {
+    send: (pair, content) => senders[pair]!.mutate('messages.send', { to_agent: `a${PAIRS + pair}`, type: 'task', payload: { content } }),
+    close: async () => [...senders, ...receivers].forEach((c) => c.close()),
+  };
+}
+
+/** Closed loop on `mode` (`hub <store>` or the bare tRPC floor). */
+async function hubDirect(serverArgs: string[]) {
+  const server = await startServer(serverArgs);
   const latencies: number[] = [];
   const loop: Loop = { running: true };
+  let c: DirectClients | undefined;
   const send = (pair: number) => {
-    senders[pair]!.trpc.messages.send
-      .mutate({ to_agent: `a${PAIRS + pair}`, type: 'task', payload: { content: { text: CONTENT, sent_at: performance.now(), key: pair } } })
-      .catch((err: Error) => loop.running && console.error(`send failed: ${err.message}`));
+    c!.send(pair, { text: CONTENT, sent_at: performance.now(), key: pair }).catch((err: Error) => loop.running && console.error(`send failed: ${err.message}`));
   };
-  await subscribeAll(receivers, (c) => {
-    latencies.push(performance.now() - c.sent_at);
-    if (loop.running) send(c.key);
+  c = await directClients(server, (content) => {
+    latencies.push(performance.now() - content.sent_at);
+    if (loop.running) send(content.key);
   });
-  const run = await closedLoop(loop, PAIRS, IN_FLIGHT, send, DURATION_MS);
+  const run = await closedLoop(loop, PAIRS, IN_FLIGHT, send, DURATION_MS, () => (latencies.length = 0));
   const rate = (latencies.length / run.elapsed) * 1000;
   const figures = { rate, ...latencyFigures(latencies), cpu: run.clientCpuPct };
-  return { figures, server, senders, receivers };
+  await c.close();
+  server.stop();
+  return figures;
 }
 
 /** Open loop: sends at a fixed rate whatever comes back; measures delivery latency. */
 async function hubOpenLoop(store: Store, redisUrl: string, perSecond: number) {
   const server = await startServer(['hub', store, redisUrl, String(PAIRS * 2)]);
-  const url = server.info.url as string;
-  const tokens = server.info.tokens as Record<string, string>;
-  const senders = clients(url, tokens, 0, PAIRS);
-  const receivers = clients(url, tokens, PAIRS, PAIRS);
   const latencies: number[] = [];
-  await subscribeAll(receivers, (c) => latencies.push(performance.now() - c.sent_at));
+  const c = await directClients(server, (content) => latencies.push(performance.now() - content.sent_at));
   const tickMs = 2;
   let owed = 0;
   let pair = 0;
   const t0 = performance.now();
   let last = t0;
-  while (performance.now() - t0 < DURATION_MS) {
+  let warm = false;
+  while (performance.now() - t0 < WARMUP_MS + DURATION_MS) {
+    if (!warm && performance.now() - t0 >= WARMUP_MS) {
+      warm = true;
+      latencies.length = 0;
+    }
     const now = performance.now();
     owed += ((now - last) * perSecond) / 1000;
     last = now;
     for (; owed >= 1; owed--) {
       const p = pair++ % PAIRS;
-      void senders[p]!.trpc.messages.send.mutate({ to_agent: `a${PAIRS + p}`, type: 'task', payload: { content: { text: CONTENT, sent_at: performance.now(), key: p } } }).catch(() => {});
+      void c.send(p, { text: CONTENT, sent_at: performance.now(), key: p }).catch(() => {});
     }
     await sleep(tickMs);
   }
   await sleep(500);
-  await Promise.all([...senders, ...receivers].map((c) => c.close()));
+  await c.close();
   server.stop();
   return { delivered_per_s: Math.round((latencies.length / DURATION_MS) * 1000), ...latencyFigures(latencies) };
 }
@@ -267,7 +311,7 @@ async function hubBroadcast(store: Store, redisUrl: string, subscribers: number)
       }
     });
   }
-  const run = await closedLoop(loop, 1, 4, send, DURATION_MS);
+  const run = await closedLoop(loop, 1, 4, send, DURATION_MS, () => (deliveries = 0));
   const rate = (deliveries / run.elapsed) * 1000;
   await Promise.all([sender!, ...subs].map((c) => c.close()));
   server.stop();
@@ -333,12 +377,12 @@ async function main() {
     if (SCENARIOS.has('direct') || SCENARIOS.has('latency')) {
       const floor = await relayDirect();
       print({ scenario: 'direct', server: 'raw-ws-relay (floor)', msgs_per_s: Math.round(floor.rate), p50_ms: floor.p50, p99_ms: floor.p99, client_cpu_pct: floor.cpu, ratio: 1, shape });
+      const ceiling = await hubDirect(['trpc']);
+      print({ scenario: 'direct', server: 'bare-trpc (ceiling)', client: 'wire', msgs_per_s: Math.round(ceiling.rate), p50_ms: ceiling.p50_ms, p99_ms: ceiling.p99_ms, client_cpu_pct: ceiling.cpu, ratio: ratio(ceiling.rate, floor.rate), shape });
       for (const store of ['redis', 'embedded'] as const) {
-        const { figures, server, senders, receivers } = await hubDirect(store, redisUrl);
-        await Promise.all([...senders, ...receivers].map((c) => c.close()));
-        server.stop();
+        const figures = await hubDirect(['hub', store, redisUrl, String(PAIRS * 2)]);
         maxRate[store] = figures.rate;
-        print({ scenario: 'direct', server: `hub-${store}`, msgs_per_s: Math.round(figures.rate), p50_ms: figures.p50_ms, p99_ms: figures.p99_ms, client_cpu_pct: figures.cpu, ratio: ratio(figures.rate, floor.rate), shape });
+        print({ scenario: 'direct', server: `hub-${store}`, client: CLIENT, msgs_per_s: Math.round(figures.rate), p50_ms: figures.p50_ms, p99_ms: figures.p99_ms, client_cpu_pct: figures.cpu, ratio: ratio(figures.rate, floor.rate), shape });
       }
     }
     if (SCENARIOS.has('latency')) {

@@ -5,7 +5,10 @@
  */
 import { WebSocketServer, WebSocket } from 'ws';
 import { pino } from 'pino';
+import { initTRPC, tracked } from '@trpc/server';
+import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import { createHub } from '../transport/hub.js';
+import { batchWrites } from '../transport/write-batching.js';
 import { RedisStore } from '../memory/redis/store.js';
 import { EmbeddedStore } from '../memory/embedded/store.js';
 import { keyRingSealer } from '../memory/sealing.js';
@@ -33,6 +36,58 @@ async function relay(): Promise<void> {
   });
   await new Promise((r) => wss.once('listening', r));
   console.log(JSON.stringify({ port: (wss.address() as { port: number }).port }));
+}
+
+/**
+ * The tRPC ceiling: the same wire protocol as the hub (tRPC v11 over ws, `{ json }` envelopes)
+ * with nothing behind it: no auth, validation, store, sealing or resume. `send` hands the input to
+ * the recipient's `inbox` subscription in memory. What the hub can reach at most while it is a
+ * tRPC router.
+ */
+async function trpcFloor(): Promise<void> {
+  const envelope = { serialize: (v: unknown) => ({ json: v }), deserialize: (v: unknown) => (v as { json: unknown } | undefined)?.json };
+  const t = initTRPC.create({ transformer: envelope });
+  const listeners = new Map<string, (item: { id: string; message: unknown }) => void>();
+  let seq = 0;
+  const router = t.router({
+    messages: t.router({
+      send: t.procedure
+        .input((v) => v as { to_agent: string })
+        .mutation(({ input }) => {
+          const id = `${Date.now()}-${seq++}`;
+          listeners.get(input.to_agent)?.({ id, message: input });
+          return { id };
+        }),
+      inbox: t.procedure.input((v) => v as { agent: string }).subscription(async function* ({ input, signal }) {
+        const queue: { id: string; message: unknown }[] = [];
+        let wake: (() => void) | undefined;
+        listeners.set(input.agent, (item) => {
+          queue.push(item);
+          wake?.();
+        });
+        try {
+          while (!signal?.aborted) {
+            const item = queue.shift();
+            if (!item) {
+              await new Promise<void>((r) => (wake = r));
+              wake = undefined;
+              continue;
+            }
+            yield tracked(item.id, { stream_id: item.id, replayed: false, message: item.message });
+          }
+        } finally {
+          listeners.delete(input.agent);
+        }
+      }),
+    }),
+  });
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  applyWSSHandler({ wss, router, createContext: () => ({}) });
+  // The hub's write batching (transport/write-batching.ts), so the ceiling has the same transport.
+  wss.on('connection', (ws) => batchWrites(ws));
+  await new Promise((r) => wss.once('listening', r));
+  const port = (wss.address() as { port: number }).port;
+  console.log(JSON.stringify({ port, url: `ws://127.0.0.1:${port}/ws`, tokens: {}, floor: 'trpc' }));
 }
 
 async function hub(storeKind: string, redisUrl: string | undefined, agents: number): Promise<void> {
@@ -65,5 +120,6 @@ process.stdin.on('data', (line: string) => {
 
 const [mode = 'relay', storeKind = 'redis', redisUrl, agents = '40'] = process.argv.slice(2);
 if (mode === 'relay') await relay();
+else if (mode === 'trpc') await trpcFloor();
 else await hub(storeKind, redisUrl, Number(agents));
 process.on('SIGTERM', () => process.exit(0));

@@ -143,13 +143,22 @@ export class KeyRing {
     assertBytes(plaintext, 'plaintext');
     const ad = adBytes(associatedData);
     const id = this.#activeKeyId;
-    const header = new Uint8Array(2 + id.length);
-    header[0] = FORMAT_VERSION;
-    header[1] = id.length;
-    for (let i = 0; i < id.length; i++) header[2 + i] = id.charCodeAt(i);
-    const nonce = nextNonce();
-    const ct = xchacha20poly1305(this.#keys.get(id)!, nonce, concatBytes(header, ad)).encrypt(plaintext);
-    return concatBytes(header, nonce, ct);
+    const headerLength = 2 + id.length;
+    const bodyOffset = headerLength + NONCE_LENGTH;
+    // One allocation, encrypted in place, with the ciphertext 4-byte aligned in its buffer: noble
+    // XORs whole 32-bit words only on aligned data (byte by byte otherwise, several times slower).
+    const lead = (4 - (bodyOffset % 4)) % 4;
+    const out = new Uint8Array(new ArrayBuffer(lead + bodyOffset + plaintext.length + TAG_LENGTH), lead);
+    out[0] = FORMAT_VERSION;
+    out[1] = id.length;
+    for (let i = 0; i < id.length; i++) out[2 + i] = id.charCodeAt(i);
+    const nonce = out.subarray(headerLength, bodyOffset);
+    fillNonce(nonce);
+    const aad = new Uint8Array(headerLength + ad.length);
+    aad.set(out.subarray(0, headerLength));
+    aad.set(ad, headerLength);
+    xchacha20poly1305(this.#keys.get(id)!, nonce, aad).encrypt(plaintext, out.subarray(bodyOffset));
+    return out;
   }
 
   /**
@@ -171,7 +180,10 @@ export class KeyRing {
     }
     const nonce = sealed.subarray(headerLength, headerLength + NONCE_LENGTH);
     try {
-      return xchacha20poly1305(key, nonce, concatBytes(sealed.subarray(0, headerLength), ad)).decrypt(sealed.subarray(headerLength + NONCE_LENGTH));
+      let body = sealed.subarray(headerLength + NONCE_LENGTH);
+      // Word-wise (fast) decryption needs 4-byte aligned input: copying is cheaper than bytewise.
+      if (body.byteOffset % 4 !== 0) body = body.slice();
+      return xchacha20poly1305(key, nonce, concatBytes(sealed.subarray(0, headerLength), ad)).decrypt(body);
     } catch (cause) {
       throw decryptFailed(undefined, cause);
     }
@@ -245,4 +257,4 @@ function newKeyId(taken: ReadonlySet<string>): string {
 }
 
 // After NONCE_LENGTH's import is initialised; used by seal().
-const nextNonce = createNonceSource(NONCE_LENGTH);
+const fillNonce = createNonceSource(NONCE_LENGTH);

@@ -7,16 +7,17 @@ import { randomBytes } from '@noble/ciphers/utils.js';
 
 const POOL_NONCES = 256;
 
-export function createNonceSource(length: number): () => Uint8Array {
+/** Returns a function that fills its argument (`length` bytes) with a fresh random nonce. */
+export function createNonceSource(length: number): (target: Uint8Array) => void {
   let pool = new Uint8Array(0);
   let offset = 0;
-  return () => {
+  return (target) => {
+    if (target.length !== length) throw new RangeError(`nonce target must be ${length} bytes, got ${target.length}`);
     if (offset + length > pool.length) {
       pool = randomBytes(length * POOL_NONCES);
       offset = 0;
     }
-    const nonce = pool.slice(offset, offset + length);
+    target.set(pool.subarray(offset, offset + length));
     offset += length;
-    return nonce;
   };
 }

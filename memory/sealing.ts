@@ -15,16 +15,25 @@ export const plainText: ValueSealer = {
   open: (stored) => stored,
 };
 
-/** Anything with the key ring's string API (crypto/keyring.ts). */
+/** Anything with the key ring's string API (crypto/keyring.ts); `seal` (bytes) when it has one. */
 export interface StringSealingKeyRing {
   sealString(text: string, associatedData: string): string;
   openString(sealed: string, associatedData: string): string;
+  seal?(plaintext: Uint8Array, associatedData: string): Uint8Array;
 }
 
 export function keyRingSealer(ring: StringSealingKeyRing): ValueSealer {
+  const seal = ring.seal?.bind(ring);
   return {
     enabled: true,
-    seal: (text, ad) => ring.sealString(text, ad),
+    // Same text as `sealString` (standard padded base64 of the sealed bytes), with Node's native
+    // encoder: the crypto layer stays isomorphic, this server-side path is on every send.
+    seal: seal
+      ? (text, ad) => {
+          const sealed = seal(Buffer.from(text, 'utf8'), ad);
+          return Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length).toString('base64');
+        }
+      : (text, ad) => ring.sealString(text, ad),
     open: (stored, ad) => ring.openString(stored, ad),
   };
 }

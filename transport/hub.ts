@@ -28,6 +28,7 @@ import { createRateLimiter, type RateLimitOptions } from '../router/rate-limit.j
 import { resolveContext } from './auth.js';
 import { StoreBus } from './bus.js';
 import { NodePresence } from './presence.js';
+import { batchWrites } from './write-batching.js';
 
 export interface HubOptions {
   /** Where state lives. Default: a fresh embedded store. The hub closes it on close(). */
@@ -200,6 +201,7 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
   let closing = false;
   let clientsGone: (() => void) | null = null;
   wss.on('connection', (socket) => {
+    batchWrites(socket);
     metrics.connections.inc();
     socket.once('close', () => {
       metrics.connections.dec();

@@ -34,11 +34,14 @@ const lua = (name: string) => readFileSync(new URL(`./lua/${name}`, import.meta.
 const SCRIPTS = {
   putDocIfVersion: { numberOfKeys: 1, lua: lua('put-doc-if-version-1.lua') },
   setMaxStreamId: { numberOfKeys: 1, lua: lua('set-max-stream-id-1.lua') },
+  // Variable number of keys: the caller passes numkeys first.
+  appendStreamsScript: { lua: lua('append-streams.lua') },
 };
 
 type ScriptedRedis = Redis & {
   putDocIfVersion(key: string, expected: string, value: string): Promise<[number, number]>;
   setMaxStreamId(key: string, id: string): Promise<string>;
+  appendStreamsScript(numKeys: number, ...keysThenArgs: string[]): Promise<string[]>;
 };
 
 const MAX_STREAM_ID = '18446744073709551615-18446744073709551615';
@@ -133,17 +136,24 @@ export class RedisStore implements Store {
 
   async appendStreams(items: StreamAppend[]): Promise<string[]> {
     if (items.length === 0) return [];
-    const multi = this.redis.multi();
+    // One script call rather than MULTI: scripts are atomic too, and they join the auto-pipeline
+    // (one socket write for every send of a turn). A field list shared by several items (a message
+    // fanned out) is sent once.
+    const sets: Record<string, string>[] = [];
+    const setArgs: string[] = [];
+    const perKey: string[] = [];
     for (const item of items) {
-      const flat = Object.entries(item.fields).flat();
-      multi.xadd(this.k(item.key), 'MAXLEN', '~', String(item.maxLen), '*', ...flat);
+      let index = sets.indexOf(item.fields);
+      if (index < 0) {
+        index = sets.push(item.fields) - 1;
+        const flat: string[] = [];
+        for (const field in item.fields) flat.push(field, item.fields[field]!);
+        setArgs.push(String(flat.length), ...flat);
+      }
+      perKey.push(String(index + 1), String(item.maxLen));
     }
-    const results = await multi.exec().catch(unavailable);
-    if (!results) throw new LinkerError('SERVICE_UNAVAILABLE', 'the store aborted a transaction');
-    return results.map(([err, id]) => {
-      if (err) throw err;
-      return id as string;
-    });
+    const keys = items.map((item) => this.k(item.key));
+    return this.redis.appendStreamsScript(keys.length, ...keys, String(sets.length), ...setArgs, ...perKey).catch(unavailable);
   }
 
   async readStream(key: string, opts: { after?: string | undefined; count: number }): Promise<StreamEntry[]> {
