@@ -55,6 +55,27 @@ describe('KeyRing seal/open', () => {
     expect(xchacha20poly1305(key, nonce, aad).decrypt(sealed.subarray(26 + id.length))).toEqual(pt);
   });
 
+  it('keeps that layout for every key id length (1 to 64), whatever the alignment of the buffers involved', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/), fc.uint8Array({ maxLength: 300 }), fc.nat(7), (id, pt, offset) => {
+        const key = randomBytes(32);
+        const r = new KeyRing({ activeKeyId: id, keys: { [id]: key } });
+        // The plaintext and the sealed value given to open() may sit at any offset of their buffers.
+        const input = new Uint8Array(pt.length + offset).subarray(offset);
+        input.set(pt);
+        const sealed = r.seal(input, 'k');
+        expect(sealed.length).toBe(2 + id.length + 24 + pt.length + 16);
+        const aad = Uint8Array.from([...sealed.subarray(0, 2 + id.length), ...new TextEncoder().encode('k')]);
+        const nonce = sealed.subarray(2 + id.length, 26 + id.length);
+        expect(xchacha20poly1305(key, nonce, aad).decrypt(sealed.slice(26 + id.length))).toEqual(pt);
+        const moved = new Uint8Array(sealed.length + offset).subarray(offset);
+        moved.set(sealed);
+        expect(r.open(moved, 'k')).toEqual(pt);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('uses a fresh nonce each time; string and UTF-8 bytes are the same associated data', () => {
     const pt = Uint8Array.of(1, 2, 3);
     expect(toBase64(ring.seal(pt, 'a'))).not.toBe(toBase64(ring.seal(pt, 'a')));

@@ -8,7 +8,7 @@ import { LinkerError } from '../../protocol/errors.js';
 import { RedisStore } from '../../memory/redis/store.js';
 import { compareStreamIds, STREAM_ID_PATTERN, type Store, type StreamEntry } from '../../memory/store.js';
 import { freePort } from '../setup/redis-process.js';
-import { cleanup, makeRedisStore, storeKinds, uniquePrefix } from '../setup/stores.js';
+import { cleanup, makeRedisStore, rawRedis, storeKinds, uniquePrefix } from '../setup/stores.js';
 
 /**
  * How far over `maxLen` a capped stream may grow. Redis trims with `MAXLEN ~`, which only drops
@@ -114,6 +114,25 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
         { id: ids[2], fields: { i: '2' } },
       ]);
       expect(await store.readStream('y', { count: 10 })).toEqual([{ id: ids[1], fields: { i: '1' } }]);
+    });
+
+    it('one field list shared by many streams (a message fanned out) lands in each, each under its own cap', async () => {
+      const store = kind.make();
+      const shared = { mid: 'm1', m: 'sealed'.repeat(50) };
+      const inboxes = Array.from({ length: 60 }, (_, i) => `fan:{${i}}`);
+      const ids = await store.appendStreams([
+        ...inboxes.map((key) => ({ key, fields: shared, maxLen: 1000 })),
+        { key: 'fan:channel', fields: { mid: 'm1', c: 'yes' }, maxLen: 3 },
+      ]);
+      expect(ids).toHaveLength(61);
+      for (const [i, key] of inboxes.entries()) expect(await store.readStream(key, { count: 10 })).toEqual([{ id: ids[i], fields: shared }]);
+      expect(await store.readStream('fan:channel', { count: 10 })).toEqual([{ id: ids[60], fields: { mid: 'm1', c: 'yes' } }]);
+      // The channel's own (small) cap applies to it while the inboxes keep theirs.
+      for (let n = 0; n < 300; n++) await store.appendStreams([{ key: inboxes[0]!, fields: { n: String(n) }, maxLen: 1000 }, { key: 'fan:channel', fields: { n: String(n) }, maxLen: 3 }]);
+      expect((await store.streamInfo(inboxes[0]!)).length).toBe(301);
+      const channelLength = (await store.streamInfo('fan:channel')).length;
+      expect(channelLength).toBeGreaterThanOrEqual(3);
+      expect(channelLength).toBeLessThanOrEqual(3 + TRIM_SLACK);
     });
 
     it('multi-stream appends are atomic: concurrent pairs land in the same order in both streams', async () => {
@@ -462,6 +481,23 @@ describe('RedisStore specifics', () => {
     await globby.importState({ streams: {}, docs: {}, hashes: {}, values: {} });
     expect(await globby.getValue('v')).toBeNull();
     expect(await neighbour.getValue('v')).toBe('not yours');
+  });
+
+  it('appends still work after Redis forgot its scripts (SCRIPT FLUSH, as after a restart)', async () => {
+    const store = makeRedisStore();
+    const [before] = await store.appendStreams([{ key: 's', fields: { n: '1' }, maxLen: 10 }]);
+    await rawRedis().script('FLUSH');
+    const [after] = await store.appendStreams([{ key: 's', fields: { n: '2' }, maxLen: 10 }]);
+    expect(compareStreamIds(before!, after!)).toBeLessThan(0);
+    expect((await store.readStream('s', { count: 10 })).map((e) => e.fields.n)).toEqual(['1', '2']);
+  });
+
+  it('an append onto a key of another type rejects with the Redis error, and the store goes on', async () => {
+    const store = makeRedisStore();
+    await rawRedis().set(`${store.prefix}wrong`, 'a string');
+    await expect(store.appendStreams([{ key: 'wrong', fields: { n: '1' }, maxLen: 10 }])).rejects.toThrow(/WRONGTYPE/);
+    const [id] = await store.appendStreams([{ key: 'right', fields: { n: '1' }, maxLen: 10 }]);
+    expect(await store.readStream('right', { count: 10 })).toEqual([{ id, fields: { n: '1' } }]);
   });
 
   it('fails fast with SERVICE_UNAVAILABLE when Redis is unreachable', async () => {

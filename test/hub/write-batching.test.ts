@@ -1,0 +1,97 @@
+/**
+ * transport/write-batching.ts on a real `ws` server and client: the frames a connection sends in
+ * one event-loop turn leave in one socket write, in order; the next turn is not held back; a
+ * socket closed while corked is harmless. Writes are counted at the socket's own _write/_writev.
+ */
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { batchWrites } from '../../transport/write-batching.js';
+
+const open: { close(): void }[] = [];
+afterEach(() => {
+  for (const o of open.splice(0)) o.close();
+});
+
+/** A server-side socket with batching, the client that receives from it, and a write counter. */
+async function pair(batched: boolean) {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  open.push(wss);
+  await once(wss, 'listening');
+  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`);
+  open.push({ close: () => client.terminate() });
+  const [server] = (await once(wss, 'connection')) as [WebSocket];
+  await once(client, 'open');
+  if (batched) batchWrites(server);
+  const socket = (server as unknown as { _socket: Socket & { _write: Function; _writev: Function } })._socket;
+  const writes = { count: 0 };
+  for (const method of ['_write', '_writev'] as const) {
+    const original = socket[method].bind(socket);
+    socket[method] = (...args: unknown[]) => {
+      writes.count++;
+      return original(...args);
+    };
+  }
+  const received: string[] = [];
+  client.on('message', (data) => received.push(data.toString()));
+  return { server, client, socket, writes, received };
+}
+
+const WAIT = { timeout: 5_000, interval: 5 };
+
+describe('batchWrites', () => {
+  it('sends the frames of one turn in one socket write, in order', async () => {
+    const { server, writes, received } = await pair(true);
+    const frames = Array.from({ length: 100 }, (_, i) => `frame ${i}`);
+    for (const f of frames) server.send(f);
+    await vi.waitFor(() => expect(received).toHaveLength(100), WAIT);
+    expect(received).toEqual(frames);
+    expect(writes.count).toBe(1);
+  });
+
+  it('without it, ws writes every frame separately (what the batching saves)', async () => {
+    const { server, writes, received } = await pair(false);
+    for (let i = 0; i < 20; i++) server.send(`frame ${i}`);
+    await vi.waitFor(() => expect(received).toHaveLength(20), WAIT);
+    expect(writes.count).toBeGreaterThan(1);
+  });
+
+  it('holds nothing past the turn: the socket is uncorked before the next timers run', async () => {
+    const { server, socket, received } = await pair(true);
+    server.send('first');
+    expect(socket.writableCorked).toBeGreaterThan(0);
+    await new Promise((r) => setImmediate(r));
+    expect(socket.writableCorked).toBe(0);
+    await vi.waitFor(() => expect(received).toEqual(['first']), WAIT);
+    // Frames of separate turns are separate writes, each sent in its own turn.
+    server.send('second');
+    await new Promise((r) => setImmediate(r));
+    expect(socket.writableCorked).toBe(0);
+    await vi.waitFor(() => expect(received).toEqual(['first', 'second']), WAIT);
+  });
+
+  it('batches each connection on its own: every client gets exactly its frames', async () => {
+    const a = await pair(true);
+    const b = await pair(true);
+    for (let i = 0; i < 10; i++) {
+      a.server.send(`a${i}`);
+      b.server.send(`b${i}`);
+    }
+    await vi.waitFor(() => expect(a.received.length + b.received.length).toBe(20), WAIT);
+    expect(a.received).toEqual(Array.from({ length: 10 }, (_, i) => `a${i}`));
+    expect(b.received).toEqual(Array.from({ length: 10 }, (_, i) => `b${i}`));
+    expect(a.writes.count).toBe(1);
+    expect(b.writes.count).toBe(1);
+  });
+
+  it('a connection that dies while corked costs nothing: later sends report the error, the process goes on', async () => {
+    const { server, client } = await pair(true);
+    server.send('lost');
+    server.terminate();
+    await new Promise((r) => setImmediate(r));
+    const err = await new Promise<Error | undefined>((resolve) => server.send('after close', (e) => resolve(e)));
+    expect(err).toBeInstanceOf(Error);
+    await once(client, 'close');
+  });
+});
