@@ -14,7 +14,7 @@
  * scenarios (default all), BENCH_DURATION_MS the length of each timed run (default 5000).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -50,6 +50,11 @@ function latencyFigures(latencies: number[]) {
   return { p50_ms: Number(percentile(sorted, 50).toFixed(3)), p99_ms: Number(percentile(sorted, 99).toFixed(3)) };
 }
 
+function tailFigures(latencies: number[]) {
+  const sorted = latencies.sort((a, b) => a - b);
+  return { p90_ms: Number(percentile(sorted, 90).toFixed(3)), p999_ms: Number(percentile(sorted, 99.9).toFixed(3)), max_ms: Number((sorted.at(-1) ?? NaN).toFixed(3)) };
+}
+
 const print = (line: Record<string, unknown>) => console.log(JSON.stringify(line));
 const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -58,6 +63,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function startServer(args: string[]): Promise<Server> {
   return new Promise((resolve, reject) => {
     const prof = process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [];
+    if (process.env.BENCH_SERVER_FLAGS) prof.push(...process.env.BENCH_SERVER_FLAGS.split(' '));
     const child = spawn(process.execPath, ['--expose-gc', ...prof, serverScript, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
     const waiters: ((line: string) => void)[] = [];
     let buf = '';
@@ -67,6 +73,11 @@ function startServer(args: string[]): Promise<Server> {
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
+        // Anything else the server prints (BENCH_SERVER_FLAGS=--trace-gc...) goes to stderr.
+        if (!line.startsWith('{')) {
+          process.stderr.write(`server: ${line}\n`);
+          continue;
+        }
         if (first) {
           first = false;
           resolve({
@@ -258,20 +269,28 @@ async function hubDirect(serverArgs: string[]) {
 async function hubOpenLoop(store: Store, redisUrl: string, perSecond: number) {
   const server = await startServer(['hub', store, redisUrl, String(PAIRS * 2)]);
   const latencies: number[] = [];
-  const c = await directClients(server, (content) => latencies.push(performance.now() - content.sent_at));
+  const trace: [number, number][] = [];
+  const c = await directClients(server, (content) => {
+    const now = performance.now();
+    latencies.push(now - content.sent_at);
+    if (process.env.BENCH_TRACE) trace.push([Math.round(now), Number((now - content.sent_at).toFixed(2))]);
+  });
   const tickMs = 2;
   let owed = 0;
   let pair = 0;
   const t0 = performance.now();
   let last = t0;
   let warm = false;
-  while (performance.now() - t0 < WARMUP_MS + DURATION_MS) {
-    if (!warm && performance.now() - t0 >= WARMUP_MS) {
+  // Warm-up: the rate ramps up over WARMUP_MS (a cold hub runs unoptimized code and would pile up
+  // a backlog that spills into the measurement), then holds for another WARMUP_MS unmeasured.
+  while (performance.now() - t0 < 2 * WARMUP_MS + DURATION_MS) {
+    if (!warm && performance.now() - t0 >= 2 * WARMUP_MS) {
       warm = true;
       latencies.length = 0;
     }
     const now = performance.now();
-    owed += ((now - last) * perSecond) / 1000;
+    const ramp = Math.min(1, (now - t0) / Math.max(1, WARMUP_MS));
+    owed += ((now - last) * perSecond * ramp) / 1000;
     last = now;
     for (; owed >= 1; owed--) {
       const p = pair++ % PAIRS;
@@ -282,7 +301,8 @@ async function hubOpenLoop(store: Store, redisUrl: string, perSecond: number) {
   await sleep(500);
   await c.close();
   server.stop();
-  return { delivered_per_s: Math.round((latencies.length / DURATION_MS) * 1000), ...latencyFigures(latencies) };
+  if (process.env.BENCH_TRACE) writeFileSync(`${process.env.BENCH_TRACE}.${store}.json`, JSON.stringify(trace));
+  return { delivered_per_s: Math.round((latencies.length / DURATION_MS) * 1000), ...latencyFigures(latencies), ...tailFigures(latencies) };
 }
 
 async function hubBroadcast(store: Store, redisUrl: string, subscribers: number): Promise<number> {
@@ -387,7 +407,7 @@ async function main() {
     }
     if (SCENARIOS.has('latency')) {
       for (const store of ['redis', 'embedded'] as const) {
-        const rate = Math.round((maxRate[store] ?? 1000) / 2);
+        const rate = Math.round(Number(process.env.BENCH_LATENCY_RATE ?? 0) || (maxRate[store] ?? 1000) / 2);
         const lat = await hubOpenLoop(store, redisUrl, rate);
         print({ scenario: 'latency-open-loop-50pct', server: `hub-${store}`, offered_msgs_per_s: rate, ...lat, goal_p99_ms: 5, ratio: ratio(lat.p99_ms, 5) });
       }

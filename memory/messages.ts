@@ -65,7 +65,7 @@ export class MessageStore {
    */
   private readonly recent = new Map<string, { envelope: Envelope; bytes: number }>();
   private recentBytes = 0;
-  private static readonly RECENT_MAX = 2048;
+  private static readonly RECENT_MAX = 256;
   /** Sealed bytes kept at most (a typical 1 KiB message: the count bound applies first). */
   private static readonly RECENT_MAX_BYTES = 4 * 1024 * 1024;
   /** Envelopes larger than this (sealed) are decoded from the store instead. */
