@@ -3,15 +3,24 @@
  * same run on the same load shape. Not a test: nothing here asserts.
  *
  * - direct: 20 sender/receiver pairs × 8 in flight × 512 B, closed loop; floor = raw `ws` relay
- *   (parse JSON, route by recipient, re-send).
+ *   (parse JSON, route by recipient, re-send). Also measured: the bare-tRPC ceiling, the same
+ *   tRPC v11 wire protocol with nothing behind it (no auth, validation, store, sealing or resume):
+ *   what any hub that is a tRPC router can reach at most on this machine.
  * - broadcast: one sender, 100 and 1,000 subscribers, 4 broadcasts in flight; floor = raw `ws`
  *   broadcast (serialize once, send to every socket).
- * - idle: 10,000 connected agents with live inbox subscriptions: hub RSS per connection, idle CPU;
- *   baseline = the same number of bare `ws` connections on the relay.
- * - latency: open loop at 50% of the direct scenario's measured maximum: p50/p99.
+ * - idle: 10,000 connected agents (typed client) with live inbox subscriptions: hub RSS per
+ *   connection, idle CPU; baseline = the same number of bare `ws` connections on the relay.
+ * - latency: open loop at 50% of the direct scenario's measured maximum: p50/p90/p99/p99.9/max.
  *
- * The server under test runs in a child process (`bench/server.ts`); BENCH_SCENARIOS picks
- * scenarios (default all), BENCH_DURATION_MS the length of each timed run (default 5000).
+ * The hub is driven by bench/wire-client.ts (the documented wire protocol over a bare `ws`), so
+ * the load generator costs about what the relay's raw clients cost; BENCH_CLIENT=typed uses the
+ * typed tRPC client instead (several times the client CPU per message, taken from the same 2 cores).
+ * Every timed run starts with BENCH_WARMUP_MS (default 1000) unmeasured (the open loop ramps up
+ * over it, then holds it once more). The server under test runs in a child process
+ * (`bench/server.ts`); BENCH_SCENARIOS picks scenarios (default all), BENCH_DURATION_MS the length
+ * of each timed run (default 5000), BENCH_PROF=<dir> writes the servers' CPU profiles,
+ * BENCH_SERVER_FLAGS passes Node flags to them (e.g. --trace-gc), BENCH_LATENCY_RATE fixes the
+ * open loop's rate, BENCH_TRACE=<path> writes its (time, latency) samples.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -309,31 +318,44 @@ async function hubBroadcast(store: Store, redisUrl: string, subscribers: number)
   const server = await startServer(['hub', store, redisUrl, String(subscribers + 1)]);
   const url = server.info.url as string;
   const tokens = server.info.tokens as Record<string, string>;
-  const [sender] = clients(url, tokens, 0, 1);
-  const subs = clients(url, tokens, 1, subscribers);
   let deliveries = 0;
   const counts = new Map<number, number>();
   let seq = 0;
   const loop: Loop = { running: true };
-  const send = () => {
-    sender!.trpc.messages.send
-      .mutate({ type: 'broadcast', payload: { content: { text: CONTENT, sent_at: performance.now(), key: 0, seq: seq++ } } })
-      .catch((err: Error) => loop.running && console.error(`broadcast failed: ${err.message}`));
+  const onDelivery = (c: Content) => {
+    deliveries++;
+    const n = (counts.get(c.seq!) ?? 0) + 1;
+    counts.set(c.seq!, n);
+    if (n === subscribers) {
+      counts.delete(c.seq!);
+      if (loop.running) send();
+    }
   };
-  for (let i = 0; i < subs.length; i += 200) {
-    await subscribeAll(subs.slice(i, i + 200), (c) => {
-      deliveries++;
-      const n = (counts.get(c.seq!) ?? 0) + 1;
-      counts.set(c.seq!, n);
-      if (n === subscribers) {
-        counts.delete(c.seq!);
-        if (loop.running) send();
-      }
-    });
+  let sendOne: (content: Content) => Promise<unknown>;
+  let closeAll: () => Promise<unknown>;
+  if (CLIENT === 'typed') {
+    const [sender] = clients(url, tokens, 0, 1);
+    const subs = clients(url, tokens, 1, subscribers);
+    for (let i = 0; i < subs.length; i += 200) await subscribeAll(subs.slice(i, i + 200), onDelivery);
+    sendOne = (content) => sender!.trpc.messages.send.mutate({ type: 'broadcast', payload: { content } });
+    closeAll = () => Promise.all([sender!, ...subs].map((c) => c.close()));
+  } else {
+    const sender = await WireClient.open(url, tokens.a0);
+    const subs: WireClient[] = [];
+    for (let i = 0; i < subscribers; i += 200) {
+      const batch = await Promise.all(Array.from({ length: Math.min(200, subscribers - i) }, (_, j) => WireClient.open(url, tokens[`a${1 + i + j}`])));
+      await Promise.all(batch.map((c) => c.subscribe('messages.inbox', {}, (json) => onDelivery((json as { data: InboxData['data'] }).data.message.payload.content))));
+      subs.push(...batch);
+    }
+    sendOne = (content) => sender.mutate('messages.send', { type: 'broadcast', payload: { content } });
+    closeAll = async () => [sender, ...subs].forEach((c) => c.close());
   }
+  const send = () => {
+    sendOne({ text: CONTENT, sent_at: performance.now(), key: 0, seq: seq++ }).catch((err: Error) => loop.running && console.error(`broadcast failed: ${err.message}`));
+  };
   const run = await closedLoop(loop, 1, 4, send, DURATION_MS, () => (deliveries = 0));
   const rate = (deliveries / run.elapsed) * 1000;
-  await Promise.all([sender!, ...subs].map((c) => c.close()));
+  await closeAll();
   server.stop();
   return rate;
 }
@@ -418,7 +440,7 @@ async function main() {
         print({ scenario: `broadcast-${n}`, server: 'raw-ws-broadcast (floor)', deliveries_per_s: Math.round(floor), ratio: 1 });
         for (const store of ['redis', 'embedded'] as const) {
           const rate = await hubBroadcast(store, redisUrl, n);
-          print({ scenario: `broadcast-${n}`, server: `hub-${store}`, deliveries_per_s: Math.round(rate), ratio: ratio(rate, floor) });
+          print({ scenario: `broadcast-${n}`, server: `hub-${store}`, client: CLIENT, deliveries_per_s: Math.round(rate), ratio: ratio(rate, floor) });
         }
       }
     }
