@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { initTRPC, tracked } from '@trpc/server';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import { createHub } from '../transport/hub.js';
-import { batchWrites } from '../transport/write-batching.js';
+import { wrapSocketWrites } from '../transport/socket-writes.js';
 import { RedisStore } from '../memory/redis/store.js';
 import { EmbeddedStore } from '../memory/embedded/store.js';
 import { keyRingSealer } from '../memory/sealing.js';
@@ -83,8 +83,8 @@ async function trpcFloor(): Promise<void> {
   });
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
   applyWSSHandler({ wss, router, createContext: () => ({}) });
-  // The hub's write batching (transport/write-batching.ts), so the ceiling has the same transport.
-  wss.on('connection', (ws) => batchWrites(ws));
+  // The hub's write batching (transport/socket-writes.ts), so the ceiling has the same transport.
+  wss.on('connection', (ws) => wrapSocketWrites(ws));
   await new Promise((r) => wss.once('listening', r));
   const port = (wss.address() as { port: number }).port;
   console.log(JSON.stringify({ port, url: `ws://127.0.0.1:${port}/ws`, tokens: {}, floor: 'trpc' }));

@@ -14,7 +14,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { StreamGap } from '../../procedures/live.js';
-import { capturedLogger, startTestHub, type StoreKind, type TestHub } from '../hub/harness.js';
+import { capturedLogger, openRawSocket, startTestHub, type StoreKind, type TestHub } from '../hub/harness.js';
 import { recordingWebSocket, subscriptionRequests, watchInbox, type InboxEvent } from '../hub/delivery-helpers.js';
 
 const figures = process.env.LOAD_FIGURES === '1';
@@ -27,17 +27,25 @@ function watchServerSockets() {
   const original = WebSocket.prototype.send;
   const peaks = new Map<WebSocket, number>();
   const marked = new Map<string, WebSocket>();
+  const texts = new Map<WebSocket, string[]>();
   let largestFrame = 0;
   WebSocket.prototype.send = function (this: WebSocket & { _isServer?: boolean }, data: unknown, ...rest: unknown[]) {
     (original as (...args: unknown[]) => void).call(this, data, ...rest);
     if (!this._isServer) return;
     peaks.set(this, Math.max(peaks.get(this) ?? 0, this.bufferedAmount));
     if (typeof data === 'string') {
+      const list = texts.get(this) ?? [];
+      if (list.length < 100) list.push(data.slice(0, 200));
+      texts.set(this, list);
       largestFrame = Math.max(largestFrame, data.length);
       for (const m of /"content":"(marker-[a-z0-9-]+)"/.exec(data)?.slice(1) ?? []) marked.set(m, this);
     }
   } as typeof original;
   return {
+    /** Every hub-side socket that sent a frame. */
+    sockets: () => peaks.keys(),
+    /** Text frames a hub-side socket sent (the first 200 characters of each). */
+    sentTo: (ws: WebSocket) => texts.get(ws) ?? [],
     /** The hub socket that delivered a message whose content is `marker`. */
     socketOf: (marker: string) => marked.get(marker),
     peak: (ws: WebSocket) => peaks.get(ws) ?? 0,
@@ -147,6 +155,42 @@ describe.each<StoreKind>(['redis', 'embedded'])('slow consumers on %s', (kind) =
     const afterGap = inbox.events.slice(inbox.events.findIndex((e) => gapOf(e))).map((e) => (e.message.payload.content as { n: number }).n);
     expect(afterGap).toEqual(Array.from({ length: afterGap.length }, (_, i) => n - afterGap.length + i));
     expect(inbox.errors).toEqual([]);
+  });
+
+  it('a client that keeps calling and never reads the replies is terminated at 2 x maxBufferedBytes + a frame; others are still served', async () => {
+    const log = capturedLogger('warn');
+    t = await startTestHub(kind, { logger: log.logger, maxBufferedBytes: MAX_BUFFERED, rateLimit: { perSecond: 0 } });
+    watcher = watchServerSockets();
+    const bobToken = await t.addAgent('bob');
+    const alice = await t.agent('alice');
+    // Large replies: bob's history holds 20 messages of 16 KiB (about 330 KiB per reply).
+    for (let n = 0; n < 20; n++) await alice.send({ to_agent: 'bob', type: 'task', payload: { content: { n, pad: PAD } } });
+    const bob = await openRawSocket(t.hub.url, { connectionParams: { token: bobToken } });
+    bob.send({ id: 1, method: 'query', params: { path: 'agents.whoami' } });
+    expect((await bob.reply(1)).result.data.json.agent_id).toBe('bob');
+    const hubSide = [...watcher.sockets()].find((ws) => watcher!.sentTo(ws).some((f) => f.includes('"agent_id":"bob","scopes"')));
+    expect(hubSide).toBeDefined();
+    tcp(bob.ws).pause();
+    const limit = 2 * MAX_BUFFERED + 2 * MAX_BUFFERED + 64 * 1024; // 2 x maxBufferedBytes + maxFrameBytes (2 x payload limit + 64 KiB)
+    const memoryBefore = process.memoryUsage().rss;
+    let id = 2;
+    // Kernel buffers absorb a few MB first; the hub closes bob once its own buffer passes the limit.
+    await vi.waitFor(
+      () => {
+        for (let i = 0; i < 20; i++) bob.send({ id: id++, method: 'query', params: { path: 'messages.history', input: { json: { limit: 50 } } } });
+        expect(hubSide!.readyState).toBe(WebSocket.CLOSED);
+      },
+      { timeout: 30_000, interval: 20 },
+    );
+    expect(watcher.peak(hubSide!)).toBeGreaterThan(limit - watcher.largestFrame);
+    expect(watcher.peak(hubSide!)).toBeLessThanOrEqual(limit + watcher.largestFrame);
+    expect(log.lines.filter((l) => l.event === 'slow_consumer_closed')).toMatchObject([{ reason: 'unread_replies' }]);
+    expect(process.memoryUsage().rss - memoryBefore).toBeLessThan(200 * 2 ** 20);
+    // The hub goes on serving everyone else.
+    const r = await alice.send({ to_agent: 'bob', type: 'task', payload: { content: 'after' } });
+    expect(r.delivered_to).toEqual(['bob']);
+    tcp(bob.ws).resume();
+    await bob.close();
   });
 
   it('monitor.stream: bounded buffer, events dropped and logged, a monitor that does not read is terminated', async () => {

@@ -1,5 +1,5 @@
 /**
- * transport/write-batching.ts on a real `ws` server and client: the frames a connection sends in
+ * transport/socket-writes.ts on a real `ws` server and client: the frames a connection sends in
  * one event-loop turn leave in one socket write, in order; the next turn is not held back; a
  * socket closed while corked is harmless. Writes are counted at the socket's own _write/_writev.
  */
@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { batchWrites } from '../../transport/write-batching.js';
+import { wrapSocketWrites, type SocketWritesOptions } from '../../transport/socket-writes.js';
 
 const open: { close(): void }[] = [];
 afterEach(() => {
@@ -15,7 +15,7 @@ afterEach(() => {
 });
 
 /** A server-side socket with batching, the client that receives from it, and a write counter. */
-async function pair(batched: boolean) {
+async function pair(batched: boolean, opts: SocketWritesOptions = {}) {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
   open.push(wss);
   await once(wss, 'listening');
@@ -23,7 +23,7 @@ async function pair(batched: boolean) {
   open.push({ close: () => client.terminate() });
   const [server] = (await once(wss, 'connection')) as [WebSocket];
   await once(client, 'open');
-  if (batched) batchWrites(server);
+  if (batched) wrapSocketWrites(server, opts);
   const socket = (server as unknown as { _socket: Socket & { _write: Function; _writev: Function } })._socket;
   const writes = { count: 0 };
   for (const method of ['_write', '_writev'] as const) {
@@ -40,7 +40,7 @@ async function pair(batched: boolean) {
 
 const WAIT = { timeout: 5_000, interval: 5 };
 
-describe('batchWrites', () => {
+describe('wrapSocketWrites: batching', () => {
   it('sends the frames of one turn in one socket write, in order', async () => {
     const { server, writes, received } = await pair(true);
     const frames = Array.from({ length: 100 }, (_, i) => `frame ${i}`);
@@ -93,5 +93,42 @@ describe('batchWrites', () => {
     const err = await new Promise<Error | undefined>((resolve) => server.send('after close', (e) => resolve(e)));
     expect(err).toBeInstanceOf(Error);
     await once(client, 'close');
+  });
+});
+
+describe('wrapSocketWrites: bound', () => {
+  it('terminates a connection whose unsent bytes pass the limit, once, and sends nothing more to it', async () => {
+    const overflows: number[] = [];
+    const limit = 512 * 1024;
+    const { server, client, received } = await pair(true, { bufferLimit: () => limit, onOverflow: (n) => overflows.push(n) });
+    (client as unknown as { _socket: Socket })._socket.pause();
+    const frame = 'y'.repeat(64 * 1024);
+    let peak = 0;
+    // Kernel buffers take a few MB before the server's own buffer grows.
+    for (let i = 0; i < 2_000 && server.readyState === WebSocket.OPEN; i++) {
+      server.send(frame);
+      peak = Math.max(peak, server.bufferedAmount);
+      if (i % 20 === 19) await new Promise((r) => setImmediate(r));
+    }
+    expect(server.readyState).not.toBe(WebSocket.OPEN);
+    expect(overflows).toHaveLength(1);
+    expect(overflows[0]).toBeGreaterThan(limit);
+    expect(peak).toBeLessThanOrEqual(limit + frame.length + 64);
+    server.send('after'); // ignored, no throw
+    expect(overflows).toHaveLength(1);
+    await once(client, 'close');
+    expect(received).not.toContain('after');
+  });
+
+  it('a client that reads keeps its connection however much goes through it', async () => {
+    const overflows: number[] = [];
+    const { server, received } = await pair(true, { bufferLimit: () => 256 * 1024, onOverflow: (n) => overflows.push(n) });
+    const frame = 'z'.repeat(16 * 1024);
+    for (let i = 0; i < 200; i++) {
+      server.send(frame);
+      await vi.waitFor(() => expect(received.length).toBe(i + 1), WAIT);
+    }
+    expect(server.readyState).toBe(WebSocket.OPEN);
+    expect(overflows).toEqual([]);
   });
 });
