@@ -14,7 +14,7 @@ interface Pending {
 export class WireClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private readonly subs = new Map<number, { started: () => void; onData: (data: unknown) => void }>();
+  private readonly subs = new Map<number, { started: () => void; failed: (err: Error) => void; onData: (data: unknown) => void }>();
 
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (raw) => this.onFrame(raw.toString()));
@@ -36,10 +36,17 @@ export class WireClient {
   }
 
   private onFrame(text: string): void {
+    // The hub's keepalive (docs/wire-protocol.md): answer, or it drops a quiet connection.
+    if (text === 'PING') {
+      this.ws.send('PONG');
+      return;
+    }
+    if (text === 'PONG') return;
     const frame = JSON.parse(text) as { id: number; result?: { type: string; data?: { json: unknown } }; error?: { json: { message: string } } };
     const sub = this.subs.get(frame.id);
     if (sub) {
-      if (frame.result?.type === 'started') sub.started();
+      if (frame.error) sub.failed(new Error(frame.error.json.message));
+      else if (frame.result?.type === 'started') sub.started();
       else if (frame.result?.type === 'data') sub.onData(frame.result.data!.json);
       return;
     }
@@ -58,11 +65,11 @@ export class WireClient {
     });
   }
 
-  /** Resolves once the hub reports the subscription started. */
+  /** Resolves once the hub reports the subscription started; rejects on an error frame. */
   subscribe(path: string, input: unknown, onData: (data: unknown) => void): Promise<void> {
     const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.subs.set(id, { started: resolve, onData });
+    return new Promise((resolve, reject) => {
+      this.subs.set(id, { started: resolve, failed: reject, onData });
       this.ws.send(JSON.stringify({ id, method: 'subscription', params: { path, input: { json: input } } }));
     });
   }

@@ -136,7 +136,8 @@ export class KeyRing {
    * @param plaintext - bytes to seal.
    * @param associatedData - what the value is bound to, typically its storage key name; `open`
    *   must be given the same.
-   * @returns the sealed bytes (header, nonce, ciphertext and tag).
+   * @returns the sealed bytes (header, nonce, ciphertext and tag): a view that may start 1-3
+   *   bytes into its ArrayBuffer (zero bytes before it), so use the view, not `.buffer`.
    * @throws TypeError for a wrong-type argument.
    */
   seal(plaintext: Uint8Array, associatedData: string | Uint8Array): Uint8Array {
@@ -145,8 +146,9 @@ export class KeyRing {
     const id = this.#activeKeyId;
     const headerLength = 2 + id.length;
     const bodyOffset = headerLength + NONCE_LENGTH;
-    // One allocation, encrypted in place, with the ciphertext 4-byte aligned in its buffer: noble
-    // XORs whole 32-bit words only on aligned data (byte by byte otherwise, several times slower).
+    // The sealed value is built in one buffer and encrypted in place (no copies), with the
+    // ciphertext 4-byte aligned in it: noble XORs whole 32-bit words only on aligned data (byte
+    // by byte otherwise). Hence the 0-3 zero bytes before the returned view (see @returns).
     const lead = (4 - (bodyOffset % 4)) % 4;
     const out = new Uint8Array(new ArrayBuffer(lead + bodyOffset + plaintext.length + TAG_LENGTH), lead);
     out[0] = FORMAT_VERSION;
@@ -180,10 +182,7 @@ export class KeyRing {
     }
     const nonce = sealed.subarray(headerLength, headerLength + NONCE_LENGTH);
     try {
-      let body = sealed.subarray(headerLength + NONCE_LENGTH);
-      // Word-wise (fast) decryption needs 4-byte aligned input: copying is cheaper than bytewise.
-      if (body.byteOffset % 4 !== 0) body = body.slice();
-      return xchacha20poly1305(key, nonce, concatBytes(sealed.subarray(0, headerLength), ad)).decrypt(body);
+      return xchacha20poly1305(key, nonce, concatBytes(sealed.subarray(0, headerLength), ad)).decrypt(sealed.subarray(headerLength + NONCE_LENGTH));
     } catch (cause) {
       throw decryptFailed(undefined, cause);
     }

@@ -1,7 +1,7 @@
 /**
  * Random nonces drawn from a pooled CSPRNG buffer: one getRandomValues call per 256 nonces
- * instead of one per seal (it showed up on the hub's hot path). Every nonce is a fresh slice of
- * the pool, never handed out twice.
+ * instead of one per seal (it showed up on the hub's hot path). Each nonce is copied out of a
+ * part of the pool never handed out before.
  */
 import { randomBytes } from '@noble/ciphers/utils.js';
 

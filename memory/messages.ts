@@ -60,7 +60,10 @@ export class MessageStore {
   /**
    * Envelopes this process sealed lately, by message id: live delivery on the sending node needs
    * no decryption. Bounded by count and by bytes (a parsed envelope takes several times its JSON
-   * size on the heap: 2048 large ones could take gigabytes); a large envelope is not kept at all.
+   * size on the heap); a large envelope is not kept at all. Small on purpose: live deliveries
+   * follow their send within milliseconds, and a larger cache outlived young-generation GCs,
+   * was promoted and fed a major GC every second under load (the cause of the latency tail).
+   * A delivery that misses it (a lagging reader) opens the stored value instead.
    * Only ever filled with what this process validated itself.
    */
   private readonly recent = new Map<string, { envelope: Envelope; bytes: number }>();

@@ -1,3 +1,5 @@
+import { KeyRing } from '../crypto/keyring.js';
+
 /**
  * How the memory layer seals values before they reach the store. With a key ring every payload,
  * context value and snapshot is XChaCha20-Poly1305 sealed with associated data = its key name;
@@ -15,15 +17,16 @@ export const plainText: ValueSealer = {
   open: (stored) => stored,
 };
 
-/** Anything with the key ring's string API (crypto/keyring.ts); `seal` (bytes) when it has one. */
+/** Anything with the key ring's string API (crypto/keyring.ts). */
 export interface StringSealingKeyRing {
   sealString(text: string, associatedData: string): string;
   openString(sealed: string, associatedData: string): string;
-  seal?(plaintext: Uint8Array, associatedData: string): Uint8Array;
 }
 
 export function keyRingSealer(ring: StringSealingKeyRing): ValueSealer {
-  const seal = ring.seal?.bind(ring);
+  // A KeyRing's own sealString is seal() plus UTF-8 and base64 done portably; on the server the
+  // same text comes out of Node's native encoders.
+  const seal = ring instanceof KeyRing ? ring.seal.bind(ring) : undefined;
   return {
     enabled: true,
     // Same text as `sealString` (standard padded base64 of the sealed bytes), with Node's native

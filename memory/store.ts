@@ -58,7 +58,10 @@ export type Unsubscribe = () => Promise<void>;
 export interface Store {
   readonly kind: 'redis' | 'embedded';
 
-  /** Appends to one or more capped streams in one atomic step; returns the new ids in order. */
+  /**
+   * Appends to one or more capped streams in one isolated step (no reader sees some of the appends
+   * without the others); returns the new ids in order. Not rolled back if one append fails.
+   */
   appendStreams(items: StreamAppend[]): Promise<string[]>;
   /** Entries strictly after `after` (or from the start), oldest first, at most `count`. */
   readStream(key: string, opts: { after?: string | undefined; count: number }): Promise<StreamEntry[]>;

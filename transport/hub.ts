@@ -192,6 +192,16 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     : createHttpServer((req, res) => void onRequest(req, res));
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes });
+  // Before the tRPC adapter's own listener: every frame it sends goes through this.
+  wss.on('connection', (socket) => {
+    wrapSocketWrites(socket, {
+      // Subscriptions pause at maxBufferedBytes (plus at most a frame); replies keep coming while
+      // the client calls: twice that plus a frame is a client that calls and does not read.
+      bufferLimit: () => 2 * settings.maxBufferedBytes + maxFrameBytes,
+      onOverflow: (bufferedAmount) =>
+        logger.warn({ event: 'slow_consumer_closed', reason: 'unread_replies', buffered_bytes: bufferedAmount }, 'closed a connection that does not read what it asked for'),
+    });
+  });
   const wsHandler = applyWSSHandler({
     wss,
     router: appRouter,
@@ -201,13 +211,6 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
   let closing = false;
   let clientsGone: (() => void) | null = null;
   wss.on('connection', (socket) => {
-    wrapSocketWrites(socket, {
-      // Subscriptions pause at maxBufferedBytes (plus at most a frame); replies keep coming while
-      // the client calls: twice that plus a frame is a client that calls and does not read.
-      bufferLimit: () => 2 * settings.maxBufferedBytes + maxFrameBytes,
-      onOverflow: (bufferedAmount) =>
-        logger.warn({ event: 'slow_consumer_closed', reason: 'unread_replies', buffered_bytes: bufferedAmount }, 'closed a connection that does not read what it asked for'),
-    });
     metrics.connections.inc();
     socket.once('close', () => {
       metrics.connections.dec();

@@ -6,8 +6,9 @@
  * the syscall, not the bytes, is the cost: profiles of the hub under load showed a third of its CPU
  * in `writev`. Corking a connection's socket at its first frame of a turn and uncorking it once, in
  * the check phase after the turn's I/O callbacks and promise jobs (setImmediate), sends all frames
- * of that turn in one write. Nothing waits on a timer: a frame goes out in the turn it was made,
- * so latency does not grow, and the busier the hub, the more frames share a write.
+ * of that turn in one write. Nothing waits on a timer: a frame goes out at the end of the turn it
+ * was made in (a frame made early in a long turn waits for the rest of it), and the busier the
+ * hub, the more frames share a write.
  *
  * Bound. Subscriptions pause when a socket holds more than `maxBufferedBytes` unsent
  * (procedures/live.ts), but replies to calls are sent whatever the client reads: a client that
@@ -30,9 +31,17 @@ let flushScheduled = false;
 
 function flush(): void {
   flushScheduled = false;
-  // A socket closed meanwhile has nothing left to write; uncork is harmless there.
-  for (const socket of corked) socket.uncork();
+  const sockets = [...corked];
   corked.clear();
+  for (const socket of sockets) {
+    // A socket closed meanwhile has nothing left to write. Whatever one socket does, the others
+    // are uncorked: a socket left corked would never send again.
+    try {
+      socket.uncork();
+    } catch {
+      // a write error surfaces on the socket's 'error' event
+    }
+  }
 }
 
 /** Makes `ws.send` batch the frames of one event-loop turn into one socket write, within a bound. */

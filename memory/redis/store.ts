@@ -41,7 +41,7 @@ const SCRIPTS = {
 type ScriptedRedis = Redis & {
   putDocIfVersion(key: string, expected: string, value: string): Promise<[number, number]>;
   setMaxStreamId(key: string, id: string): Promise<string>;
-  appendStreamsScript(numKeys: number, ...keysThenArgs: string[]): Promise<string[]>;
+  appendStreamsScript(numKeys: number, ...keysThenArgs: (string | string[])[]): Promise<string[]>;
 };
 
 const MAX_STREAM_ID = '18446744073709551615-18446744073709551615';
@@ -136,9 +136,10 @@ export class RedisStore implements Store {
 
   async appendStreams(items: StreamAppend[]): Promise<string[]> {
     if (items.length === 0) return [];
-    // One script call rather than MULTI: scripts are atomic too, and they join the auto-pipeline
-    // (one socket write for every send of a turn). A field list shared by several items (a message
-    // fanned out) is sent once.
+    // One script call rather than MULTI: no other command runs in between either, and a script
+    // joins the auto-pipeline (one socket write for every send of a turn). A field list shared by
+    // several items (a message fanned out) is sent once. Like MULTI, nothing is rolled back on an
+    // error (only a wrong-type key could cause one): appends made before it stay.
     const sets: Record<string, string>[] = [];
     const setArgs: string[] = [];
     const perKey: string[] = [];
@@ -153,7 +154,9 @@ export class RedisStore implements Store {
       perKey.push(String(index + 1), String(item.maxLen));
     }
     const keys = items.map((item) => this.k(item.key));
-    return this.redis.appendStreamsScript(keys.length, ...keys, String(sets.length), ...setArgs, ...perKey).catch(unavailable);
+    // Arrays, not spreads: ioredis flattens them, and a fan-out to tens of thousands of members
+    // would pass more arguments than a JS call takes.
+    return this.redis.appendStreamsScript(keys.length, keys, String(sets.length), setArgs, perKey).catch(unavailable);
   }
 
   async readStream(key: string, opts: { after?: string | undefined; count: number }): Promise<StreamEntry[]> {

@@ -86,10 +86,12 @@ describe('wrapSocketWrites: batching', () => {
   });
 
   it('a connection that dies while corked costs nothing: later sends report the error, the process goes on', async () => {
-    const { server, client } = await pair(true);
+    const { server, client, socket } = await pair(true);
     server.send('lost');
+    expect(socket.writableCorked).toBeGreaterThan(0);
     server.terminate();
     await new Promise((r) => setImmediate(r));
+    expect(socket.writableCorked).toBe(0);
     const err = await new Promise<Error | undefined>((resolve) => server.send('after close', (e) => resolve(e)));
     expect(err).toBeInstanceOf(Error);
     await once(client, 'close');

@@ -135,6 +135,14 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       expect(channelLength).toBeLessThanOrEqual(3 + TRIM_SLACK);
     });
 
+    it('one append to 50,000 streams (a fan-out to a very large channel) goes through', async () => {
+      const store = kind.make();
+      const fields = { mid: 'big', m: 'x' };
+      const ids = await store.appendStreams(Array.from({ length: 50_000 }, (_, i) => ({ key: `huge:{${i}}`, fields, maxLen: 10 })));
+      expect(ids).toHaveLength(50_000);
+      expect(await store.readStream('huge:{49999}', { count: 10 })).toEqual([{ id: ids[49_999], fields }]);
+    });
+
     it('multi-stream appends are atomic: concurrent pairs land in the same order in both streams', async () => {
       const store = kind.make();
       const writers = Array.from({ length: 4 }, () => kind.peer(store));

@@ -1,5 +1,7 @@
--- Appends one entry to each of several capped streams, atomically (a script runs alone), so that
--- it can travel in ioredis' auto-pipeline with other commands of the same turn (MULTI cannot).
+-- Appends one entry to each of several capped streams in one step (a script runs alone: no other
+-- command sees some appends and not others), so that it can travel in ioredis' auto-pipeline with
+-- other commands of the same turn (MULTI cannot). On an error (a key of another type) the appends
+-- already made stay, as with MULTI: scripts are not rolled back.
 -- Field lists shared by several streams (a message fanned out to many inboxes) are sent once.
 -- KEYS       the streams
 -- ARGV       nsets, then nsets times: n, then n field/value strings;
