@@ -11,6 +11,7 @@
  * server socket's `bufferedAmount` right after every frame the hub sends. LOAD_FIGURES=1 prints
  * the figures.
  */
+import { request as httpRequest, ServerResponse, type IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { StreamGap } from '../../procedures/live.js';
@@ -191,6 +192,61 @@ describe.each<StoreKind>(['redis', 'embedded'])('slow consumers on %s', (kind) =
     expect(r.delivered_to).toEqual(['bob']);
     tcp(bob.ws).resume();
     await bob.close();
+  });
+
+  it('an SSE subscriber (HTTP) that stops reading: the hub waits for its response to drain (bounded), then delivers everything in order', async () => {
+    t = await startTestHub(kind, { maxBufferedBytes: MAX_BUFFERED, rateLimit: { perSecond: 0 } });
+    const bobToken = await t.addAgent('bob');
+    const alice = await t.agent('alice');
+    await alice.send({ to_agent: 'bob', type: 'task', payload: { content: 'first' } });
+    // What the hub's SSE responses hold unsent, after every write (tRPC's node adapter awaits
+    // 'drain' before it pulls the next event from the subscription).
+    const originalWrite = ServerResponse.prototype.write;
+    let peak = 0;
+    let largestChunk = 0;
+    ServerResponse.prototype.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+      const ok = (originalWrite as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+      if (this.getHeader('content-type') === 'text/event-stream') {
+        peak = Math.max(peak, this.writableLength);
+        largestChunk = Math.max(largestChunk, (chunk as { length?: number }).length ?? 0);
+      }
+      return ok;
+    } as typeof originalWrite;
+    try {
+      const input = encodeURIComponent(JSON.stringify({ json: {} }));
+      let body = '';
+      let stuck!: IncomingMessage;
+      let paused = false;
+      await new Promise<void>((resolve, reject) => {
+        const req = httpRequest(`${t!.hub.httpUrl}/trpc/messages.inbox?input=${input}`, { headers: { authorization: `Bearer ${bobToken}` } }, (r) => {
+          stuck = r;
+          r.setEncoding('utf8');
+          r.on('data', (chunk: string) => {
+            body += chunk;
+            if (!paused && body.includes('"first"')) {
+              paused = true;
+              r.pause(); // stops reading the socket: the kernel buffers fill, then the hub's
+              resolve();
+            }
+          });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      const n = 400; // 400 x 16 KiB: well past what the kernel buffers absorb
+      for (let i = 0; i < n; i++) await alice.send({ to_agent: 'bob', type: 'task', payload: { content: { n: i, pad: PAD } } });
+      const sentBytes = n * PAD.length;
+      expect(peak).toBeLessThanOrEqual(64 * 1024 + 2 * largestChunk);
+      expect(peak).toBeLessThan(sentBytes / 10);
+      stuck.resume();
+      await vi.waitFor(() => expect([...body.matchAll(/"n":(\d+),/g)].length).toBe(n), { timeout: 20_000 });
+      stuck.destroy();
+      const ns = [...body.matchAll(/"n":(\d+),/g)].map((m) => Number(m[1]));
+      expect(ns).toEqual(Array.from({ length: n }, (_, i) => i));
+      if (figures) console.info(`sse stuck (${kind}): ${n} x 16 KiB sent; response peak writableLength ${(peak / 1024).toFixed(0)} KiB`);
+    } finally {
+      ServerResponse.prototype.write = originalWrite;
+    }
   });
 
   it('monitor.stream: bounded buffer, events dropped and logged, a monitor that does not read is terminated', async () => {
