@@ -3,7 +3,7 @@
  * admin credential created by `serve`, per-agent tokens the CLI issued for itself, the key file
  * and its passphrase, and the embedded store's snapshots. Every secret file is mode 0600.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -23,6 +23,26 @@ export function writeSecretFile(path: string, text: string): void {
   writeFileSync(tmp, text, { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, path);
+}
+
+/**
+ * Writes a secret file (0600) only if `path` does not exist, atomically (a temp file hard-linked
+ * into place: the link fails if `path` exists). Several processes racing: exactly one creates it.
+ * @returns true when this call created it.
+ */
+export function createSecretFile(path: string, text: string): boolean {
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+  try {
+    chmodSync(tmp, 0o600);
+    linkSync(tmp, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    unlinkSync(tmp);
+  }
 }
 
 export interface LocalCredential {
@@ -60,6 +80,7 @@ export function keyFilePassphrase(home: string): { passphrase: string; source: '
   if (existsSync(path)) return { passphrase: readFileSync(path, 'utf8').trim(), source: 'file' };
   const passphrase = randomBytes(32).toString('base64url');
   ensureDir(home);
-  writeSecretFile(path, passphrase + '\n');
+  // Another process may be creating it at this very moment: the first one's stands.
+  if (!createSecretFile(path, passphrase + '\n')) return { passphrase: readFileSync(path, 'utf8').trim(), source: 'file' };
   return { passphrase, source: 'file' };
 }

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { KeyRing } from '../crypto/keyring.js';
-import { DEFAULT_KEY_FILE_NAME, readKeyFile, writeKeyFile } from '../crypto/keyfile-node.js';
+import { createKeyFile, DEFAULT_KEY_FILE_NAME, readKeyFile, writeKeyFile } from '../crypto/keyfile-node.js';
 import { CryptoError } from '../crypto/errors.js';
 import { EmbeddedStore } from '../memory/embedded/store.js';
 import { RedisStore } from '../memory/redis/store.js';
@@ -33,12 +33,18 @@ export async function loadOrCreateKeyRing(home: string): Promise<{ ring: KeyRing
       }
       throw new CliError('ERROR', `${path}: cannot read the key file: ${(err as Error).message}`);
     }
-  } else ring = KeyRing.generate();
+  } else {
+    // First start. Nodes starting together on one data directory must end up with one key ring:
+    // the file is created only if absent, and whoever loses the race uses the winner's.
+    ring = KeyRing.generate();
+    if (!(await createKeyFile(path, { at_rest: ring.export() }, passphrase))) {
+      ring = KeyRing.fromExport(((await readKeyFile(path, passphrase)) as { at_rest?: unknown }).at_rest);
+    }
+  }
   const save = async () => {
     const existing = existsSync(path) ? ((await readKeyFile(path, passphrase)) as Record<string, unknown>) : {};
     await writeKeyFile(path, { ...existing, at_rest: ring.export() }, passphrase);
   };
-  if (!existsSync(path)) await save();
   return { ring, path, save };
 }
 

@@ -2,7 +2,7 @@
  * The file-system half of the key file, Node only (the rest of crypto/ is isomorphic, so this
  * module is not exported from crypto/index.ts; the server entry re-exports it).
  */
-import { chmod, open, readFile, rename, unlink } from 'node:fs/promises';
+import { chmod, link, open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { bytesToHex, randomBytes } from '@noble/ciphers/utils.js';
 import { decryptKeyFileAsync, encryptKeyFileAsync, type KeyFileOptions } from './keyfile.js';
@@ -23,9 +23,25 @@ const FILE_MODE = 0o600;
  * @throws as encryptKeyFile, or the file-system error.
  */
 export async function writeKeyFile(path: string, data: unknown, passphrase: string, options?: KeyFileOptions): Promise<void> {
+  await putKeyFile(path, data, passphrase, options, 'replace');
+}
+
+/**
+ * {@link writeKeyFile}, but only if `path` does not exist yet, atomically: when several processes
+ * create the same key file at once (hub nodes starting together on one data directory), exactly
+ * one wins and the others must read what it wrote. The temp file is hard-linked to `path`, which
+ * fails if `path` exists (rename would silently replace it).
+ * @returns true when this call created the file; false when it already existed (nothing written).
+ */
+export async function createKeyFile(path: string, data: unknown, passphrase: string, options?: KeyFileOptions): Promise<boolean> {
+  return putKeyFile(path, data, passphrase, options, 'create');
+}
+
+async function putKeyFile(path: string, data: unknown, passphrase: string, options: KeyFileOptions | undefined, mode: 'replace' | 'create'): Promise<boolean> {
   const text = await encryptKeyFileAsync(data, passphrase, options);
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${bytesToHex(randomBytes(6))}.tmp`);
+  let created = true;
   try {
     // 'wx' refuses an existing path, so a planted symlink can't redirect the write.
     const handle = await open(tmp, 'wx', FILE_MODE);
@@ -36,12 +52,22 @@ export async function writeKeyFile(path: string, data: unknown, passphrase: stri
       await handle.close();
     }
     await chmod(tmp, FILE_MODE);
-    await rename(tmp, path);
+    if (mode === 'replace') await rename(tmp, path);
+    else {
+      try {
+        await link(tmp, path);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        created = false;
+      }
+      await unlink(tmp);
+    }
   } catch (error) {
     await unlink(tmp).catch(() => undefined);
     throw error;
   }
-  await syncDir(dir);
+  if (created) await syncDir(dir);
+  return created;
 }
 
 /**

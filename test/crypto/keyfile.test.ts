@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decryptKeyFile, decryptKeyFileAsync, DEFAULT_KEY_FILE_KDF, encryptKeyFile, encryptKeyFileAsync } from '../../crypto/keyfile.js';
-import { DEFAULT_KEY_FILE_NAME, readKeyFile, writeKeyFile } from '../../crypto/keyfile-node.js';
+import { createKeyFile, DEFAULT_KEY_FILE_NAME, readKeyFile, writeKeyFile } from '../../crypto/keyfile-node.js';
 import { CryptoError } from '../../crypto/errors.js';
 import { fromBase64, toBase64 } from '../../crypto/bytes.js';
 import { KeyRing } from '../../crypto/keyring.js';
@@ -149,6 +149,18 @@ describe('key file on disk', () => {
     writeFileSync(path, readFileSync(path, 'utf8').slice(0, 50));
     expect(await codeOf(() => readKeyFile(path, 'pw'))).toBe('BAD_KEY_FILE');
     await expect(readKeyFile(join(dir, 'missing.keys'), 'pw')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('createKeyFile creates only when absent: concurrent creators, exactly one wins, nothing overwritten', async () => {
+    const path = join(dir, 'create.keys');
+    const results = await Promise.all([1, 2, 3, 4, 5].map((n) => createKeyFile(path, { n }, 'pw', FAST)));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const winner = results.indexOf(true) + 1;
+    expect(await readKeyFile(path, 'pw')).toEqual({ n: winner });
+    expect(await createKeyFile(path, { n: 99 }, 'pw', FAST)).toBe(false);
+    expect(await readKeyFile(path, 'pw')).toEqual({ n: winner });
+    if (posix) expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('leaves no temp file behind when the write fails', async () => {
