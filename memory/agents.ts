@@ -1,7 +1,8 @@
 /**
  * The agent registry and presence. Presence is a hash of live connections per agent (field =
  * connection id) whose TTL the hub refreshes while the connection lives, so a crashed node's
- * agents go offline by themselves and `agents list` is right across nodes. Registry records
+ * agents go offline by themselves (as soon as the node's heartbeat runs out) and `agents list` is
+ * right across nodes. Registry records
  * carry free-form metadata, so they are sealed like every other value.
  */
 import { LinkerError } from '../protocol/errors.js';
@@ -82,15 +83,25 @@ export class AgentRegistry {
     await this.store.hashSet(keys.lastSeen(), { [agentId]: now.toISOString() });
   }
 
-  private async presence(agentId: string, now: number): Promise<PresenceEntry[]> {
-    const all = await this.store.hashGetAll(keys.presence(agentId));
-    return Object.values(all)
-      .map((v) => JSON.parse(v) as PresenceEntry & { expires_at: number })
-      .filter((p) => p.expires_at > now);
+  /** Hub nodes' heartbeats (transport/bus.ts): node id -> alive until (ms). */
+  private nodes(): Promise<Record<string, string>> {
+    return this.store.hashGetAll(keys.nodes());
   }
 
-  async status(record: AgentRecord, lastSeen: Record<string, string>, now = Date.now()): Promise<AgentStatus> {
-    const live = await this.presence(record.agent_id, now);
+  /**
+   * Live connections: refreshed within the TTL, on a node whose heartbeat has not run out. A
+   * crashed node's agents are offline once its heartbeat expires (seconds), not only when their
+   * presence TTL does (a minute). A node that never wrote a heartbeat is trusted to the TTL.
+   */
+  private async presence(agentId: string, now: number, nodes?: Record<string, string>): Promise<PresenceEntry[]> {
+    const [all, alive] = await Promise.all([this.store.hashGetAll(keys.presence(agentId)), nodes ?? this.nodes()]);
+    return Object.values(all)
+      .map((v) => JSON.parse(v) as PresenceEntry & { expires_at: number })
+      .filter((p) => p.expires_at > now && (alive[p.node] === undefined || Number(alive[p.node]) > now));
+  }
+
+  async status(record: AgentRecord, lastSeen: Record<string, string>, now = Date.now(), nodes?: Record<string, string>): Promise<AgentStatus> {
+    const live = await this.presence(record.agent_id, now, nodes);
     const since = live.map((p) => p.connected_since).sort()[0] ?? null;
     return {
       ...record,
@@ -101,9 +112,9 @@ export class AgentRegistry {
   }
 
   async list(now = Date.now()): Promise<AgentStatus[]> {
-    const [all, lastSeen] = await Promise.all([this.store.hashGetAll(keys.agents()), this.store.hashGetAll(keys.lastSeen())]);
+    const [all, lastSeen, nodes] = await Promise.all([this.store.hashGetAll(keys.agents()), this.store.hashGetAll(keys.lastSeen()), this.nodes()]);
     const records = Object.entries(all).map(([agentId, raw]) => this.decode(agentId, raw));
-    const statuses = await Promise.all(records.map((r) => this.status(r, lastSeen, now)));
+    const statuses = await Promise.all(records.map((r) => this.status(r, lastSeen, now, nodes)));
     return statuses.sort((a, b) => a.agent_id.localeCompare(b.agent_id));
   }
 

@@ -127,4 +127,22 @@ describe('several hub processes sharing one Redis', () => {
     await vi.waitFor(() => expect(onB.contents()).toEqual(['e4', 'e5', 'e6']));
     expect(onB.errors).toEqual([]);
   });
+
+  it('the agents of a node killed with kill -9 are offline within seconds (its heartbeat runs out), not after the presence TTL', async () => {
+    const frankToken = await c.addAgent('frank');
+    const graceToken = await c.addAgent('grace');
+    const C = await c.startNode('C');
+    await c.agent('frank', frankToken, C.url, { onMessage: () => {} });
+    await c.agent('grace', graceToken, a, { onMessage: () => {} });
+    const asker = c.client(graceToken, a).trpc;
+    const online = async () => (await asker.agents.list.query()).filter((s) => s.online).map((s) => s.agent_id);
+    await vi.waitFor(async () => expect(await online()).toEqual(expect.arrayContaining(['frank', 'grace'])));
+    const killedAt = Date.now();
+    await C.proc.stop('SIGKILL');
+    // Presence TTL is 60 s; node heartbeats run out 3 x 2 s after the last one.
+    await vi.waitFor(async () => expect(await online()).not.toContain('frank'), { timeout: 15_000, interval: 200 });
+    expect(Date.now() - killedAt).toBeLessThan(15_000);
+    expect(await online()).toContain('grace');
+    expect((await asker.agents.get.query({ agent_id: 'frank' })).online).toBe(false);
+  }, 30_000);
 });
