@@ -9,7 +9,7 @@ import { streamIdBefore } from '../memory/store.js';
 import { agentProcedure, isAdmin, router } from '../router/trpc.js';
 import type { Context, AuthedAgent } from '../router/context.js';
 import { keys } from '../memory/keys.js';
-import { liveStream, type LivePage } from './live.js';
+import { liveStream, type LivePage, type StreamGap } from './live.js';
 import { byPriority, liveLimits, notExpired, readEntries, ResumeInput, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
 
 // The size limit is the hub's setting, checked in the procedure; the schema only checks shape.
@@ -213,7 +213,10 @@ export const messagesRouter = router({
     return { acked, cursor };
   }),
 
-  /** Acks of messages the caller sent, live and resumable. */
+  /**
+   * Acks of messages the caller sent, live and resumable. Resumed from a `lastEventId` older than
+   * what the capped ack stream keeps, the first ack after it carries `gap` (as the inbox does).
+   */
   acks: agentProcedure.input(ResumeInput.optional()).subscription(async function* ({ ctx, input, signal }) {
     const { hub, agent } = ctx;
     type AckItem = { streamId: string; ack: { message_id: string; by: string; at: string } };
@@ -231,9 +234,13 @@ export const messagesRouter = router({
       },
       decode: (streamId, f) => ({ streamId, ack: { message_id: f.mid ?? '', by: f.by ?? '', at: f.at ?? '' } }),
       liveInOrder: hub.memory.store.kind === 'embedded',
+      streamInfo: () => hub.memory.store.streamInfo(keys.acks(agent.id)),
+      streamCap: hub.memory.messages.limits.acksMaxLen,
       ...liveLimits(ctx, 'messages.acks'),
     })) {
-      yield tracked(y.resumeId, y.item.ack);
+      if (y.gap) hub.logger.warn({ event: 'acks_gap', agent_id: agent.id, ...y.gap }, 'acks were trimmed before delivery; told the subscriber');
+      const item: AckItem['ack'] & { gap?: StreamGap } = y.gap ? { ...y.item.ack, gap: y.gap } : y.item.ack;
+      yield tracked(y.resumeId, item);
     }
   }),
 

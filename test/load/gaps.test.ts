@@ -172,6 +172,40 @@ describe.each<StoreKind>(['redis', 'embedded'])('unrecoverable gaps on %s', (kin
     expect(fresh.events.map(gapOf)).toEqual(fresh.events.map(() => undefined));
   });
 
+  it('the acks stream resumed from before what it keeps is told so; resumed within it, or fresh, it is not', async () => {
+    t = await startTestHub(kind, { limits: { acksMaxLen: CAP } });
+    const aliceToken = await t.addAgent('alice');
+    const bobToken = await t.addAgent('bob');
+    const alice = t.client(aliceToken).trpc;
+    const bob = t.client(bobToken).trpc;
+    const sent = [];
+    for (let i = 0; i < FLOOD; i++) sent.push(await alice.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content: { n: i }, meta: { requires_ack: true } } }));
+    // Bob acks every one (what his runtime does for requires_ack messages): alice's ack stream overflows.
+    const acked = await bob.messages.ack.mutate({ acks: sent.map((r) => ({ message_id: r.id, stream_id: r.stream_ids.bob! })) });
+    expect(acked.acked).toHaveLength(FLOOD);
+    const k = await kept(keys.acks('alice'));
+    const cursor = streamIdBefore(k.entries[0]!.id)!;
+    const veryOld = '1-0';
+    const acks: { id: string; data: { message_id: string; gap?: StreamGap } }[] = [];
+    const sub = alice.messages.acks.subscribe({ lastEventId: veryOld }, { onData: (e) => void acks.push(e as (typeof acks)[number]) });
+    await vi.waitFor(() => expect(acks).toHaveLength(k.entries.length));
+    sub.unsubscribe();
+    expect(acks[0]!.data.gap).toMatchObject({ recovered: false, requested_after: veryOld, oldest_available: k.entries[0]!.id, trimmed_through: k.maxDeletedId });
+    expect(acks.slice(1).map((a) => a.data.gap)).toEqual(acks.slice(1).map(() => undefined));
+    expect(acks.map((a) => a.data.message_id)).toEqual(k.entries.map((e) => e.fields.mid));
+    // Resumed within what is kept, or fresh: no gap.
+    const within: typeof acks = [];
+    const sub2 = alice.messages.acks.subscribe({ lastEventId: cursor }, { onData: (e) => void within.push(e as (typeof acks)[number]) });
+    await vi.waitFor(() => expect(within).toHaveLength(k.entries.length));
+    sub2.unsubscribe();
+    expect(within.map((a) => a.data.gap)).toEqual(within.map(() => undefined));
+    const fresh: typeof acks = [];
+    const sub3 = alice.messages.acks.subscribe(undefined, { onData: (e) => void fresh.push(e as (typeof acks)[number]) });
+    await vi.waitFor(() => expect(fresh).toHaveLength(k.entries.length));
+    sub3.unsubscribe();
+    expect(fresh.map((a) => a.data.gap)).toEqual(fresh.map(() => undefined));
+  });
+
   it('with nothing left to deliver after the gap (all expired), the gap rides on the next message', async () => {
     t = await startTestHub(kind, { limits: { inboxMaxLen: CAP } });
     const bobToken = await t.addAgent('bob');
