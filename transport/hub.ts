@@ -28,7 +28,7 @@ import { createRateLimiter, type RateLimitOptions } from '../router/rate-limit.j
 import { resolveContext } from './auth.js';
 import { StoreBus } from './bus.js';
 import { NodePresence } from './presence.js';
-import { wrapSocketWrites } from './socket-writes.js';
+import { socketWrites } from './socket-writes.js';
 
 export interface HubOptions {
   /** Where state lives. Default: a fresh embedded store. The hub closes it on close(). */
@@ -193,15 +193,14 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes });
   // Before the tRPC adapter's own listener: every frame it sends goes through this.
-  wss.on('connection', (socket) => {
-    wrapSocketWrites(socket, {
-      // Subscriptions pause at maxBufferedBytes (plus at most a frame); replies keep coming while
-      // the client calls: twice that plus a frame is a client that calls and does not read.
-      bufferLimit: () => 2 * settings.maxBufferedBytes + maxFrameBytes,
-      onOverflow: (bufferedAmount) =>
-        logger.warn({ event: 'slow_consumer_closed', reason: 'unread_replies', buffered_bytes: bufferedAmount }, 'closed a connection that does not read what it asked for'),
-    });
+  const wrapWrites = socketWrites({
+    // Subscriptions pause at maxBufferedBytes (plus at most a frame); replies keep coming while
+    // the client calls: twice that plus a frame is a client that calls and does not read.
+    bufferLimit: () => 2 * settings.maxBufferedBytes + maxFrameBytes,
+    onOverflow: (bufferedAmount) =>
+      logger.warn({ event: 'slow_consumer_closed', reason: 'unread_replies', buffered_bytes: bufferedAmount }, 'closed a connection that does not read what it asked for'),
   });
+  wss.on('connection', wrapWrites);
   const wsHandler = applyWSSHandler({
     wss,
     router: appRouter,

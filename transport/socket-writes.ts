@@ -44,20 +44,22 @@ function flush(): void {
   }
 }
 
-/** Makes `ws.send` batch the frames of one event-loop turn into one socket write, within a bound. */
-export function wrapSocketWrites(ws: WebSocket, opts: SocketWritesOptions = {}): void {
-  const socket = (ws as unknown as { _socket?: Socket })._socket;
-  if (!socket || typeof socket.cork !== 'function') return;
-  const send = ws.send.bind(ws) as (...args: unknown[]) => void;
+/**
+ * Returns `wrap(ws)`, which makes `ws.send` batch the frames of one event-loop turn into one socket
+ * write, within the bound. One `send` function is shared by every connection wrapped by the same
+ * `wrap` (nothing allocated per connection: it runs for each of tens of thousands of idle agents).
+ */
+export function socketWrites(opts: SocketWritesOptions = {}): (ws: WebSocket) => void {
   const { bufferLimit, onOverflow } = opts;
-  (ws as unknown as { send: (...args: unknown[]) => void }).send = (...args: unknown[]) => {
-    if (bufferLimit && ws.bufferedAmount > bufferLimit()) {
-      if (ws.readyState === ws.OPEN) {
-        onOverflow?.(ws.bufferedAmount);
-        ws.terminate();
+  function send(this: WebSocket, ...args: unknown[]): void {
+    if (bufferLimit && this.bufferedAmount > bufferLimit()) {
+      if (this.readyState === this.OPEN) {
+        onOverflow?.(this.bufferedAmount);
+        this.terminate();
       }
       return;
     }
+    const socket = (this as unknown as { _socket: Socket })._socket;
     if (!corked.has(socket)) {
       corked.add(socket);
       socket.cork();
@@ -66,6 +68,17 @@ export function wrapSocketWrites(ws: WebSocket, opts: SocketWritesOptions = {}):
         setImmediate(flush);
       }
     }
-    send(...args);
+    // The class's own send, looked up per call (whatever the prototype holds now).
+    (Object.getPrototypeOf(this) as { send: (...a: unknown[]) => void }).send.apply(this, args);
+  }
+  return (ws) => {
+    const socket = (ws as unknown as { _socket?: Socket })._socket;
+    if (!socket || typeof socket.cork !== 'function') return;
+    (ws as unknown as { send: typeof send }).send = send;
   };
+}
+
+/** {@link socketWrites} for a single connection. */
+export function wrapSocketWrites(ws: WebSocket, opts: SocketWritesOptions = {}): void {
+  socketWrites(opts)(ws);
 }
