@@ -3,7 +3,7 @@
  * admin credential created by `serve`, per-agent tokens the CLI issued for itself, the key file
  * and its passphrase, and the embedded store's snapshots. Every secret file is mode 0600.
  */
-import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -19,30 +19,60 @@ export function ensureDir(dir: string): string {
 
 /** Writes a secret file atomically with mode 0600. */
 export function writeSecretFile(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
+  // pid alone is not unique across containers sharing a volume (all PID 1).
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   writeFileSync(tmp, text, { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, path);
 }
 
+/** Errors of file systems without hard links (FAT, exFAT, some network shares). */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+
 /**
- * Writes a secret file (0600) only if `path` does not exist, atomically (a temp file hard-linked
- * into place: the link fails if `path` exists). Several processes racing: exactly one creates it.
+ * Writes a secret file (0600, fsynced) only if `path` does not exist, atomically: a complete temp
+ * file is hard-linked into place, and the link fails if `path` exists. Several processes racing:
+ * exactly one creates it, and nobody ever reads it half-written. Where the file system has no
+ * hard links, the file is created exclusively in place (still one winner; a reader racing the
+ * winner's write could see it incomplete).
  * @returns true when this call created it.
  */
 export function createSecretFile(path: string, text: string): boolean {
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
   try {
-    chmodSync(tmp, 0o600);
+    writeDurably(tmp, text);
     linkSync(tmp, path);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    if (code === 'EEXIST') return false;
+    if (!NO_HARD_LINKS.has(code)) throw error;
+  } finally {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created, or already gone
+    }
+  }
+  try {
+    writeDurably(path, text);
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw error;
-  } finally {
-    unlinkSync(tmp);
   }
+}
+
+/** Creates `path` (must not exist) with mode 0600 and `text`, fsynced. */
+function writeDurably(path: string, text: string): void {
+  const fd = openSync(path, 'wx', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(path, 0o600);
 }
 
 export interface LocalCredential {

@@ -57,8 +57,10 @@ async function putKeyFile(path: string, data: unknown, passphrase: string, optio
       try {
         await link(tmp, path);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        created = false;
+        const code = (error as NodeJS.ErrnoException).code ?? '';
+        if (code === 'EEXIST') created = false;
+        else if (NO_HARD_LINKS.has(code)) created = await createInPlace(path, text);
+        else throw error;
       }
       await unlink(tmp);
     }
@@ -68,6 +70,28 @@ async function putKeyFile(path: string, data: unknown, passphrase: string, optio
   }
   if (created) await syncDir(dir);
   return created;
+}
+
+/** Errors of file systems without hard links (FAT, exFAT, some network shares). */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+
+/** Without hard links: create `path` exclusively in place (one winner; not atomic for readers). */
+async function createInPlace(path: string, text: string): Promise<boolean> {
+  let handle;
+  try {
+    handle = await open(path, 'wx', FILE_MODE);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+  try {
+    await handle.writeFile(text, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await chmod(path, FILE_MODE);
+  return true;
 }
 
 /**

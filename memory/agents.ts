@@ -23,6 +23,8 @@ export class AgentRegistry {
     /** How long a connection counts as online without a refresh. Default 60 s. */
     private readonly presenceTtlMs = 60_000,
     private readonly sealer: ValueSealer = plainText,
+    /** The node this process runs, if it is a hub: its own connections are live whatever its heartbeat says. */
+    private readonly localNode: string | null = null,
   ) {}
 
   private decode(agentId: string, raw: string): AgentRecord {
@@ -91,13 +93,17 @@ export class AgentRegistry {
   /**
    * Live connections: refreshed within the TTL, on a node whose heartbeat has not run out. A
    * crashed node's agents are offline once its heartbeat expires (seconds), not only when their
-   * presence TTL does (a minute). A node that never wrote a heartbeat is trusted to the TTL.
+   * presence TTL does (a minute). On Redis every hub node writes heartbeats (transport/bus.ts), and
+   * those of dead nodes are pruned: no heartbeat means a dead node. The embedded store is one
+   * process without heartbeats: there the TTL alone decides. This node's own connections are live.
    */
   private async presence(agentId: string, now: number, nodes?: Record<string, string>): Promise<PresenceEntry[]> {
     const [all, alive] = await Promise.all([this.store.hashGetAll(keys.presence(agentId)), nodes ?? this.nodes()]);
+    const heartbeats = this.store.kind === 'redis';
+    const nodeAlive = (node: string) => node === this.localNode || (heartbeats ? Number(alive[node] ?? 0) > now : true);
     return Object.values(all)
       .map((v) => JSON.parse(v) as PresenceEntry & { expires_at: number })
-      .filter((p) => p.expires_at > now && (alive[p.node] === undefined || Number(alive[p.node]) > now));
+      .filter((p) => p.expires_at > now && nodeAlive(p.node));
   }
 
   async status(record: AgentRecord, lastSeen: Record<string, string>, now = Date.now(), nodes?: Record<string, string>): Promise<AgentStatus> {

@@ -17,6 +17,8 @@ export interface SharedMemoryOptions {
   limits?: Partial<StreamLimits>;
   /** How long a connection counts as online without a refresh. Default 60 000 ms. */
   presenceTtlMs?: number;
+  /** The hub node this process runs (presence of its own connections never depends on its heartbeat). */
+  nodeId?: string;
 }
 
 export interface SharedMemory {
@@ -42,7 +44,7 @@ export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
     channels: new ChannelStore(opts.store),
     contexts: new ContextStore(docs),
     sessions: new SessionStore(opts.store, docs),
-    agents: new AgentRegistry(opts.store, opts.presenceTtlMs, sealer),
+    agents: new AgentRegistry(opts.store, opts.presenceTtlMs, sealer, opts.nodeId ?? null),
     tokens: new TokenStore(opts.store),
     snapshots: new SnapshotStore(opts.store, sealer),
   };

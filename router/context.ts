@@ -70,6 +70,11 @@ export interface HubSettings {
    * the client reconnects and resumes from its last event id. Default 30 000 ms.
    */
   slowConsumerTimeoutMs?: number;
+  /**
+   * Bytes a WebSocket may hold unsent before it is terminated at once, reading or not (replies
+   * to a client that calls faster than it reads). Default 64 MiB.
+   */
+  maxConnectionBufferBytes: number;
   /** Live messages queued per subscription before it falls back to reading the store. Default 10 000. */
   maxQueuedMessages: number;
   /** How often presence of connected agents is refreshed. Default 20 000 ms. */

@@ -67,6 +67,12 @@ export interface HubOptions {
   maxQueuedMessages?: number;
   /** How long a subscriber's socket may stay over maxBufferedBytes before the hub closes it. Default 30 000 ms. */
   slowConsumerTimeoutMs?: number;
+  /**
+   * Bytes a WebSocket may hold unsent before the hub closes it at once, reading or not (replies
+   * pile up when a client calls faster than it reads). Keep it above the largest reply a client
+   * may ask for (a `messages.history` page of large messages). Default 64 MiB.
+   */
+  maxConnectionBufferBytes?: number;
   /** Tokens to make sure exist at start (from config.yaml), stored hashed. */
   tokens?: { token: string; agent_id: string; scopes: Scope[]; agent_type?: string }[];
   /**
@@ -111,7 +117,7 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
   const nodeId = opts.nodeId ?? `node-${randomUUID().slice(0, 8)}`;
   const logger = opts.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info', base: { node: nodeId } });
   const store: Store = opts.store ?? new EmbeddedStore();
-  const memory = createSharedMemory({ store, sealer: opts.sealer ?? plainText, limits: opts.limits, presenceTtlMs: opts.presenceTtlMs });
+  const memory = createSharedMemory({ store, sealer: opts.sealer ?? plainText, limits: opts.limits, presenceTtlMs: opts.presenceTtlMs, nodeId });
   const maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   const settings: HubSettings = {
     maxPayloadBytes,
@@ -120,6 +126,7 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     maxBufferedBytes: opts.maxBufferedBytes ?? 4 * 1024 * 1024,
     maxQueuedMessages: opts.maxQueuedMessages ?? 10_000,
     slowConsumerTimeoutMs: opts.slowConsumerTimeoutMs ?? 30_000,
+    maxConnectionBufferBytes: opts.maxConnectionBufferBytes ?? 64 * 1024 * 1024,
     presenceRefreshMs: Math.max(100, Math.floor((opts.presenceTtlMs ?? 60_000) / 3)),
     tokenRecheckMs: opts.tokenRecheckMs ?? 5_000,
   };
@@ -194,11 +201,18 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes });
   // Before the tRPC adapter's own listener: every frame it sends goes through this.
   const wrapWrites = socketWrites({
-    // Subscriptions pause at maxBufferedBytes (plus at most a frame); replies keep coming while
-    // the client calls: twice that plus a frame is a client that calls and does not read.
-    bufferLimit: () => 2 * settings.maxBufferedBytes + maxFrameBytes,
-    onOverflow: (bufferedAmount) =>
-      logger.warn({ event: 'slow_consumer_closed', reason: 'unread_replies', buffered_bytes: bufferedAmount }, 'closed a connection that does not read what it asked for'),
+    // Subscriptions pause at maxBufferedBytes (plus at most a frame); replies keep coming while the
+    // client calls. Past twice that plus a frame the client must keep reading: a connection that
+    // drains nothing for slowConsumerTimeoutMs is closed, as a stalled subscriber is. Past
+    // maxConnectionBufferBytes it is closed at once.
+    softLimit: () => 2 * settings.maxBufferedBytes + maxFrameBytes,
+    stallMs: () => settings.slowConsumerTimeoutMs ?? 30_000,
+    hardLimit: () => settings.maxConnectionBufferBytes,
+    onTerminate: ({ reason, bufferedAmount }) =>
+      logger.warn(
+        { event: 'slow_consumer_closed', reason: reason === 'stalled' ? 'unread_replies' : 'connection_buffer_limit', buffered_bytes: bufferedAmount },
+        'closed a connection that does not read what it asked for',
+      ),
   });
   wss.on('connection', wrapWrites);
   const wsHandler = applyWSSHandler({

@@ -12,18 +12,28 @@
  *
  * Bound. Subscriptions pause when a socket holds more than `maxBufferedBytes` unsent
  * (procedures/live.ts), but replies to calls are sent whatever the client reads: a client that
- * keeps calling and never reads would grow the hub's memory without end. Past `bufferLimit()`
- * bytes unsent the connection is terminated at once (no close handshake: it would only queue
- * behind what the client is not reading); the client reconnects and resumes.
+ * keeps calling and never reads would grow the hub's memory without end. So, checked at every
+ * frame sent:
+ * - over `softLimit()` bytes unsent with no byte reaching the network for `stallMs()`: the client
+ *   is not reading; the connection is terminated (no close handshake: it would only queue behind
+ *   what the client is not reading) and the client reconnects and resumes. A client that reads,
+ *   however slowly and however large its replies, is never cut off by this;
+ * - over `hardLimit()` bytes unsent: terminated at once, whatever its progress (memory comes
+ *   first; a reply cannot be split, so the hard limit must exceed the largest reply a client may
+ *   legitimately ask for).
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 
 export interface SocketWritesOptions {
-  /** Most bytes a connection may hold unsent before it is terminated. Default: unbounded. */
-  bufferLimit?: () => number;
-  /** Called just before a connection over `bufferLimit` is terminated (log it). */
-  onOverflow?: (bufferedAmount: number) => void;
+  /** Bytes unsent above which a connection must keep draining. Default: unbounded. */
+  softLimit?: () => number;
+  /** How long a connection over `softLimit` may go without a byte reaching the network. Default 30 s. */
+  stallMs?: () => number;
+  /** Bytes unsent above which a connection is terminated at once. Default: unbounded. */
+  hardLimit?: () => number;
+  /** Called just before a connection is terminated (log it). */
+  onTerminate?: (info: { reason: 'stalled' | 'hard_limit'; bufferedAmount: number }) => void;
 }
 
 const corked = new Set<Socket>();
@@ -44,22 +54,58 @@ function flush(): void {
   }
 }
 
+/** A connection over its soft limit: since when, and how much its socket had drained then. */
+interface Backlog {
+  since: number;
+  drained: number;
+}
+
+/**
+ * Bytes the socket has handed to the network so far: `bytesWritten` counts queued bytes too, and
+ * `writableLength` is what is queued (corked, buffered, or written but not yet completed).
+ */
+function drainedBytes(socket: Socket): number {
+  return socket.bytesWritten - socket.writableLength;
+}
+
 /**
  * Returns `wrap(ws)`, which makes `ws.send` batch the frames of one event-loop turn into one socket
- * write, within the bound. One `send` function is shared by every connection wrapped by the same
- * `wrap` (nothing allocated per connection: it runs for each of tens of thousands of idle agents).
+ * write, within the bounds. One `send` function is shared by every connection wrapped by the same
+ * `wrap`, and state exists only for connections over their soft limit: nothing is allocated per
+ * connection (it runs for each of tens of thousands of idle agents).
  */
 export function socketWrites(opts: SocketWritesOptions = {}): (ws: WebSocket) => void {
-  const { bufferLimit, onOverflow } = opts;
-  function send(this: WebSocket, ...args: unknown[]): void {
-    if (bufferLimit && this.bufferedAmount > bufferLimit()) {
-      if (this.readyState === this.OPEN) {
-        onOverflow?.(this.bufferedAmount);
-        this.terminate();
-      }
-      return;
+  const { softLimit, stallMs, hardLimit, onTerminate } = opts;
+  const backlogs = new WeakMap<WebSocket, Backlog>();
+
+  /** False when the connection was terminated (the frame is dropped). */
+  function withinBounds(ws: WebSocket, socket: Socket): boolean {
+    const buffered = ws.bufferedAmount;
+    if (!softLimit || buffered <= softLimit()) {
+      backlogs.delete(ws);
+      return true;
     }
+    let reason: 'stalled' | 'hard_limit' | null = null;
+    if (hardLimit && buffered > hardLimit()) reason = 'hard_limit';
+    else {
+      const now = Date.now();
+      const drained = drainedBytes(socket);
+      const backlog = backlogs.get(ws);
+      if (!backlog || drained !== backlog.drained) backlogs.set(ws, { since: now, drained });
+      else if (now - backlog.since >= (stallMs?.() ?? 30_000)) reason = 'stalled';
+    }
+    if (!reason) return true;
+    backlogs.delete(ws);
+    if (ws.readyState === ws.OPEN) {
+      onTerminate?.({ reason, bufferedAmount: buffered });
+      ws.terminate();
+    }
+    return false;
+  }
+
+  function send(this: WebSocket, ...args: unknown[]): void {
     const socket = (this as unknown as { _socket: Socket })._socket;
+    if (this.readyState === this.OPEN && !withinBounds(this, socket)) return;
     if (!corked.has(socket)) {
       corked.add(socket);
       socket.cork();

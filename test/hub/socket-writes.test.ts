@@ -98,39 +98,100 @@ describe('wrapSocketWrites: batching', () => {
   });
 });
 
-describe('wrapSocketWrites: bound', () => {
-  it('terminates a connection whose unsent bytes pass the limit, once, and sends nothing more to it', async () => {
-    const overflows: number[] = [];
-    const limit = 512 * 1024;
-    const { server, client, received } = await pair(true, { bufferLimit: () => limit, onOverflow: (n) => overflows.push(n) });
-    (client as unknown as { _socket: Socket })._socket.pause();
-    const frame = 'y'.repeat(64 * 1024);
-    let peak = 0;
-    // Kernel buffers take a few MB before the server's own buffer grows.
-    for (let i = 0; i < 2_000 && server.readyState === WebSocket.OPEN; i++) {
-      server.send(frame);
-      peak = Math.max(peak, server.bufferedAmount);
-      if (i % 20 === 19) await new Promise((r) => setImmediate(r));
+describe('wrapSocketWrites: bounds', () => {
+  const frame64k = 'y'.repeat(64 * 1024);
+  const tcpOf = (ws: WebSocket) => (ws as unknown as { _socket: Socket })._socket;
+  const turn = () => new Promise((r) => setImmediate(r));
+
+  it('a client that does not read: terminated once over the soft limit with nothing drained for stallMs', async () => {
+    const ended: { reason: string; bufferedAmount: number }[] = [];
+    const soft = 512 * 1024;
+    const { server, client, received } = await pair(true, { softLimit: () => soft, stallMs: () => 200, onTerminate: (i) => ended.push(i) });
+    tcpOf(client).pause();
+    let overAt = 0;
+    // Kernel buffers take a few MB first; then the hub's own buffer grows past the soft limit.
+    for (let i = 0; i < 20_000 && server.readyState === WebSocket.OPEN; i++) {
+      server.send(frame64k.slice(0, 1024));
+      if (!overAt && server.bufferedAmount > soft) overAt = Date.now();
+      await turn();
     }
     expect(server.readyState).not.toBe(WebSocket.OPEN);
-    expect(overflows).toHaveLength(1);
-    expect(overflows[0]).toBeGreaterThan(limit);
-    expect(peak).toBeLessThanOrEqual(limit + frame.length + 64);
-    server.send('after'); // ignored, no throw
-    expect(overflows).toHaveLength(1);
+    expect(ended).toHaveLength(1);
+    expect(ended[0]).toMatchObject({ reason: 'stalled' });
+    expect(ended[0]!.bufferedAmount).toBeGreaterThan(soft);
+    expect(Date.now() - overAt).toBeGreaterThanOrEqual(190);
+    server.send('after'); // dropped, no throw
+    expect(ended).toHaveLength(1);
+    tcpOf(client).resume(); // a paused socket would never see the connection end
     await once(client, 'close');
     expect(received).not.toContain('after');
   });
 
+  it('over the hard limit: terminated at once, however recently it drained', async () => {
+    const ended: { reason: string; bufferedAmount: number }[] = [];
+    const hard = 1024 * 1024;
+    const { server, client } = await pair(true, { softLimit: () => 256 * 1024, stallMs: () => 60_000, hardLimit: () => hard, onTerminate: (i) => ended.push(i) });
+    tcpOf(client).pause();
+    let peak = 0;
+    for (let i = 0; i < 2_000 && server.readyState === WebSocket.OPEN; i++) {
+      server.send(frame64k);
+      peak = Math.max(peak, server.bufferedAmount);
+      if (i % 20 === 19) await turn();
+    }
+    expect(server.readyState).not.toBe(WebSocket.OPEN);
+    expect(ended).toEqual([{ reason: 'hard_limit', bufferedAmount: expect.any(Number) }]);
+    expect(peak).toBeLessThanOrEqual(hard + frame64k.length + 64);
+  });
+
+  it('a reading client keeps its connection through a burst far over the soft limit in one turn', async () => {
+    const ended: unknown[] = [];
+    const { server, received } = await pair(true, { softLimit: () => 256 * 1024, stallMs: () => 100, onTerminate: (i) => ended.push(i) });
+    for (let i = 0; i < 64; i++) server.send(frame64k); // 4 MiB in one turn
+    expect(server.bufferedAmount).toBeGreaterThan(256 * 1024);
+    // Small frames keep coming while it drains (acks, PINGs).
+    for (let i = 0; received.length < 64 + i && i < 500; i++) {
+      server.send(`small ${i}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await vi.waitFor(() => expect(received.filter((r) => r.length === frame64k.length)).toHaveLength(64), WAIT);
+    expect(server.readyState).toBe(WebSocket.OPEN);
+    expect(ended).toEqual([]);
+  });
+
+  it('a slow reader of a reply far over the soft limit is not cut off while it makes progress', async () => {
+    const ended: unknown[] = [];
+    const { server, client, received } = await pair(true, { softLimit: () => 256 * 1024, stallMs: () => 150, onTerminate: (i) => ended.push(i) });
+    const big = 'b'.repeat(24 * 1024 * 1024);
+    server.send(big);
+    // The client reads in short bursts with pauses shorter than stallMs, while frames keep coming.
+    const socket = tcpOf(client);
+    const reader = setInterval(() => {
+      socket.resume();
+      setTimeout(() => socket.pause(), 5);
+    }, 60);
+    try {
+      for (let i = 0; !received.includes(big) && i < 2_000; i++) {
+        server.send(`tick ${i}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      clearInterval(reader);
+      socket.resume();
+    }
+    await vi.waitFor(() => expect(received).toContain(big), { timeout: 20_000 });
+    expect(server.readyState).toBe(WebSocket.OPEN);
+    expect(ended).toEqual([]);
+  });
+
   it('a client that reads keeps its connection however much goes through it', async () => {
-    const overflows: number[] = [];
-    const { server, received } = await pair(true, { bufferLimit: () => 256 * 1024, onOverflow: (n) => overflows.push(n) });
+    const ended: unknown[] = [];
+    const { server, received } = await pair(true, { softLimit: () => 256 * 1024, stallMs: () => 50, hardLimit: () => 1024 * 1024, onTerminate: (i) => ended.push(i) });
     const frame = 'z'.repeat(16 * 1024);
     for (let i = 0; i < 200; i++) {
       server.send(frame);
       await vi.waitFor(() => expect(received.length).toBe(i + 1), WAIT);
     }
     expect(server.readyState).toBe(WebSocket.OPEN);
-    expect(overflows).toEqual([]);
+    expect(ended).toEqual([]);
   });
 });

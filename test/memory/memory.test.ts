@@ -356,8 +356,13 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
       await expect(m.agents.get('mallory')).rejects.toThrow();
     });
 
+    /** What live hub nodes do every 2 s (transport/bus.ts): a heartbeat valid until `until`. */
+    const beat = (m: SharedMemory, nodes: string[], until = Date.now() + 60_000) =>
+      m.store.hashSet('nodes', Object.fromEntries(nodes.map((n) => [n, String(until)])));
+
     it('presence: online while connected, offline after the last disconnect', async () => {
       const m = memory();
+      await beat(m, ['n1', 'n2']);
       await m.agents.upsert({ agent_id: 'codex' });
       expect(await m.agents.isOnline('codex')).toBe(false);
 
@@ -379,6 +384,7 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
 
     it('presence expires by itself without refresh (presenceTtlMs)', async () => {
       const m = memory({ presenceTtlMs: 200 });
+      await beat(m, ['crashed-node']);
       await m.agents.upsert({ agent_id: 'gpt' });
       await m.agents.connected('gpt', 'conn-1', { node: 'crashed-node', connected_since: new Date().toISOString() });
       expect(await m.agents.isOnline('gpt')).toBe(true);
@@ -386,6 +392,24 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
       expect((await m.agents.list())[0]).toMatchObject({ agent_id: 'gpt', online: false });
       // The whole presence key is gone from the store too, not only filtered out.
       expect(await m.store.hashGetAll('presence:{gpt}')).toEqual({});
+    });
+
+    it('presence counts only connections of nodes whose heartbeat is alive (on Redis); a hub trusts its own', async () => {
+      const m = memory({ nodeId: 'me' });
+      for (const id of ['a', 'b', 'c', 'd']) await m.agents.upsert({ agent_id: id });
+      const since = new Date().toISOString();
+      await beat(m, ['alive']);
+      await beat(m, ['expired'], Date.now() - 1);
+      await m.agents.connected('a', 'c1', { node: 'alive', connected_since: since });
+      await m.agents.connected('b', 'c2', { node: 'expired', connected_since: since });
+      await m.agents.connected('c', 'c3', { node: 'never-beat', connected_since: since });
+      await m.agents.connected('d', 'c4', { node: 'me', connected_since: since });
+      const online = (await m.agents.list()).filter((a) => a.online).map((a) => a.agent_id);
+      // Redis: hub nodes heartbeat, so a node without a live one is dead. Embedded: one process,
+      // no heartbeats, the presence TTL alone decides.
+      expect(online).toEqual(kind.name === 'redis' ? ['a', 'd'] : ['a', 'b', 'c', 'd']);
+      expect(await m.agents.isOnline('b')).toBe(kind.name !== 'redis');
+      expect(await m.agents.isOnline('d')).toBe(true);
     });
   });
 
