@@ -24,6 +24,12 @@ export const ConfigSchema = z.strictObject({
       tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
       max_payload_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).optional(),
       rate_limit: z.strictObject({ per_second: z.number().min(0), burst: z.number().min(1).optional() }).optional(),
+      /** Bytes a WebSocket may hold unsent before its subscriptions pause. */
+      max_buffered_bytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).optional(),
+      /** How long a connection may drain nothing while over its bound before it is closed. */
+      slow_consumer_timeout_ms: z.number().int().min(100).max(3_600_000).optional(),
+      /** Bytes a WebSocket may hold unsent before it is closed at once. */
+      max_connection_buffer_bytes: z.number().int().min(1024 * 1024).max(16 * 1024 * 1024 * 1024).optional(),
     })
     .optional(),
   redis: z
