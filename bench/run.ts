@@ -4,8 +4,10 @@
  *
  * - direct: 20 sender/receiver pairs × 8 in flight × 512 B, closed loop; floor = raw `ws` relay
  *   (parse JSON, route by recipient, re-send). Also measured: the bare-tRPC ceiling, the same
- *   tRPC v11 wire protocol with nothing behind it (no auth, validation, store, sealing or resume):
- *   what any hub that is a tRPC router can reach at most on this machine.
+ *   tRPC v11 wire protocol with nothing behind it (no auth, validation, store, sealing or resume),
+ *   behind tRPC's own WebSocket adapter (what the hub uses) and, as an experiment, behind a
+ *   minimal adapter on tRPC's public `callTRPCProcedure` (bench/server.ts): the headroom a custom
+ *   adapter would give.
  * - broadcast: one sender, 100 and 1,000 subscribers, 4 broadcasts in flight; floor = raw `ws`
  *   broadcast (serialize once, send to every socket).
  * - idle: 10,000 connected agents (typed client) with live inbox subscriptions: hub RSS per
@@ -422,8 +424,10 @@ async function main() {
     if (SCENARIOS.has('direct') || SCENARIOS.has('latency')) {
       const floor = await relayDirect();
       print({ scenario: 'direct', server: 'raw-ws-relay (floor)', msgs_per_s: Math.round(floor.rate), p50_ms: floor.p50, p99_ms: floor.p99, client_cpu_pct: floor.cpu, ratio: 1, shape });
-      const ceiling = await hubDirect(['trpc']);
+      const ceiling = await hubDirect(['trpc', 'adapter']);
       print({ scenario: 'direct', server: 'bare-trpc (ceiling)', client: 'wire', msgs_per_s: Math.round(ceiling.rate), p50_ms: ceiling.p50_ms, p99_ms: ceiling.p99_ms, client_cpu_pct: ceiling.cpu, ratio: ratio(ceiling.rate, floor.rate), shape });
+      const lean = await hubDirect(['trpc', 'lean']);
+      print({ scenario: 'direct', server: 'bare-trpc, minimal adapter (experiment)', client: 'wire', msgs_per_s: Math.round(lean.rate), p50_ms: lean.p50_ms, p99_ms: lean.p99_ms, client_cpu_pct: lean.cpu, ratio: ratio(lean.rate, floor.rate), shape });
       for (const store of ['redis', 'embedded'] as const) {
         const figures = await hubDirect(['hub', store, redisUrl, String(PAIRS * 2)]);
         maxRate[store] = figures.rate;

@@ -5,9 +5,11 @@
  */
 import { WebSocketServer, WebSocket } from 'ws';
 import { pino } from 'pino';
-import { initTRPC, tracked } from '@trpc/server';
+import { callTRPCProcedure, initTRPC, isTrackedEnvelope, tracked, type AnyTRPCRouter } from '@trpc/server';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import { createHub } from '../transport/hub.js';
+import { resolveContext } from '../transport/auth.js';
+import { appRouter } from '../router/app.js';
 import { wrapSocketWrites } from '../transport/socket-writes.js';
 import { RedisStore } from '../memory/redis/store.js';
 import { EmbeddedStore } from '../memory/embedded/store.js';
@@ -44,7 +46,7 @@ async function relay(): Promise<void> {
  * the recipient's `inbox` subscription in memory. What the hub can reach at most while it is a
  * tRPC router.
  */
-async function trpcFloor(): Promise<void> {
+async function trpcFloor(lean: boolean): Promise<void> {
   const envelope = { serialize: (v: unknown) => ({ json: v }), deserialize: (v: unknown) => (v as { json: unknown } | undefined)?.json };
   const t = initTRPC.create({ transformer: envelope });
   const listeners = new Map<string, (item: { id: string; message: unknown }) => void>();
@@ -82,7 +84,8 @@ async function trpcFloor(): Promise<void> {
     }),
   });
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-  applyWSSHandler({ wss, router, createContext: () => ({}) });
+  if (lean) leanAdapter(wss, router);
+  else applyWSSHandler({ wss, router, createContext: () => ({}) });
   // The hub's write batching (transport/socket-writes.ts), so the ceiling has the same transport.
   wss.on('connection', (ws) => wrapSocketWrites(ws));
   await new Promise((r) => wss.once('listening', r));
@@ -90,7 +93,43 @@ async function trpcFloor(): Promise<void> {
   console.log(JSON.stringify({ port, url: `ws://127.0.0.1:${port}/ws`, tokens: {}, floor: 'trpc' }));
 }
 
-async function hub(storeKind: string, redisUrl: string | undefined, agents: number): Promise<void> {
+/**
+ * An experiment (`trpc lean`): the same router behind a minimal WebSocket adapter built on
+ * tRPC's public `callTRPCProcedure`, without applyWSSHandler's per-call machinery. No errors,
+ * keepalive, stop or reconnect: only what the direct scenario needs, to measure the headroom.
+ */
+function leanAdapter(wss: WebSocketServer, router: AnyTRPCRouter, createContext: (ws: WebSocket, params: Record<string, unknown> | null) => Promise<unknown> = async () => ({})): void {
+  const { transformer } = (router._def as unknown as { _config: { transformer: { input: { deserialize(v: unknown): unknown }; output: { serialize(v: unknown): unknown } } } })._config;
+  wss.on('connection', (ws, req) => {
+    let ctx: Promise<unknown> | null = req.url?.includes('connectionParams=1') ? null : createContext(ws, null);
+    ws.on('message', (raw) => {
+      const msg = JSON.parse(raw.toString()) as { id?: number; method: string; data?: Record<string, unknown>; params?: { path: string; input?: unknown } };
+      if (msg.method === 'connectionParams') {
+        ctx = createContext(ws, msg.data ?? null);
+        return;
+      }
+      if (msg.id === undefined || !msg.params) return;
+      const { id, method, params } = msg;
+      const input = transformer.input.deserialize(params.input);
+      void (async () => {
+        const call = callTRPCProcedure({ router, path: params.path, getRawInput: async () => input, ctx: await ctx, type: method as 'query' | 'mutation' | 'subscription', signal: undefined, batchIndex: 0 });
+        if (method !== 'subscription') {
+          const data = await call;
+          ws.send(JSON.stringify({ id, result: { type: 'data', data: transformer.output.serialize(data) } }));
+          return;
+        }
+        const iterable = (await call) as AsyncIterable<unknown>;
+        ws.send(JSON.stringify({ id, result: { type: 'started' } }));
+        for await (const item of iterable) {
+          const [eventId, data] = isTrackedEnvelope(item) ? item : [undefined, item];
+          ws.send(JSON.stringify({ id, result: { type: 'data', id: eventId, data: transformer.output.serialize({ id: eventId, data }) } }));
+        }
+      })().catch((err: unknown) => ws.send(JSON.stringify({ id, error: { json: { message: String(err) } } })));
+    });
+  });
+}
+
+async function hub(storeKind: string, redisUrl: string | undefined, agents: number, lean: boolean): Promise<void> {
   const store = storeKind === 'redis' ? new RedisStore({ url: redisUrl!, prefix: `bench:${Date.now()}:` }) : new EmbeddedStore();
   const h = await createHub({
     store,
@@ -106,7 +145,17 @@ async function hub(storeKind: string, redisUrl: string | undefined, agents: numb
     await h.memory.channels.join('skynet_core', id);
     tokens[id] = (await h.memory.tokens.issue(id, ['agent'])).token;
   }
-  console.log(JSON.stringify({ port: h.port, url: h.url, tokens }));
+  if (!lean) {
+    console.log(JSON.stringify({ port: h.port, url: h.url, tokens }));
+    return;
+  }
+  // Experiment: the hub's router and context behind the minimal adapter, on a port of its own.
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  leanAdapter(wss, appRouter, (ws, params) => resolveContext(h.services, { socket: ws, connectionParams: params }));
+  wss.on('connection', (ws) => wrapSocketWrites(ws));
+  await new Promise((r) => wss.once('listening', r));
+  const port = (wss.address() as { port: number }).port;
+  console.log(JSON.stringify({ port, url: `ws://127.0.0.1:${port}/ws`, tokens }));
 }
 
 // `stats` on stdin answers with this process's memory and CPU, for the idle-connections scenario.
@@ -120,6 +169,6 @@ process.stdin.on('data', (line: string) => {
 
 const [mode = 'relay', storeKind = 'redis', redisUrl, agents = '40'] = process.argv.slice(2);
 if (mode === 'relay') await relay();
-else if (mode === 'trpc') await trpcFloor();
-else await hub(storeKind, redisUrl, Number(agents));
+else if (mode === 'trpc') await trpcFloor(storeKind === 'lean');
+else await hub(storeKind, redisUrl, Number(agents), process.argv[6] === 'lean');
 process.on('SIGTERM', () => process.exit(0));

@@ -63,16 +63,26 @@ export function createSecretFile(path: string, text: string): boolean {
   }
 }
 
-/** Creates `path` (must not exist) with mode 0600 and `text`, fsynced. */
+/** Creates `path` (must not exist) with mode 0600 and `text`, fsynced; removes it if that fails. */
 function writeDurably(path: string, text: string): void {
   const fd = openSync(path, 'wx', 0o600);
   try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    chmodSync(path, 0o600);
+  } catch (error) {
+    // A half-written secret must not stand in for the real one at the next start.
+    try {
+      unlinkSync(path);
+    } catch {
+      // already gone
+    }
+    throw error;
   }
-  chmodSync(path, 0o600);
 }
 
 export interface LocalCredential {
@@ -111,6 +121,22 @@ export function keyFilePassphrase(home: string): { passphrase: string; source: '
   const passphrase = randomBytes(32).toString('base64url');
   ensureDir(home);
   // Another process may be creating it at this very moment: the first one's stands.
-  if (!createSecretFile(path, passphrase + '\n')) return { passphrase: readFileSync(path, 'utf8').trim(), source: 'file' };
+  if (!createSecretFile(path, passphrase + '\n')) return { passphrase: readWinnersPassphrase(path), source: 'file' };
   return { passphrase, source: 'file' };
+}
+
+/**
+ * The passphrase another process just created. With hard links it is complete from the start;
+ * on a file system without them it may still be being written: wait (briefly) for its newline.
+ */
+function readWinnersPassphrase(path: string): string {
+  for (let attempt = 0; ; attempt++) {
+    const text = readFileSync(path, 'utf8');
+    if (text.endsWith('\n') || attempt >= 200) {
+      const passphrase = text.trim();
+      if (!passphrase) throw new Error(`${path} is empty: delete it (no key file uses it yet) or set SKYNET_LINKER_PASSPHRASE`);
+      return passphrase;
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
 }

@@ -37,15 +37,28 @@ export async function loadOrCreateKeyRing(home: string): Promise<{ ring: KeyRing
     // First start. Nodes starting together on one data directory must end up with one key ring:
     // the file is created only if absent, and whoever loses the race uses the winner's.
     ring = KeyRing.generate();
-    if (!(await createKeyFile(path, { at_rest: ring.export() }, passphrase))) {
-      ring = KeyRing.fromExport(((await readKeyFile(path, passphrase)) as { at_rest?: unknown }).at_rest);
-    }
+    if (!(await createKeyFile(path, { at_rest: ring.export() }, passphrase))) ring = await readWinnersKeyRing(path, passphrase);
   }
   const save = async () => {
     const existing = existsSync(path) ? ((await readKeyFile(path, passphrase)) as Record<string, unknown>) : {};
     await writeKeyFile(path, { ...existing, at_rest: ring.export() }, passphrase);
   };
   return { ring, path, save };
+}
+
+/**
+ * The key ring another node just created. With hard links its file is complete from the start; on
+ * a file system without them it may still be being written: retry for a couple of seconds.
+ */
+async function readWinnersKeyRing(path: string, passphrase: string): Promise<KeyRing> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return KeyRing.fromExport(((await readKeyFile(path, passphrase)) as { at_rest?: unknown }).at_rest);
+    } catch (err) {
+      if (!(err instanceof CryptoError && err.code === 'BAD_KEY_FILE') || attempt >= 40) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }
 
 export class ServeCommand extends Command {

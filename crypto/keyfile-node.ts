@@ -85,12 +85,18 @@ async function createInPlace(path: string, text: string): Promise<boolean> {
     throw error;
   }
   try {
-    await handle.writeFile(text, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
+    try {
+      await handle.writeFile(text, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await chmod(path, FILE_MODE);
+  } catch (error) {
+    // A half-written key file must not stand in for the real one at the next start.
+    await unlink(path).catch(() => undefined);
+    throw error;
   }
-  await chmod(path, FILE_MODE);
   return true;
 }
 

@@ -12,15 +12,15 @@
  *
  * Bound. Subscriptions pause when a socket holds more than `maxBufferedBytes` unsent
  * (procedures/live.ts), but replies to calls are sent whatever the client reads: a client that
- * keeps calling and never reads would grow the hub's memory without end. So, checked at every
- * frame sent:
- * - over `softLimit()` bytes unsent with no byte reaching the network for `stallMs()`: the client
- *   is not reading; the connection is terminated (no close handshake: it would only queue behind
- *   what the client is not reading) and the client reconnects and resumes. A client that reads,
- *   however slowly and however large its replies, is never cut off by this;
- * - over `hardLimit()` bytes unsent: terminated at once, whatever its progress (memory comes
- *   first; a reply cannot be split, so the hard limit must exceed the largest reply a client may
- *   legitimately ask for).
+ * keeps calling and never reads would grow the hub's memory without end. So:
+ * - over `softLimit()` bytes unsent with no byte taken by the kernel for `stallMs()` (checked at
+ *   every frame sent, and by a timer while over the limit, so that going quiet does not save it):
+ *   the client is not reading; the connection is terminated (no close handshake: it would only
+ *   queue behind what the client is not reading) and the client reconnects and resumes. A client
+ *   that reads, however slowly and however large its replies, is never cut off by this;
+ * - over `hardLimit()` bytes unsent (checked first, at every frame): terminated at once, whatever
+ *   its progress (memory comes first; a reply cannot be split, so the hard limit must exceed the
+ *   largest reply a client may legitimately ask for).
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
@@ -54,18 +54,22 @@ function flush(): void {
   }
 }
 
-/** A connection over its soft limit: since when, and how much its socket had drained then. */
+/** A connection over its soft limit: since when, how much its socket had drained then, and the timer that checks it. */
 interface Backlog {
   since: number;
   drained: number;
+  timer: NodeJS.Timeout;
 }
 
 /**
- * Bytes the socket has handed to the network so far: `bytesWritten` counts queued bytes too, and
- * `writableLength` is what is queued (corked, buffered, or written but not yet completed).
+ * Bytes the kernel has taken from this socket so far, in O(1): what libuv was handed minus what
+ * it still queues (partial writes lower the queue as they go out). `socket.bytesWritten` would
+ * walk Node's whole write buffer, and Node's `writableLength` only shrinks when a whole write
+ * request completes: neither says whether a slow reader is making progress.
  */
 function drainedBytes(socket: Socket): number {
-  return socket.bytesWritten - socket.writableLength;
+  const handle = (socket as unknown as { _handle?: { bytesWritten?: number; writeQueueSize?: number } | null })._handle;
+  return (handle?.bytesWritten ?? 0) - (handle?.writeQueueSize ?? 0);
 }
 
 /**
@@ -77,30 +81,78 @@ function drainedBytes(socket: Socket): number {
 export function socketWrites(opts: SocketWritesOptions = {}): (ws: WebSocket) => void {
   const { softLimit, stallMs, hardLimit, onTerminate } = opts;
   const backlogs = new WeakMap<WebSocket, Backlog>();
+  const stallOf = () => stallMs?.() ?? 30_000;
+
+  function terminate(ws: WebSocket, reason: 'stalled' | 'hard_limit'): void {
+    forget(ws);
+    if (ws.readyState !== ws.OPEN) return;
+    onTerminate?.({ reason, bufferedAmount: ws.bufferedAmount });
+    ws.terminate();
+  }
+
+  function forget(ws: WebSocket): void {
+    const backlog = backlogs.get(ws);
+    if (!backlog) return;
+    clearTimeout(backlog.timer);
+    backlogs.delete(ws);
+  }
+
+  /**
+   * Over the soft limit: progress (bytes drained) is sampled when frames are sent and by a timer,
+   * so a connection the hub stops sending to is still closed if it never drains.
+   */
+  function check(ws: WebSocket, socket: Socket): 'ok' | 'stalled' {
+    if (ws.readyState !== ws.OPEN) {
+      forget(ws);
+      return 'ok';
+    }
+    if (!softLimit || ws.bufferedAmount <= softLimit()) {
+      forget(ws);
+      return 'ok';
+    }
+    const now = Date.now();
+    const drained = drainedBytes(socket);
+    const backlog = backlogs.get(ws);
+    if (!backlog) {
+      const timer = setTimeout(() => onTimer(ws, socket), stallOf());
+      timer.unref();
+      backlogs.set(ws, { since: now, drained, timer });
+      return 'ok';
+    }
+    if (drained !== backlog.drained) {
+      backlog.since = now;
+      backlog.drained = drained;
+      return 'ok';
+    }
+    return now - backlog.since >= stallOf() ? 'stalled' : 'ok';
+  }
+
+  function onTimer(ws: WebSocket, socket: Socket): void {
+    const backlog = backlogs.get(ws);
+    if (!backlog) return;
+    if (check(ws, socket) === 'stalled') {
+      terminate(ws, 'stalled');
+      return;
+    }
+    const still = backlogs.get(ws);
+    if (still) {
+      still.timer = setTimeout(() => onTimer(ws, socket), Math.max(10, still.since + stallOf() - Date.now()));
+      still.timer.unref();
+    }
+  }
 
   /** False when the connection was terminated (the frame is dropped). */
   function withinBounds(ws: WebSocket, socket: Socket): boolean {
-    const buffered = ws.bufferedAmount;
-    if (!softLimit || buffered <= softLimit()) {
-      backlogs.delete(ws);
-      return true;
+    // Memory first: past the hard limit, whatever the soft limit or progress.
+    if (hardLimit && ws.bufferedAmount > hardLimit()) {
+      terminate(ws, 'hard_limit');
+      return false;
     }
-    let reason: 'stalled' | 'hard_limit' | null = null;
-    if (hardLimit && buffered > hardLimit()) reason = 'hard_limit';
-    else {
-      const now = Date.now();
-      const drained = drainedBytes(socket);
-      const backlog = backlogs.get(ws);
-      if (!backlog || drained !== backlog.drained) backlogs.set(ws, { since: now, drained });
-      else if (now - backlog.since >= (stallMs?.() ?? 30_000)) reason = 'stalled';
+    if (check(ws, socket) === 'stalled') {
+      terminate(ws, 'stalled');
+      return false;
     }
-    if (!reason) return true;
-    backlogs.delete(ws);
-    if (ws.readyState === ws.OPEN) {
-      onTerminate?.({ reason, bufferedAmount: buffered });
-      ws.terminate();
-    }
-    return false;
+    return true;
   }
 
   function send(this: WebSocket, ...args: unknown[]): void {

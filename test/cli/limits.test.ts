@@ -50,15 +50,30 @@ describe('connection limits from config.yaml', () => {
     expect(Date.now() - started).toBeLessThan(20_000);
   }, 30_000);
 
-  it('a client that reads keeps being served', async () => {
+  it('a client that reads keeps being served, even when a burst of replies is far over the bound', async () => {
+    // 10 messages of 200 KB in the flooder's inbox, sent by another agent over the wire.
+    const senderToken = (JSON.parse(await m.ok(['agents', 'add', 'big_sender', '--format', 'json'])) as { token: string }).token;
+    const sender = new WebSocket(`${url}?connectionParams=1`);
+    await once(sender, 'open');
+    sender.send(JSON.stringify({ method: 'connectionParams', data: { token: senderToken } }));
+    const sent: unknown[] = [];
+    sender.on('message', (d) => sent.push(JSON.parse(d.toString())));
+    for (let i = 1; i <= 10; i++) {
+      sender.send(JSON.stringify({ id: i, method: 'mutation', params: { path: 'messages.send', input: { json: { to_agent: 'flooder', type: 'task', payload: { content: { i, pad: 'p'.repeat(200_000) } } } } } }));
+    }
+    await vi.waitFor(() => expect(sent).toHaveLength(10), { timeout: 10_000 });
+    sender.close();
+
     const ws = await open();
-    const replies: unknown[] = [];
-    ws.on('message', (d) => replies.push(JSON.parse(d.toString())));
-    for (let i = 1; i <= 300; i++) ws.send(JSON.stringify({ id: i, method: 'query', params: { path: 'agents.whoami' } }));
-    await vi.waitFor(() => expect(replies).toHaveLength(300), { timeout: 10_000 });
+    const replies: { id: number; result?: { data: { json: { items: unknown[] } } } }[] = [];
+    ws.on('message', (d) => replies.push(JSON.parse(d.toString()) as (typeof replies)[number]));
+    // 20 pages of 10 x 200 KB asked at once: about 40 MB of replies, 60 times the bound.
+    for (let i = 1; i <= 20; i++) ws.send(JSON.stringify({ id: i, method: 'query', params: { path: 'messages.history', input: { json: { limit: 10 } } } }));
+    await vi.waitFor(() => expect(replies).toHaveLength(20), { timeout: 20_000 });
+    expect(replies.every((r) => r.result?.data.json.items.length === 10)).toBe(true);
     expect(ws.readyState).toBe(WebSocket.OPEN);
     ws.close();
-  });
+  }, 30_000);
 
   it('a bad limit names its field', async () => {
     m.file('bad-limits.yaml', 'server:\n  slow_consumer_timeout_ms: 5\n');

@@ -109,11 +109,13 @@ describe('wrapSocketWrites: bounds', () => {
     const { server, client, received } = await pair(true, { softLimit: () => soft, stallMs: () => 200, onTerminate: (i) => ended.push(i) });
     tcpOf(client).pause();
     let overAt = 0;
-    // Kernel buffers take a few MB first; then the hub's own buffer grows past the soft limit.
-    for (let i = 0; i < 20_000 && server.readyState === WebSocket.OPEN; i++) {
-      server.send(frame64k.slice(0, 1024));
+    // Kernel buffers take a few MB first; then the hub's own buffer grows past the soft limit,
+    // and frames keep coming (a client that keeps calling).
+    const started = Date.now();
+    while (server.readyState === WebSocket.OPEN && Date.now() - started < 10_000) {
+      for (let j = 0; j < 16; j++) server.send(frame64k.slice(0, 1024));
+      await new Promise((r) => setTimeout(r, 1));
       if (!overAt && server.bufferedAmount > soft) overAt = Date.now();
-      await turn();
     }
     expect(server.readyState).not.toBe(WebSocket.OPEN);
     expect(ended).toHaveLength(1);
@@ -125,6 +127,35 @@ describe('wrapSocketWrites: bounds', () => {
     tcpOf(client).resume(); // a paused socket would never see the connection end
     await once(client, 'close');
     expect(received).not.toContain('after');
+  });
+
+  it('a stalled connection the hub stops sending to is closed too (a timer checks it)', async () => {
+    const ended: { reason: string }[] = [];
+    const soft = 256 * 1024;
+    const { server, client } = await pair(true, { softLimit: () => soft, stallMs: () => 200, onTerminate: (i) => ended.push(i) });
+    tcpOf(client).pause();
+    // Until the kernel buffers are full and the hub's own buffer is over the limit after a flush.
+    for (let i = 0; i < 2_000 && server.bufferedAmount <= soft; i++) {
+      for (let j = 0; j < 8; j++) server.send(frame64k);
+      await turn();
+    }
+    expect(server.bufferedAmount).toBeGreaterThan(soft);
+    server.send('one more'); // over the limit: the check starts; then the hub goes quiet
+    const quietSince = Date.now();
+    await vi.waitFor(() => expect(server.readyState).not.toBe(WebSocket.OPEN), { timeout: 5_000, interval: 20 });
+    expect(Date.now() - quietSince).toBeGreaterThanOrEqual(150);
+    expect(ended).toEqual([{ reason: 'stalled', bufferedAmount: expect.any(Number) }]);
+  });
+
+  it('the hard limit holds even below the soft limit', async () => {
+    const ended: { reason: string }[] = [];
+    const { server, client } = await pair(true, { softLimit: () => 64 * 1024 * 1024, stallMs: () => 60_000, hardLimit: () => 512 * 1024, onTerminate: (i) => ended.push(i) });
+    tcpOf(client).pause();
+    for (let i = 0; i < 2_000 && server.readyState === WebSocket.OPEN; i++) {
+      server.send(frame64k);
+      if (i % 20 === 19) await turn();
+    }
+    expect(ended).toEqual([{ reason: 'hard_limit', bufferedAmount: expect.any(Number) }]);
   });
 
   it('over the hard limit: terminated at once, however recently it drained', async () => {
