@@ -22,7 +22,8 @@
  * (`bench/server.ts`); BENCH_SCENARIOS picks scenarios (default all), BENCH_DURATION_MS the length
  * of each timed run (default 5000), BENCH_PROF=<dir> writes the servers' CPU profiles,
  * BENCH_SERVER_FLAGS passes Node flags to them (e.g. --trace-gc), BENCH_LATENCY_RATE fixes the
- * open loop's rate, BENCH_TRACE=<path> writes its (time, latency) samples.
+ * open loop's rate, BENCH_TRACE=<path> writes its (time, latency) samples, BENCH_EXPERIMENTS=1
+ * adds the hub behind the minimal adapter.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -432,6 +433,13 @@ async function main() {
         const figures = await hubDirect(['hub', store, redisUrl, String(PAIRS * 2)]);
         maxRate[store] = figures.rate;
         print({ scenario: 'direct', server: `hub-${store}`, client: CLIENT, msgs_per_s: Math.round(figures.rate), p50_ms: figures.p50_ms, p99_ms: figures.p99_ms, client_cpu_pct: figures.cpu, ratio: ratio(figures.rate, floor.rate), shape });
+      }
+      // BENCH_EXPERIMENTS=1: the hub's router and context behind the minimal adapter (not what it serves).
+      if (process.env.BENCH_EXPERIMENTS === '1') {
+        for (const store of ['redis', 'embedded'] as const) {
+          const figures = await hubDirect(['hub', store, redisUrl, String(PAIRS * 2), 'lean']);
+          print({ scenario: 'direct', server: `hub-${store}, minimal adapter (experiment)`, client: 'wire', msgs_per_s: Math.round(figures.rate), p50_ms: figures.p50_ms, p99_ms: figures.p99_ms, client_cpu_pct: figures.cpu, ratio: ratio(figures.rate, floor.rate), shape });
+        }
       }
     }
     if (SCENARIOS.has('latency')) {
