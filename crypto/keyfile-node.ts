@@ -43,15 +43,7 @@ async function putKeyFile(path: string, data: unknown, passphrase: string, optio
   const tmp = join(dir, `.${basename(path)}.${bytesToHex(randomBytes(6))}.tmp`);
   let created = true;
   try {
-    // 'wx' refuses an existing path, so a planted symlink can't redirect the write.
-    const handle = await open(tmp, 'wx', FILE_MODE);
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await chmod(tmp, FILE_MODE);
+    await writeNewFile(tmp, text);
     if (mode === 'replace') await rename(tmp, path);
     else {
       try {
@@ -77,13 +69,22 @@ const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDE
 
 /** Without hard links: create `path` exclusively in place (one winner; not atomic for readers). */
 async function createInPlace(path: string, text: string): Promise<boolean> {
-  let handle;
   try {
-    handle = await open(path, 'wx', FILE_MODE);
+    await writeNewFile(path, text);
+    return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw error;
   }
+}
+
+/**
+ * Creates `path` with mode 0600 and `text`, fsynced. 'wx' refuses an existing path (so a planted
+ * symlink can't redirect the write); a file whose write failed is removed, so that nothing
+ * half-written ever stands in for a key file.
+ */
+async function writeNewFile(path: string, text: string): Promise<void> {
+  const handle = await open(path, 'wx', FILE_MODE);
   try {
     try {
       await handle.writeFile(text, 'utf8');
@@ -91,13 +92,12 @@ async function createInPlace(path: string, text: string): Promise<boolean> {
     } finally {
       await handle.close();
     }
+    // The umask may have narrowed the mode given to open().
     await chmod(path, FILE_MODE);
   } catch (error) {
-    // A half-written key file must not stand in for the real one at the next start.
     await unlink(path).catch(() => undefined);
     throw error;
   }
-  return true;
 }
 
 /**
