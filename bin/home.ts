@@ -7,6 +7,7 @@ import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openS
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { NO_HARD_LINKS } from '../crypto/keyfile-node.js';
 
 export function dataHome(explicit?: string): string {
   return explicit ?? process.env.SKYNET_LINKER_HOME ?? join(homedir(), '.skynet-linker');
@@ -25,9 +26,6 @@ export function writeSecretFile(path: string, text: string): void {
   chmodSync(tmp, 0o600);
   renameSync(tmp, path);
 }
-
-/** Errors of file systems without hard links (FAT, exFAT, some network shares). */
-const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
 
 /**
  * Writes a secret file (0600, fsynced) only if `path` does not exist, atomically: a complete temp

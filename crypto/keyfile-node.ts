@@ -65,7 +65,7 @@ async function putKeyFile(path: string, data: unknown, passphrase: string, optio
 }
 
 /** Errors of file systems without hard links (FAT, exFAT, some network shares). */
-const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+export const NO_HARD_LINKS: ReadonlySet<string> = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
 
 /** Without hard links: create `path` exclusively in place (one winner; not atomic for readers). */
 async function createInPlace(path: string, text: string): Promise<boolean> {

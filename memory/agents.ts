@@ -2,8 +2,8 @@
  * The agent registry and presence. Presence is a hash of live connections per agent (field =
  * connection id) whose TTL the hub refreshes while the connection lives, so a crashed node's
  * agents go offline by themselves (as soon as the node's heartbeat runs out) and `agents list` is
- * right across nodes. Registry records
- * carry free-form metadata, so they are sealed like every other value.
+ * right across nodes. Registry records carry free-form metadata, so they are sealed like every
+ * other value.
  */
 import { LinkerError } from '../protocol/errors.js';
 import type { JsonObject } from '../protocol/json.js';
