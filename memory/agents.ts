@@ -85,29 +85,35 @@ export class AgentRegistry {
     await this.store.hashSet(keys.lastSeen(), { [agentId]: now.toISOString() });
   }
 
-  /** Hub nodes' heartbeats (transport/bus.ts): node id -> alive until (ms). */
-  private nodes(): Promise<Record<string, string>> {
-    return this.store.hashGetAll(keys.nodes());
+  /**
+   * Whether a hub node is alive: its heartbeat key exists (transport/bus.ts; the store's clock keeps
+   * its TTL). On the embedded store there is one process and no heartbeat: the presence TTL alone
+   * decides. This node's own connections are live. `cache` shares the answer within one call.
+   */
+  private nodeAlive(node: string, cache: Map<string, Promise<boolean>>): Promise<boolean> {
+    if (node === this.localNode || this.store.kind !== 'redis') return Promise.resolve(true);
+    let alive = cache.get(node);
+    if (!alive) {
+      alive = this.store.hashGetAll(keys.nodeAlive(node)).then((beat) => Object.keys(beat).length > 0);
+      cache.set(node, alive);
+    }
+    return alive;
   }
 
   /**
-   * Live connections: refreshed within the TTL, on a node whose heartbeat has not run out. A
-   * crashed node's agents are offline once its heartbeat expires (seconds), not only when their
-   * presence TTL does (a minute). On Redis every hub node writes heartbeats (transport/bus.ts), and
-   * those of dead nodes are pruned: no heartbeat means a dead node. The embedded store is one
-   * process without heartbeats: there the TTL alone decides. This node's own connections are live.
+   * Live connections: refreshed within the TTL, on a node that is alive. A crashed node's agents
+   * are offline once its heartbeat expires (seconds), not only when their presence TTL does.
    */
-  private async presence(agentId: string, now: number, nodes?: Record<string, string>): Promise<PresenceEntry[]> {
-    const [all, alive] = await Promise.all([this.store.hashGetAll(keys.presence(agentId)), nodes ?? this.nodes()]);
-    const heartbeats = this.store.kind === 'redis';
-    const nodeAlive = (node: string) => node === this.localNode || (heartbeats ? Number(alive[node] ?? 0) > now : true);
-    return Object.values(all)
+  private async presence(agentId: string, now: number, cache = new Map<string, Promise<boolean>>()): Promise<PresenceEntry[]> {
+    const entries = Object.values(await this.store.hashGetAll(keys.presence(agentId)))
       .map((v) => JSON.parse(v) as PresenceEntry & { expires_at: number })
-      .filter((p) => p.expires_at > now && nodeAlive(p.node));
+      .filter((p) => p.expires_at > now);
+    const alive = await Promise.all(entries.map((p) => this.nodeAlive(p.node, cache)));
+    return entries.filter((_, i) => alive[i]);
   }
 
-  async status(record: AgentRecord, lastSeen: Record<string, string>, now = Date.now(), nodes?: Record<string, string>): Promise<AgentStatus> {
-    const live = await this.presence(record.agent_id, now, nodes);
+  async status(record: AgentRecord, lastSeen: Record<string, string>, now = Date.now(), cache?: Map<string, Promise<boolean>>): Promise<AgentStatus> {
+    const live = await this.presence(record.agent_id, now, cache);
     const since = live.map((p) => p.connected_since).sort()[0] ?? null;
     return {
       ...record,
@@ -118,8 +124,9 @@ export class AgentRegistry {
   }
 
   async list(now = Date.now()): Promise<AgentStatus[]> {
-    const [all, lastSeen, nodes] = await Promise.all([this.store.hashGetAll(keys.agents()), this.store.hashGetAll(keys.lastSeen()), this.nodes()]);
+    const [all, lastSeen] = await Promise.all([this.store.hashGetAll(keys.agents()), this.store.hashGetAll(keys.lastSeen())]);
     const records = Object.entries(all).map(([agentId, raw]) => this.decode(agentId, raw));
+    const nodes = new Map<string, Promise<boolean>>();
     const statuses = await Promise.all(records.map((r) => this.status(r, lastSeen, now, nodes)));
     return statuses.sort((a, b) => a.agent_id.localeCompare(b.agent_id));
   }

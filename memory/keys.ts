@@ -38,8 +38,16 @@ export const keys = {
   /** Associated data for a sealed registry record (a field of `agents`): binds it to its agent id. */
   agentSeal: (agentId: string) => `agents:${agentId}`,
   snapshot: (name: string) => `snapshot:${name}`,
-  /** Hash: hub node id -> ms until which it counts as alive (refreshed by the node). */
-  nodes: () => 'nodes',
+  /**
+   * Hash: hub node id -> when it last said it was alive (ISO, its own clock; informative). The
+   * registry of nodes to look for; live state, so `presence:` (not in snapshots).
+   */
+  nodes: () => 'presence:nodes',
+  /**
+   * Hash with a TTL: a hub node's heartbeat. It exists while the node refreshes it; the TTL runs on
+   * the store's clock, so no node's clock is ever compared with another's.
+   */
+  nodeAlive: (nodeId: string) => `presence:node:{${nodeId}}`,
 } as const;
 
 /** Pub/sub topics (not stored). */

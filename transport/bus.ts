@@ -68,17 +68,29 @@ export class StoreBus implements LiveBus {
     return this.peers.size > 0;
   }
 
-  /** Says this node is alive and reads who else is. */
+  /**
+   * Says this node is alive and reads who else is. Liveness is a heartbeat key whose TTL the store
+   * keeps (Redis' clock), so nodes with skewed clocks still see each other; the time a peer counts
+   * as alive here is reckoned on this node's clock only.
+   */
   private async beat(): Promise<void> {
+    const ttl = this.heartbeatMs * 3;
+    await Promise.all([
+      this.store.hashSetWithExpiry(keys.nodeAlive(this.nodeId), { beat: new Date().toISOString() }, ttl),
+      this.store.hashSet(keys.nodes(), { [this.nodeId]: new Date().toISOString() }),
+    ]);
+    const others = Object.keys(await this.store.hashGetAll(keys.nodes())).filter((id) => id !== this.nodeId);
+    const beats = await Promise.all(others.map((id) => this.store.hashGetAll(keys.nodeAlive(id))));
     const now = Date.now();
-    await this.store.hashSet(keys.nodes(), { [this.nodeId]: String(now + this.heartbeatMs * 3) });
-    const all = await this.store.hashGetAll(keys.nodes());
     const dead: string[] = [];
-    for (const [id, until] of Object.entries(all)) {
-      if (id === this.nodeId) continue;
-      if (Number(until) > now) this.peers.set(id, Number(until));
-      else if (Number(until) < now - 60_000) dead.push(id);
-    }
+    others.forEach((id, i) => {
+      if (Object.keys(beats[i]!).length > 0) this.peers.set(id, now + ttl);
+      else {
+        this.peers.delete(id);
+        dead.push(id);
+      }
+    });
+    // A node that comes back adds itself again with its next heartbeat.
     if (dead.length) await this.store.hashDelete(keys.nodes(), dead);
   }
 
@@ -93,7 +105,8 @@ export class StoreBus implements LiveBus {
         try {
           const e = JSON.parse(raw) as { node: string; kind: string; until: number };
           if (e.node === this.nodeId) ownHello();
-          else if (e.kind === 'hello') this.peers.set(e.node, e.until);
+          // Alive for three heartbeats from now, on this node's clock (never the sender's).
+          else if (e.kind === 'hello') this.peers.set(e.node, Date.now() + this.heartbeatMs * 3);
           else if (e.kind === 'bye') this.peers.delete(e.node);
         } catch (err) {
           this.logger.error({ event: 'bus_bad_event', topic: 'control', err }, 'ignoring a malformed bus event');
@@ -140,6 +153,7 @@ export class StoreBus implements LiveBus {
     if (this.remote) {
       await this.store.publish(topics.control(), JSON.stringify({ node: this.nodeId, kind: 'bye', until: 0 })).catch(() => {});
       await this.store.hashDelete(keys.nodes(), [this.nodeId]).catch(() => {});
+      await this.store.deleteKeys([keys.nodeAlive(this.nodeId)]).catch(() => {});
     }
     await Promise.all(this.unsubscribers.map((u) => u()));
     this.unsubscribers = [];

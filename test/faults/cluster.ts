@@ -88,7 +88,7 @@ export class Cluster {
   }
 
   /** Starts `serve` as node `name` (on `port`, e.g. the one it had before a crash) and waits for its banner. */
-  async startNode(name: string, opts: { port?: number; extraArgs?: string[] } = {}): Promise<HubNode> {
+  async startNode(name: string, opts: { port?: number; extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<HubNode> {
     const port = opts.port ?? (await freePort());
     const args = [
       CLI,
@@ -104,6 +104,7 @@ export class Cluster {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SKYNET_LINKER_') && k !== 'LOG_LEVEL') env[k] = v;
     env.SKYNET_LINKER_PASSPHRASE = this.passphrase;
+    Object.assign(env, opts.env);
     const child = spawn(process.execPath, args, { cwd: this.root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const proc = new Proc(child, `serve (${name})`);
     await proc.waitForLine(/^Skynet Linker hub on /);

@@ -145,4 +145,20 @@ describe('several hub processes sharing one Redis', () => {
     expect(await online()).toContain('grace');
     expect((await asker.agents.get.query({ agent_id: 'frank' })).online).toBe(false);
   }, 30_000);
+
+  it('a node whose clock runs 30 s ahead still sees its peers: its messages reach their subscribers live, and its agents are online on them', async () => {
+    const henryToken = await c.addAgent('henry');
+    const irisToken = await c.addAgent('iris');
+    // Date.now() of node D runs 30 s ahead (heartbeats used to carry "alive until" in the writer's clock).
+    const skew = `--import=data:text/javascript,${encodeURIComponent('const now = Date.now; Date.now = () => now() + 30_000;')}`;
+    const D = await c.startNode('D', { env: { NODE_OPTIONS: skew } });
+    const got: string[] = [];
+    await c.agent('iris', irisToken, a, { onMessage: (m) => void got.push(String(m.content)) });
+    const henry = await c.agent('henry', henryToken, D.url, { onMessage: () => {} });
+    const asker = c.client(irisToken, a).trpc;
+    await vi.waitFor(async () => expect((await asker.agents.list.query()).find((s) => s.agent_id === 'henry')?.online).toBe(true));
+    await henry.send({ to_agent: 'iris', type: 'task', payload: { content: 'from the future' } });
+    await vi.waitFor(() => expect(got).toEqual(['from the future']), { timeout: 3_000 });
+    expect((await asker.agents.list.query()).find((s) => s.agent_id === 'henry')?.online).toBe(true);
+  }, 40_000);
 });

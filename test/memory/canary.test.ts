@@ -11,13 +11,14 @@ import { createSharedMemory, type SharedMemory } from '../../memory/index.js';
 import { keyRingSealer, plainText, type ValueSealer } from '../../memory/sealing.js';
 import { deletePrefix, dumpPrefix, makeRedisStore, rawRedis, uniquePrefix, type RawKey } from '../setup/stores.js';
 import { send } from './helpers.js';
+import { keys } from '../../memory/keys.js';
 
 /** Writes one of everything, each carrying `canary`; returns what should read back. */
 async function writeEverything(memory: SharedMemory, canary: string) {
   await memory.agents.upsert({ agent_id: 'alice', agent_type: 'claude', metadata: { bio: `alice ${canary}` } });
   await memory.agents.upsert({ agent_id: 'bob', metadata: { notes: [canary] } });
   // A live hub node's heartbeat (transport/bus.ts), then its connection.
-  await memory.store.hashSet('nodes', { 'node-1': String(Date.now() + 60_000) });
+  await memory.store.hashSetWithExpiry(keys.nodeAlive('node-1'), { beat: new Date().toISOString() }, 60_000);
   await memory.agents.connected('alice', 'conn-1', { node: 'node-1', connected_since: new Date().toISOString() });
   for (const a of ['alice', 'bob', 'carol']) await memory.channels.join('ops', a);
 

@@ -5,6 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
+import { keys } from '../../memory/keys.js';
 import { KeyRing } from '../../crypto/index.js';
 import { createSharedMemory, type SharedMemory, type SharedMemoryOptions } from '../../memory/index.js';
 import { RedisStore } from '../../memory/redis/store.js';
@@ -356,9 +357,9 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
       await expect(m.agents.get('mallory')).rejects.toThrow();
     });
 
-    /** What live hub nodes do every 2 s (transport/bus.ts): a heartbeat valid until `until`. */
-    const beat = (m: SharedMemory, nodes: string[], until = Date.now() + 60_000) =>
-      m.store.hashSet('nodes', Object.fromEntries(nodes.map((n) => [n, String(until)])));
+    /** What live hub nodes do every 2 s (transport/bus.ts): a heartbeat key with a TTL. */
+    const beat = (m: SharedMemory, nodes: string[], ttlMs = 60_000) =>
+      Promise.all(nodes.map((n) => m.store.hashSetWithExpiry(keys.nodeAlive(n), { beat: new Date().toISOString() }, ttlMs)));
 
     it('presence: online while connected, offline after the last disconnect', async () => {
       const m = memory();
@@ -399,7 +400,8 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
       for (const id of ['a', 'b', 'c', 'd']) await m.agents.upsert({ agent_id: id });
       const since = new Date().toISOString();
       await beat(m, ['alive']);
-      await beat(m, ['expired'], Date.now() - 1);
+      await beat(m, ['expired'], 50);
+      await vi.waitFor(async () => expect(await m.store.hashGetAll(keys.nodeAlive('expired'))).toEqual({}), { timeout: 5_000, interval: 20 });
       await m.agents.connected('a', 'c1', { node: 'alive', connected_since: since });
       await m.agents.connected('b', 'c2', { node: 'expired', connected_since: since });
       await m.agents.connected('c', 'c3', { node: 'never-beat', connected_since: since });
