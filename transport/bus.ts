@@ -83,12 +83,11 @@ export class StoreBus implements LiveBus {
     const beats = await Promise.all(others.map((id) => this.store.hashGetAll(keys.nodeAlive(id))));
     const now = Date.now();
     const dead: string[] = [];
+    // A peer not seen now keeps the time it had (it lapses by itself): right after a store outage,
+    // when nobody could refresh, it gets one heartbeat period to come back (see start()).
     others.forEach((id, i) => {
       if (Object.keys(beats[i]!).length > 0) this.peers.set(id, now + ttl);
-      else {
-        this.peers.delete(id);
-        dead.push(id);
-      }
+      else dead.push(id);
     });
     // A node that comes back adds itself again with its next heartbeat.
     if (dead.length) await this.store.hashDelete(keys.nodes(), dead);
