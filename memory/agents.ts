@@ -105,9 +105,12 @@ export class AgentRegistry {
    * are offline once its heartbeat expires (seconds), not only when their presence TTL does.
    */
   private async presence(agentId: string, now: number, cache = new Map<string, Promise<boolean>>()): Promise<PresenceEntry[]> {
+    // The key's own TTL (the store's clock) ends presence nobody refreshes. `expires_at` guards
+    // against one stale connection while others keep the key alive; it is in the writer's clock,
+    // so it is read with one TTL of slack: nodes' clocks may differ by up to that much.
     const entries = Object.values(await this.store.hashGetAll(keys.presence(agentId)))
       .map((v) => JSON.parse(v) as PresenceEntry & { expires_at: number })
-      .filter((p) => p.expires_at > now);
+      .filter((p) => p.expires_at + this.presenceTtlMs > now);
     const alive = await Promise.all(entries.map((p) => this.nodeAlive(p.node, cache)));
     return entries.filter((_, i) => alive[i]);
   }

@@ -10,6 +10,9 @@ import type { AckEvent, ContextEvent, LiveBus, RoutedEvent, Unlisten } from '../
 
 type Listener<A extends unknown[]> = (...args: A) => void;
 
+/** The node registry of earlier builds (node id -> "alive until" in the writer's clock). */
+const LEGACY_NODES_KEY = 'nodes';
+
 class ListenerMap<A extends unknown[]> {
   private readonly map = new Map<string, Set<Listener<A>>>();
   add(key: string, l: Listener<A>): Unlisten {
@@ -126,6 +129,8 @@ export class StoreBus implements LiveBus {
       on<AckEvent>(topics.acks(), (e) => this.acks.emit(e.sender, e)),
       on<ContextEvent>(topics.context(), (e) => this.contexts.emit(e.scope, e)),
     ]));
+    // Builds before heartbeat keys kept a `nodes` hash of "alive until" times: gone for good.
+    await this.store.deleteKeys([LEGACY_NODES_KEY]);
     await this.beat();
     await this.store.publish(topics.control(), JSON.stringify({ node: this.nodeId, kind: 'hello', until: Date.now() + this.heartbeatMs * 3 }));
     await heard;

@@ -149,8 +149,14 @@ describe('several hub processes sharing one Redis', () => {
   it('a node whose clock runs 30 s ahead still sees its peers: its messages reach their subscribers live, and its agents are online on them', async () => {
     const henryToken = await c.addAgent('henry');
     const irisToken = await c.addAgent('iris');
-    // Date.now() of node D runs 30 s ahead (heartbeats used to carry "alive until" in the writer's clock).
-    const skew = `--import=data:text/javascript,${encodeURIComponent('const now = Date.now; Date.now = () => now() + 30_000;')}`;
+    // Node D's clock (Date.now and new Date()) runs 30 s ahead (heartbeats used to carry "alive
+    // until" in the writer's clock).
+    const clock = [
+      'const RealDate = Date;',
+      'const now = () => RealDate.now() + 30_000;',
+      'globalThis.Date = class extends RealDate { constructor(...a) { super(...(a.length ? a : [now()])); } static now() { return now(); } };',
+    ].join(' ');
+    const skew = `--import=data:text/javascript,${encodeURIComponent(clock)}`;
     const D = await c.startNode('D', { env: { NODE_OPTIONS: skew } });
     const got: string[] = [];
     await c.agent('iris', irisToken, a, { onMessage: (m) => void got.push(String(m.content)) });
@@ -159,6 +165,8 @@ describe('several hub processes sharing one Redis', () => {
     await vi.waitFor(async () => expect((await asker.agents.list.query()).find((s) => s.agent_id === 'henry')?.online).toBe(true));
     await henry.send({ to_agent: 'iris', type: 'task', payload: { content: 'from the future' } });
     await vi.waitFor(() => expect(got).toEqual(['from the future']), { timeout: 3_000 });
-    expect((await asker.agents.list.query()).find((s) => s.agent_id === 'henry')?.online).toBe(true);
+    // And asked on D, the agents of the other nodes are online.
+    const onD = c.client(henryToken, D.url).trpc;
+    expect((await onD.agents.list.query()).find((s) => s.agent_id === 'iris')?.online).toBe(true);
   }, 40_000);
 });
