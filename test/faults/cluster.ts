@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import WebSocket from 'ws';
+import { afterAll, beforeAll } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
 import { createLinkerClient, type LinkerClientOptions, type LinkerConnection } from '../../clients/client.js';
 import { connectAgent, type AgentOptions, type LinkerAgent } from '../../clients/agent.js';
@@ -190,4 +191,20 @@ export async function inParallel<T>(items: T[], width: number, task: (item: T) =
       while (next < items.length) await task(items[next++]!);
     }),
   );
+}
+
+/**
+ * The cluster most fault tests run: a private Redis (AOF, fsync always) and nodes A and B started
+ * before the file's tests, everything stopped and removed after them.
+ */
+export function twoNodeCluster(): Cluster {
+  const c = new Cluster();
+  beforeAll(async () => {
+    assertBuilt();
+    await c.startRedis();
+    await c.startNode('A');
+    await c.startNode('B');
+  }, 60_000);
+  afterAll(async () => c.dispose());
+  return c;
 }

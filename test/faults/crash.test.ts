@@ -3,20 +3,13 @@
  * message whose `send` resolved is delivered (the set of resolved ids is a subset of the set of
  * delivered ids), and the agent runtime's handler sees each message once.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { SendResult } from '../../clients/agent.js';
 import { watchInbox } from '../hub/delivery-helpers.js';
-import { assertBuilt, Cluster, errorCode } from './cluster.js';
+import { errorCode, twoNodeCluster } from './cluster.js';
 
 describe('a hub process killed with messages in flight', () => {
-  const c = new Cluster();
-  beforeAll(async () => {
-    assertBuilt();
-    await c.startRedis();
-    await c.startNode('A');
-    await c.startNode('B');
-  }, 60_000);
-  afterAll(async () => c.dispose());
+  const c = twoNodeCluster();
 
   it('after kill -9 and a restart, every send that resolved is delivered, each once to the runtime', async () => {
     const A = c.node('A');

@@ -5,20 +5,13 @@
  * once Redis is back, and no accepted message is lost. Then a dropped Redis connection (Redis up)
  * with sends in flight, which ioredis re-sends after reconnecting.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { LinkerClient } from '../../clients/client.js';
 import { watchInbox } from '../hub/delivery-helpers.js';
-import { assertBuilt, Cluster, errorCode } from './cluster.js';
+import { errorCode, twoNodeCluster } from './cluster.js';
 
 describe('Redis outage under two hub processes', () => {
-  const c = new Cluster();
-  beforeAll(async () => {
-    assertBuilt();
-    await c.startRedis();
-    await c.startNode('A');
-    await c.startNode('B');
-  }, 60_000);
-  afterAll(async () => c.dispose());
+  const c = twoNodeCluster();
 
   /** Sends that resolved (message id -> recipient) and the codes of those that failed. */
   function sender(trpc: LinkerClient) {

@@ -4,19 +4,12 @@
  * nodes go to the next one) and finish what they had in flight, then exits 0. Nothing is lost and
  * no send fails.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { watchInbox } from '../hub/delivery-helpers.js';
-import { assertBuilt, Cluster, errorCode } from './cluster.js';
+import { errorCode, twoNodeCluster } from './cluster.js';
 
 describe('SIGTERM on a hub process', () => {
-  const c = new Cluster();
-  beforeAll(async () => {
-    assertBuilt();
-    await c.startRedis();
-    await c.startNode('A');
-    await c.startNode('B');
-  }, 60_000);
-  afterAll(async () => c.dispose());
+  const c = twoNodeCluster();
 
   it('drains and exits 0; clients with the node list move to the other node without loss and without a failed send', async () => {
     const A = c.node('A');

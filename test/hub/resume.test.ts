@@ -123,6 +123,16 @@ describe.each<StoreKind>(['redis', 'embedded'])('resume on %s', (kind) => {
   });
 });
 
+/** Another hub node on the same Redis prefix and key ring as `t`'s. */
+function secondNode(t: TestHub): Promise<Hub> {
+  return createHub({
+    store: new RedisStore({ url: inject('redisUrl'), prefix: t.prefix }),
+    sealer: t.hub.memory.sealer,
+    port: 0,
+    logger: pino({ level: 'silent' }),
+  });
+}
+
 describe('two hub nodes sharing one Redis', () => {
   let t: TestHub;
   let second: Hub | undefined;
@@ -134,12 +144,7 @@ describe('two hub nodes sharing one Redis', () => {
 
   it('a message sent on node A reaches an agent on node B live, and B resumes it after a killed socket', async () => {
     t = await startTestHub('redis');
-    second = await createHub({
-      store: new RedisStore({ url: inject('redisUrl'), prefix: t.prefix }),
-      sealer: t.hub.memory.sealer,
-      port: 0,
-      logger: pino({ level: 'silent' }),
-    });
+    second = await secondNode(t);
     const bobToken = await t.addAgent('bob');
     const alice = await t.agent('alice'); // on node A
     const rec = recordingWebSocket();
@@ -173,12 +178,7 @@ describe('two hub nodes: live events arriving out of stream order', () => {
 
   it('an entry stored earlier on another node whose live event arrives late is still delivered, before the later one', async () => {
     t = await startTestHub('redis');
-    second = await createHub({
-      store: new RedisStore({ url: inject('redisUrl'), prefix: t.prefix }),
-      sealer: t.hub.memory.sealer,
-      port: 0,
-      logger: pino({ level: 'silent' }),
-    });
+    second = await secondNode(t);
     const bobToken = await t.addAgent('bob');
     const aliceToken = await t.addAgent('alice');
     const bob = t.client(bobToken, { url: second.url }); // bob on node B
