@@ -3,7 +3,7 @@
  * admin credential created by `serve`, per-agent tokens the CLI issued for itself, the key file
  * and its passphrase, and the embedded store's snapshots. Every secret file is mode 0600.
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -20,11 +20,19 @@ export function ensureDir(dir: string): string {
 
 /** Writes a secret file atomically with mode 0600. */
 export function writeSecretFile(path: string, text: string): void {
-  // pid alone is not unique across containers sharing a volume (all PID 1).
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
+  const tmp = tempPath(path);
+  writeDurably(tmp, text);
+  try {
+    renameSync(tmp, path);
+  } catch (error) {
+    unlinkSync(tmp);
+    throw error;
+  }
+}
+
+/** A temp file name beside `path` (pid alone is not unique across containers sharing a volume: all PID 1). */
+function tempPath(path: string): string {
+  return `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
 }
 
 /**
@@ -36,7 +44,7 @@ export function writeSecretFile(path: string, text: string): void {
  * @returns true when this call created it.
  */
 export function createSecretFile(path: string, text: string): boolean {
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const tmp = tempPath(path);
   try {
     writeDurably(tmp, text);
     linkSync(tmp, path);
