@@ -12,7 +12,6 @@ import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
-import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../protocol/envelope.js';
 import { DEFAULT_CHANNEL } from '../protocol/ids.js';
 import { createSharedMemory, type SharedMemory } from '../memory/index.js';
@@ -29,6 +28,7 @@ import { resolveContext } from './auth.js';
 import { StoreBus } from './bus.js';
 import { NodePresence } from './presence.js';
 import { socketWrites } from './socket-writes.js';
+import { serveWebSocket } from './ws-adapter.js';
 
 export interface HubOptions {
   /** Where state lives. Default: a fresh embedded store. The hub closes it on close(). */
@@ -215,11 +215,12 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
       ),
   });
   wss.on('connection', wrapWrites);
-  const wsHandler = applyWSSHandler({
+  const wsHandler = serveWebSocket({
     wss,
     router: appRouter,
-    createContext: ({ req, res, info }) => resolveContext(services, { req, socket: res, connectionParams: info.connectionParams }),
+    createContext: ({ req, socket, connectionParams }) => resolveContext(services, { req, socket, connectionParams }),
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000, ...opts.keepAlive },
+    onInternalError: (err) => logger.error({ event: 'ws_adapter_error', err }, 'WebSocket adapter failure'),
   });
   let closing = false;
   let clientsGone: (() => void) | null = null;
