@@ -5,6 +5,7 @@
  */
 import { EnvelopeSchema, expiresAt, type Envelope } from '../protocol/envelope.js';
 import { LinkerError } from '../protocol/errors.js';
+import { withRawJson } from '../protocol/json.js';
 import { keys } from './keys.js';
 import type { ValueSealer } from './sealing.js';
 import type { Store, StreamAppend, StreamEntry } from './store.js';
@@ -75,15 +76,24 @@ export class MessageStore {
   private static readonly RECENT_MAX_ENTRY_BYTES = 32 * 1024;
 
   private open(sealed: string, messageId: string): Envelope {
-    const json: unknown = JSON.parse(this.sealer.open(sealed, keys.messageSeal(messageId)));
-    // Sealed values are authenticated (AEAD): only this hub could have written them. Plain values
-    // could have been written by anyone with access to the store, so they are validated again.
-    return this.sealer.enabled ? (json as Envelope) : EnvelopeSchema.parse(json);
+    const text = this.sealer.open(sealed, keys.messageSeal(messageId));
+    const json: unknown = JSON.parse(text);
+    // Sealed values are authenticated (AEAD): only this hub could have written them, and their
+    // text is the envelope's JSON (sent as is). Plain values could have been written by anyone
+    // with access to the store, so they are validated again.
+    return this.sealer.enabled ? withRawJson(json as Envelope, text) : EnvelopeSchema.parse(json);
   }
 
-  /** Seals and serializes a message once, whatever the number of recipients. */
-  prepare(envelope: Envelope): StoredMessage {
-    const sealed = this.sealer.seal(JSON.stringify(envelope), keys.messageSeal(envelope.id));
+  /**
+   * Seals and serializes a message once, whatever the number of recipients (off the event loop
+   * when the sealer can: calls resolve in call order, so a sender's messages keep their order).
+   */
+  async prepare(envelope: Envelope): Promise<StoredMessage> {
+    const text = JSON.stringify(envelope);
+    // Delivered to every recipient as this very text (transport/ws-adapter.ts): serialized once.
+    withRawJson(envelope, text);
+    const ad = keys.messageSeal(envelope.id);
+    const sealed = this.sealer.sealAsync ? await this.sealer.sealAsync(text, ad) : this.sealer.seal(text, ad);
     this.remember(envelope, sealed.length);
     return {
       messageId: envelope.id,

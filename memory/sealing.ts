@@ -1,4 +1,5 @@
 import { KeyRing } from '../crypto/keyring.js';
+import { sealNative, sealThread } from './seal-pool.js';
 
 /**
  * How the memory layer seals values before they reach the store. With a key ring every payload,
@@ -8,6 +9,11 @@ import { KeyRing } from '../crypto/keyring.js';
 export interface ValueSealer {
   readonly enabled: boolean;
   seal(text: string, associatedData: string): string;
+  /**
+   * The same as `seal`, possibly off the event loop (the send path uses it when present): results
+   * come back in call order.
+   */
+  sealAsync?(text: string, associatedData: string): Promise<string>;
   open(stored: string, associatedData: string): string;
 }
 
@@ -23,20 +29,23 @@ export interface StringSealingKeyRing {
   openString(sealed: string, associatedData: string): string;
 }
 
-export function keyRingSealer(ring: StringSealingKeyRing): ValueSealer {
+export interface KeyRingSealerOptions {
+  /** Seal messages on the send path in the process's sealing thread (memory/seal-pool.ts). Default true. */
+  offThread?: boolean;
+}
+
+export function keyRingSealer(ring: StringSealingKeyRing, options: KeyRingSealerOptions = {}): ValueSealer {
   // A KeyRing's own sealString is seal() plus UTF-8 and base64 done portably; on the server the
-  // same text comes out of Node's native encoders.
-  const seal = ring instanceof KeyRing ? ring.seal.bind(ring) : undefined;
+  // same text comes out of Node's native encoders (the crypto layer stays isomorphic; this
+  // server-side path is on every send).
+  if (!(ring instanceof KeyRing)) {
+    return { enabled: true, seal: (text, ad) => ring.sealString(text, ad), open: (stored, ad) => ring.openString(stored, ad) };
+  }
+  const thread = options.offThread === false ? null : sealThread();
   return {
     enabled: true,
-    // Same text as `sealString` (standard padded base64 of the sealed bytes), with Node's native
-    // encoder: the crypto layer stays isomorphic, this server-side path is on every send.
-    seal: seal
-      ? (text, ad) => {
-          const sealed = seal(Buffer.from(text, 'utf8'), ad);
-          return Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length).toString('base64');
-        }
-      : (text, ad) => ring.sealString(text, ad),
+    seal: (text, ad) => sealNative(ring, text, ad),
+    ...(thread ? { sealAsync: (text: string, ad: string) => thread.seal(ring, text, ad) } : {}),
     open: (stored, ad) => ring.openString(stored, ad),
   };
 }

@@ -100,7 +100,7 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
       timestamp: envelope.timestamp,
     });
   }
-  const stored = hub.memory.messages.prepare(envelope);
+  const stored = await hub.memory.messages.prepare(envelope);
   const channel = route.kind === 'channel' ? route.channel : null;
   const result = await hub.memory.messages.route(stored, recipients, channel);
   hub.bus.publishRouted({

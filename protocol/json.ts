@@ -15,6 +15,8 @@ export function jsonByteLength(value: unknown): number {
 
 /** True when the value's JSON text fits in `limit` UTF-8 bytes; skips the count when it surely does. */
 export function jsonFitsIn(value: unknown, limit: number): { fits: boolean; size: number } {
+  // A string's JSON text is at most 6 bytes per UTF-16 code unit (`\u001f`) plus its quotes.
+  if (typeof value === 'string' && value.length * 6 + 2 <= limit) return { fits: true, size: value.length + 2 };
   const text = JSON.stringify(value) ?? '';
   // A UTF-16 code unit is at most 3 UTF-8 bytes: short texts need no exact count.
   if (text.length * 3 <= limit) return { fits: true, size: text.length };
@@ -34,4 +36,21 @@ export function utf8Length(text: string): number {
     } else bytes += 3;
   }
   return bytes;
+}
+
+const RAW_JSON = Symbol('skynet-linker.rawJson');
+
+/**
+ * Remembers `text`, the exact `JSON.stringify(value)`, on `value` (a hidden symbol property:
+ * JSON.stringify, superjson and key walks don't see it), so a transport can send the value
+ * without serializing it again. The value must not be changed afterwards.
+ */
+export function withRawJson<T extends object>(value: T, text: string): T {
+  Object.defineProperty(value, RAW_JSON, { value: text, enumerable: false, configurable: true });
+  return value;
+}
+
+/** The JSON text remembered by {@link withRawJson}, if any. */
+export function rawJsonOf(value: unknown): string | undefined {
+  return typeof value === 'object' && value !== null ? ((value as { [RAW_JSON]?: string })[RAW_JSON] ?? undefined) : undefined;
 }

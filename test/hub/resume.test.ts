@@ -192,7 +192,7 @@ describe('two hub nodes: live events arriving out of stream order', () => {
     // between route() and publishRouted(), here held back by hand)...
     const nodeA = t.hub;
     const m1 = completeEnvelope(OutgoingMessageSchema.parse({ to_agent: 'bob', type: 'task', payload: { content: 'm1 via node A' } }), { fromAgent: 'alice' });
-    const stored = nodeA.memory.messages.prepare(m1);
+    const stored = await nodeA.memory.messages.prepare(m1);
     const routed = await nodeA.memory.messages.route(stored, ['bob'], null);
     // ...while node B routes m2, stored after m1, and delivers it live at once.
     const m2 = await aliceOnB.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content: 'm2 via node B' } });

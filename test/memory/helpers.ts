@@ -33,7 +33,7 @@ export function envelope(spec: MessageSpec): Envelope {
 /** Sends like the hub does: a direct message to its inbox, a channel message to members and the channel. */
 export async function send(memory: SharedMemory, spec: MessageSpec) {
   const env = envelope(spec);
-  const stored = memory.messages.prepare(env);
+  const stored = await memory.messages.prepare(env);
   if (env.to_agent) return { envelope: env, ...(await memory.messages.route(stored, [env.to_agent], null)) };
   const members = (await memory.channels.members(env.channel!)).filter((a) => a !== env.from_agent);
   return { envelope: env, ...(await memory.messages.route(stored, members, env.channel)) };

@@ -36,7 +36,7 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
     it('routes a message to an inbox and reads it back whole', async () => {
       const m = memory();
       const env = envelope({ from: 'alice', to: 'bob', content: { task: 'review', files: ['a.ts'] }, priority: 8, ttl: 60 });
-      const result = await m.messages.route(m.messages.prepare(env), ['bob'], null);
+      const result = await m.messages.route(await m.messages.prepare(env), ['bob'], null);
       expect(result.channelStreamId).toBeNull();
       expect(Object.keys(result.inboxes)).toEqual(['bob']);
 
@@ -119,7 +119,7 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
       const m = memory();
       const env = envelope({ from: 'alice', to: 'carol' });
       // Written into bob's inbox by mistake (or by someone tampering with the store).
-      await m.messages.route(m.messages.prepare(env), ['bob'], null);
+      await m.messages.route(await m.messages.prepare(env), ['bob'], null);
       const err = await linkerError(m.messages.readInbox('bob', undefined, 10));
       expect(err.code).toBe('INTERNAL_SERVER_ERROR');
     });
