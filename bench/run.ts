@@ -3,11 +3,12 @@
  * same run on the same load shape. Not a test: nothing here asserts.
  *
  * - direct: 20 sender/receiver pairs × 8 in flight × 512 B, closed loop; floor = raw `ws` relay
- *   (parse JSON, route by recipient, re-send). Also measured: the bare-tRPC ceiling, the same
- *   tRPC v11 wire protocol with nothing behind it (no auth, validation, store, sealing or resume),
- *   behind tRPC's own WebSocket adapter (what the hub uses) and, as an experiment, behind a
- *   minimal adapter on tRPC's public `callTRPCProcedure` (bench/server.ts): the headroom a custom
- *   adapter would give.
+ *   (parse JSON, route by recipient, re-send). BENCH_ROUNDS (default 3) rounds of floor, hub on
+ *   Redis, hub embedded: each hub run's ratio is to the floor of its own round (the machine's
+ *   speed drifts from minute to minute), and the median round is printed with every round's ratio.
+ *   Also measured once: the bare-tRPC ceiling, the same tRPC v11 wire protocol with nothing behind
+ *   it (no auth, validation, store, sealing or resume), behind tRPC's own `applyWSSHandler` and
+ *   behind the hub's adapter (transport/ws-adapter.ts).
  * - broadcast: one sender, 100 and 1,000 subscribers, 4 broadcasts in flight; floor = raw `ws`
  *   broadcast (serialize once, send to every socket).
  * - idle: 10,000 connected agents (typed client) with live inbox subscriptions: hub RSS per
@@ -22,8 +23,8 @@
  * (`bench/server.ts`); BENCH_SCENARIOS picks scenarios (default all), BENCH_DURATION_MS the length
  * of each timed run (default 5000), BENCH_PROF=<dir> writes the servers' CPU profiles,
  * BENCH_SERVER_FLAGS passes Node flags to them (e.g. --trace-gc), BENCH_LATENCY_RATE fixes the
- * open loop's rate, BENCH_TRACE=<path> writes its (time, latency) samples, BENCH_EXPERIMENTS=1
- * adds the hub behind the minimal adapter.
+ * open loop's rate, BENCH_TRACE=<path> writes its (time, latency) samples, BENCH_SEAL_THREAD=0
+ * seals on the event loop instead of the sealing thread (memory/seal-pool.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -39,6 +40,7 @@ const PAIRS = Number(process.env.BENCH_PAIRS ?? 20);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 8);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5000);
 const IDLE_AGENTS = Number(process.env.BENCH_IDLE_AGENTS ?? 10_000);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'direct,broadcast,idle,latency').split(','));
 const CONTENT = 'x'.repeat(512);
 const serverScript = fileURLToPath(new URL('./server.js', import.meta.url));
@@ -69,6 +71,8 @@ function tailFigures(latencies: number[]) {
 
 const print = (line: Record<string, unknown>) => console.log(JSON.stringify(line));
 const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
+/** The middle value (the lower middle one of an even count): always one of the measured values. */
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts bench/server.ts; resolves with the first JSON line it prints. */
@@ -423,23 +427,38 @@ async function main() {
   try {
     const maxRate: Partial<Record<Store, number>> = {};
     if (SCENARIOS.has('direct') || SCENARIOS.has('latency')) {
-      const floor = await relayDirect();
-      print({ scenario: 'direct', server: 'raw-ws-relay (floor)', msgs_per_s: Math.round(floor.rate), p50_ms: floor.p50, p99_ms: floor.p99, client_cpu_pct: floor.cpu, ratio: 1, shape });
-      const ceiling = await hubDirect(['trpc', 'adapter']);
-      print({ scenario: 'direct', server: 'bare-trpc (ceiling)', client: 'wire', msgs_per_s: Math.round(ceiling.rate), p50_ms: ceiling.p50_ms, p99_ms: ceiling.p99_ms, client_cpu_pct: ceiling.cpu, ratio: ratio(ceiling.rate, floor.rate), shape });
-      const lean = await hubDirect(['trpc', 'lean']);
-      print({ scenario: 'direct', server: 'bare-trpc, minimal adapter (experiment)', client: 'wire', msgs_per_s: Math.round(lean.rate), p50_ms: lean.p50_ms, p99_ms: lean.p99_ms, client_cpu_pct: lean.cpu, ratio: ratio(lean.rate, floor.rate), shape });
-      for (const store of ['redis', 'embedded'] as const) {
-        const figures = await hubDirect(['hub', store, redisUrl, String(PAIRS * 2)]);
-        maxRate[store] = figures.rate;
-        print({ scenario: 'direct', server: `hub-${store}`, client: CLIENT, msgs_per_s: Math.round(figures.rate), p50_ms: figures.p50_ms, p99_ms: figures.p99_ms, client_cpu_pct: figures.cpu, ratio: ratio(figures.rate, floor.rate), shape });
+      // Rounds of floor, hub on Redis, hub embedded, one after the other: each hub run is compared
+      // with the floor measured in its own round (this machine's speed drifts between minutes).
+      const floors: Awaited<ReturnType<typeof relayDirect>>[] = [];
+      const hubs: Record<Store, Awaited<ReturnType<typeof hubDirect>>[]> = { redis: [], embedded: [] };
+      for (let round = 0; round < ROUNDS; round++) {
+        floors.push(await relayDirect());
+        for (const store of ['redis', 'embedded'] as const) hubs[store].push(await hubDirect(['hub', store, redisUrl, String(PAIRS * 2)]));
       }
-      // BENCH_EXPERIMENTS=1: the hub's router and context behind the minimal adapter (not what it serves).
-      if (process.env.BENCH_EXPERIMENTS === '1') {
-        for (const store of ['redis', 'embedded'] as const) {
-          const figures = await hubDirect(['hub', store, redisUrl, String(PAIRS * 2), 'lean']);
-          print({ scenario: 'direct', server: `hub-${store}, minimal adapter (experiment)`, client: 'wire', msgs_per_s: Math.round(figures.rate), p50_ms: figures.p50_ms, p99_ms: figures.p99_ms, client_cpu_pct: figures.cpu, ratio: ratio(figures.rate, floor.rate), shape });
-        }
+      const floorRate = median(floors.map((f) => f.rate));
+      const floor = floors.find((f) => f.rate === floorRate)!;
+      print({ scenario: 'direct', server: 'raw-ws-relay (floor)', msgs_per_s: Math.round(floorRate), p50_ms: floor.p50, p99_ms: floor.p99, client_cpu_pct: floor.cpu, ratio: 1, rounds: floors.map((f) => Math.round(f.rate)), shape });
+      for (const [adapter, label] of [['trpc', "bare-trpc, tRPC's ws adapter"], ['hub', "bare-trpc, the hub's ws adapter (ceiling)"]] as const) {
+        const bare = await hubDirect(['trpc', adapter]);
+        print({ scenario: 'direct', server: label, client: 'wire', msgs_per_s: Math.round(bare.rate), p50_ms: bare.p50_ms, p99_ms: bare.p99_ms, client_cpu_pct: bare.cpu, ratio: ratio(bare.rate, floorRate), shape });
+      }
+      for (const store of ['redis', 'embedded'] as const) {
+        const ratios = hubs[store].map((h, i) => h.rate / floors[i]!.rate);
+        const mid = ratios.indexOf(median(ratios));
+        const figures = hubs[store][mid]!;
+        maxRate[store] = median(hubs[store].map((h) => h.rate));
+        print({
+          scenario: 'direct',
+          server: `hub-${store}`,
+          client: CLIENT,
+          msgs_per_s: Math.round(figures.rate),
+          p50_ms: figures.p50_ms,
+          p99_ms: figures.p99_ms,
+          client_cpu_pct: figures.cpu,
+          ratio: ratio(figures.rate, floors[mid]!.rate),
+          round_ratios: ratios.map((r) => Number(r.toFixed(3))),
+          shape,
+        });
       }
     }
     if (SCENARIOS.has('latency')) {

@@ -5,11 +5,10 @@
  */
 import { WebSocketServer, WebSocket } from 'ws';
 import { pino } from 'pino';
-import { callTRPCProcedure, initTRPC, isTrackedEnvelope, tracked, type AnyTRPCRouter } from '@trpc/server';
+import { initTRPC, tracked } from '@trpc/server';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
 import { createHub } from '../transport/hub.js';
-import { resolveContext } from '../transport/auth.js';
-import { appRouter } from '../router/app.js';
+import { serveWebSocket } from '../transport/ws-adapter.js';
 import { wrapSocketWrites } from '../transport/socket-writes.js';
 import { RedisStore } from '../memory/redis/store.js';
 import { EmbeddedStore } from '../memory/embedded/store.js';
@@ -43,10 +42,11 @@ async function relay(): Promise<void> {
 /**
  * The tRPC ceiling: the same wire protocol as the hub (tRPC v11 over ws, `{ json }` envelopes)
  * with nothing behind it: no auth, validation, store, sealing or resume. `send` hands the input to
- * the recipient's `inbox` subscription in memory. What the hub can reach at most while it is a
- * tRPC router.
+ * the recipient's `inbox` subscription in memory. Behind the hub's own WebSocket adapter
+ * (transport/ws-adapter.ts): what the hub can reach at most while it is a tRPC router; behind
+ * tRPC's `applyWSSHandler`: what that adapter alone allows.
  */
-async function trpcFloor(lean: boolean): Promise<void> {
+async function trpcFloor(adapter: 'trpc' | 'hub'): Promise<void> {
   const envelope = { serialize: (v: unknown) => ({ json: v }), deserialize: (v: unknown) => (v as { json: unknown } | undefined)?.json };
   const t = initTRPC.create({ transformer: envelope });
   const listeners = new Map<string, (item: { id: string; message: unknown }) => void>();
@@ -84,7 +84,7 @@ async function trpcFloor(lean: boolean): Promise<void> {
     }),
   });
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-  if (lean) leanAdapter(wss, router);
+  if (adapter === 'hub') serveWebSocket({ wss, router, createContext: async () => ({}) });
   else applyWSSHandler({ wss, router, createContext: () => ({}) });
   // The hub's write batching (transport/socket-writes.ts), so the ceiling has the same transport.
   wss.on('connection', (ws) => wrapSocketWrites(ws));
@@ -93,47 +93,11 @@ async function trpcFloor(lean: boolean): Promise<void> {
   console.log(JSON.stringify({ port, url: `ws://127.0.0.1:${port}/ws`, tokens: {}, floor: 'trpc' }));
 }
 
-/**
- * An experiment (`trpc lean`): the same router behind a minimal WebSocket adapter built on
- * tRPC's public `callTRPCProcedure`, without applyWSSHandler's per-call machinery. No errors,
- * keepalive, stop or reconnect: only what the direct scenario needs, to measure the headroom.
- */
-function leanAdapter(wss: WebSocketServer, router: AnyTRPCRouter, createContext: (ws: WebSocket, params: Record<string, unknown> | null) => Promise<unknown> = async () => ({})): void {
-  const { transformer } = (router._def as unknown as { _config: { transformer: { input: { deserialize(v: unknown): unknown }; output: { serialize(v: unknown): unknown } } } })._config;
-  wss.on('connection', (ws, req) => {
-    let ctx: Promise<unknown> | null = req.url?.includes('connectionParams=1') ? null : createContext(ws, null);
-    ws.on('message', (raw) => {
-      const msg = JSON.parse(raw.toString()) as { id?: number; method: string; data?: Record<string, unknown>; params?: { path: string; input?: unknown } };
-      if (msg.method === 'connectionParams') {
-        ctx = createContext(ws, msg.data ?? null);
-        return;
-      }
-      if (msg.id === undefined || !msg.params) return;
-      const { id, method, params } = msg;
-      const input = transformer.input.deserialize(params.input);
-      void (async () => {
-        const call = callTRPCProcedure({ router, path: params.path, getRawInput: async () => input, ctx: await ctx, type: method as 'query' | 'mutation' | 'subscription', signal: undefined, batchIndex: 0 });
-        if (method !== 'subscription') {
-          const data = await call;
-          ws.send(JSON.stringify({ id, result: { type: 'data', data: transformer.output.serialize(data) } }));
-          return;
-        }
-        const iterable = (await call) as AsyncIterable<unknown>;
-        ws.send(JSON.stringify({ id, result: { type: 'started' } }));
-        for await (const item of iterable) {
-          const [eventId, data] = isTrackedEnvelope(item) ? item : [undefined, item];
-          ws.send(JSON.stringify({ id, result: { type: 'data', id: eventId, data: transformer.output.serialize({ id: eventId, data }) } }));
-        }
-      })().catch((err: unknown) => ws.send(JSON.stringify({ id, error: { json: { message: String(err) } } })));
-    });
-  });
-}
-
-async function hub(storeKind: string, redisUrl: string | undefined, agents: number, lean: boolean): Promise<void> {
+async function hub(storeKind: string, redisUrl: string | undefined, agents: number): Promise<void> {
   const store = storeKind === 'redis' ? new RedisStore({ url: redisUrl!, prefix: `bench:${Date.now()}:` }) : new EmbeddedStore();
   const h = await createHub({
     store,
-    sealer: keyRingSealer(KeyRing.generate()),
+    sealer: keyRingSealer(KeyRing.generate(), { offThread: process.env.BENCH_SEAL_THREAD !== '0' }),
     port: 0,
     rateLimit: { perSecond: 0 },
     logger: pino({ level: 'silent' }),
@@ -145,17 +109,7 @@ async function hub(storeKind: string, redisUrl: string | undefined, agents: numb
     await h.memory.channels.join('skynet_core', id);
     tokens[id] = (await h.memory.tokens.issue(id, ['agent'])).token;
   }
-  if (!lean) {
-    console.log(JSON.stringify({ port: h.port, url: h.url, tokens }));
-    return;
-  }
-  // Experiment: the hub's router and context behind the minimal adapter, on a port of its own.
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-  leanAdapter(wss, appRouter, (ws, params) => resolveContext(h.services, { socket: ws, connectionParams: params }));
-  wss.on('connection', (ws) => wrapSocketWrites(ws));
-  await new Promise((r) => wss.once('listening', r));
-  const port = (wss.address() as { port: number }).port;
-  console.log(JSON.stringify({ port, url: `ws://127.0.0.1:${port}/ws`, tokens }));
+  console.log(JSON.stringify({ port: h.port, url: h.url, tokens }));
 }
 
 // `stats` on stdin answers with this process's memory and CPU, for the idle-connections scenario.
@@ -169,6 +123,6 @@ process.stdin.on('data', (line: string) => {
 
 const [mode = 'relay', storeKind = 'redis', redisUrl, agents = '40'] = process.argv.slice(2);
 if (mode === 'relay') await relay();
-else if (mode === 'trpc') await trpcFloor(storeKind === 'lean');
-else await hub(storeKind, redisUrl, Number(agents), process.argv[6] === 'lean');
+else if (mode === 'trpc') await trpcFloor(storeKind === 'hub' ? 'hub' : 'trpc');
+else await hub(storeKind, redisUrl, Number(agents));
 process.on('SIGTERM', () => process.exit(0));
