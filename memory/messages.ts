@@ -67,9 +67,13 @@ export class MessageStore {
    * A delivery that misses it (a lagging reader) opens the stored value instead.
    * Only ever filled with what this process validated itself.
    */
-  private readonly recent = new Map<string, { envelope: Envelope; bytes: number }>();
+  private readonly recent = new Map<string, { envelope: Envelope; bytes: number; seq: number }>();
   private recentBytes = 0;
   private static readonly RECENT_MAX = 256;
+  /** Ids in the order they were remembered (a ring of RECENT_MAX; `recentSeq` counts every insert). */
+  private readonly recentOrder: (string | undefined)[] = new Array<string | undefined>(MessageStore.RECENT_MAX);
+  private recentOldest = 0;
+  private recentSeq = 0;
   /** Sealed bytes kept at most (a typical 1 KiB message: the count bound applies first). */
   private static readonly RECENT_MAX_BYTES = 4 * 1024 * 1024;
   /** Envelopes larger than this (sealed) are decoded from the store instead. */
@@ -87,9 +91,9 @@ export class MessageStore {
   /**
    * Seals and serializes a message once, whatever the number of recipients (off the event loop
    * when the sealer can: calls resolve in call order, so a sender's messages keep their order).
+   * `text` is the envelope's `JSON.stringify`, when the caller has it already.
    */
-  async prepare(envelope: Envelope): Promise<StoredMessage> {
-    const text = JSON.stringify(envelope);
+  async prepare(envelope: Envelope, text = JSON.stringify(envelope)): Promise<StoredMessage> {
     // Delivered to every recipient as this very text (transport/ws-adapter.ts): serialized once.
     withRawJson(envelope, text);
     const ad = keys.messageSeal(envelope.id);
@@ -110,11 +114,26 @@ export class MessageStore {
       this.recentBytes -= previous.bytes;
     }
     if (bytes > MessageStore.RECENT_MAX_ENTRY_BYTES) return;
-    this.recent.set(envelope.id, { envelope, bytes });
+    const max = MessageStore.RECENT_MAX;
+    while (this.recentSeq - this.recentOldest >= max || (this.recentBytes + bytes > MessageStore.RECENT_MAX_BYTES && this.recentOldest < this.recentSeq)) {
+      this.forgetOldest();
+    }
+    const seq = this.recentSeq++;
+    this.recentOrder[seq % max] = envelope.id;
+    this.recent.set(envelope.id, { envelope, bytes, seq });
     this.recentBytes += bytes;
-    while (this.recent.size > MessageStore.RECENT_MAX || this.recentBytes > MessageStore.RECENT_MAX_BYTES) {
-      const [oldest, entry] = this.recent.entries().next().value!;
-      this.recent.delete(oldest);
+  }
+
+  /** Drops the oldest slot of the ring (and its envelope, unless that id was remembered again since). */
+  private forgetOldest(): void {
+    const seq = this.recentOldest++;
+    const slot = seq % MessageStore.RECENT_MAX;
+    const id = this.recentOrder[slot];
+    this.recentOrder[slot] = undefined;
+    if (id === undefined) return;
+    const entry = this.recent.get(id);
+    if (entry?.seq === seq) {
+      this.recent.delete(id);
       this.recentBytes -= entry.bytes;
     }
   }

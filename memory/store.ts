@@ -111,14 +111,31 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** Compares two stream ids (`ms-seq`) numerically: negative when a < b. */
+/**
+ * Compares two stream ids (`ms-seq`) numerically: negative when a < b. Digit by digit, without
+ * allocating (it runs on every live delivery): leading zeros are skipped, a longer number is
+ * larger, equal lengths compare as text. A missing part counts as 0.
+ */
 export function compareStreamIds(a: string, b: string): number {
-  const [am = '0', as = '0'] = a.split('-');
-  const [bm = '0', bs = '0'] = b.split('-');
-  const dm = BigInt(am) - BigInt(bm);
-  if (dm !== 0n) return dm < 0n ? -1 : 1;
-  const ds = BigInt(as) - BigInt(bs);
-  return ds === 0n ? 0 : ds < 0n ? -1 : 1;
+  const ad = a.indexOf('-');
+  const bd = b.indexOf('-');
+  const aEnd = ad < 0 ? a.length : ad;
+  const bEnd = bd < 0 ? b.length : bd;
+  return compareDigits(a, 0, aEnd, b, 0, bEnd) || compareDigits(a, aEnd + 1, a.length, b, bEnd + 1, b.length);
+}
+
+/** Compares the unsigned decimal numbers a[as, ae) and b[bs, be) (an empty range is 0). */
+function compareDigits(a: string, as: number, ae: number, b: string, bs: number, be: number): number {
+  while (as < ae && a.charCodeAt(as) === 48) as++;
+  while (bs < be && b.charCodeAt(bs) === 48) bs++;
+  const al = Math.max(0, ae - as);
+  const bl = Math.max(0, be - bs);
+  if (al !== bl) return al < bl ? -1 : 1;
+  for (; as < ae; as++, bs++) {
+    const d = a.charCodeAt(as) - b.charCodeAt(bs);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return 0;
 }
 
 /**

@@ -27,11 +27,11 @@ export const channelsRouter = router({
    */
   subscribe: agentProcedure
     .input(ChannelInput.extend({ lastEventId: StreamIdSchema.nullish() }))
-    .subscription(async function* ({ ctx, input, signal }) {
+    .subscription(({ ctx, input, signal }) => {
       const { hub } = ctx;
       const owner = { channel: input.channel };
       const decode = (e: { id: string; fields: Record<string, string> }) => notExpired(hub.memory.messages.decode(e, owner));
-      for await (const y of liveStream({
+      return liveStream({
         signal,
         cursor: input.lastEventId ?? undefined,
         listen: (push) => hub.bus.onChannel(input.channel, push),
@@ -42,9 +42,10 @@ export const channelsRouter = router({
         streamInfo: () => hub.memory.messages.channelInfo(input.channel),
         streamCap: hub.memory.messages.limits.channelMaxLen,
         ...liveLimits(ctx, 'channels.subscribe'),
-      })) {
-        if (y.gap) hub.logger.warn({ event: 'channel_gap', agent_id: ctx.agent.id, channel: input.channel, ...y.gap }, 'channel messages were trimmed before delivery; told the subscriber');
-        yield trackedMessage(y);
-      }
+        project: (y) => {
+          if (y.gap) hub.logger.warn({ event: 'channel_gap', agent_id: ctx.agent.id, channel: input.channel, ...y.gap }, 'channel messages were trimmed before delivery; told the subscriber');
+          return trackedMessage(y);
+        },
+      });
     }),
 });

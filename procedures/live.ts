@@ -98,6 +98,14 @@ export interface LiveStreamOptions<T extends LiveItem> {
   streamCap?: number;
 }
 
+/** What a subscription built on {@link liveStream} adds: what it yields, and its own cleanup. */
+export interface LiveSubscription<T extends LiveItem, Y> {
+  /** Turns each item into what the subscription yields (tRPC's `tracked(...)`). */
+  project: (y: LiveYield<T>) => Y;
+  /** Runs once when the stream ends, however it ends (also when it is stopped before its first read). */
+  onEnd?: () => Promise<void> | void;
+}
+
 export interface SlowConsumerInfo {
   bufferedAmount: number;
   waitedMs: number;
@@ -155,7 +163,13 @@ export async function waitForDrain(o: DrainOptions): Promise<boolean> {
   return !o.signal?.aborted;
 }
 
-export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>): AsyncGenerator<LiveYield<T>> {
+/**
+ * A resumable live stream, as one async generator a subscription returns as is. It listens on the
+ * bus at once (when called, not at the first read), so nothing published after the subscription
+ * reports `started` is missed; a stream stopped before its first read still cleans up (unlisten,
+ * `onEnd`) on abort.
+ */
+export function liveStream<T extends LiveItem, Y>(opts: LiveStreamOptions<T> & LiveSubscription<T, Y>): AsyncGenerator<Y> {
   const pageSize = opts.pageSize ?? 500;
   const maxBacklog = opts.maxBacklog ?? 10_000;
   const maxBacklogBytes = opts.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES;
@@ -199,9 +213,24 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
     }
     notify();
   });
-  const onAbort = () => notify();
+  let started = false;
+  let ended: Promise<void> | null = null;
+  const end = (): Promise<void> =>
+    (ended ??= (async () => {
+      unlisten();
+      opts.signal?.removeEventListener('abort', onAbort);
+      await opts.onEnd?.();
+    })());
+  const onAbort = () => {
+    notify();
+    // Stopped before the consumer's first read: the generator body (and its finally) never runs.
+    if (!started) void end().catch(() => {});
+  };
   opts.signal?.addEventListener('abort', onAbort);
+  // Already stopped while the caller was setting up (awaiting the store): end at once.
+  if (opts.signal?.aborted) onAbort();
   const done = () => stopped || opts.signal?.aborted === true;
+  const project = opts.project;
 
   let cursor = opts.cursor;
   // Where a gap is measured from while the cursor is still unset: an inbox wants everything.
@@ -217,7 +246,12 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
     return y;
   }
 
-  async function drained(): Promise<boolean> {
+  /** Whether the socket may take more now; waits (see waitForDrain) only when it holds too much. */
+  function drained(): boolean | Promise<boolean> {
+    const socket = opts.socket;
+    return !socket || socket.bufferedAmount <= opts.maxBufferedBytes || waitDrain();
+  }
+  async function waitDrain(): Promise<boolean> {
     const ok = await waitForDrain({
       socket: opts.socket,
       maxBufferedBytes: opts.maxBufferedBytes,
@@ -234,7 +268,7 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
    * `maxBacklogBytes`) and yields it, with a gap notice when entries after the cursor were trimmed.
    * Returns true when it stopped at a bound, so the caller reads again.
    */
-  async function* replay(kind: 'backlog' | 'overflow' | 'live'): AsyncGenerator<LiveYield<T>, boolean> {
+  async function* replay(kind: 'backlog' | 'overflow' | 'live'): AsyncGenerator<Y, boolean> {
     const replayed = kind !== 'live';
     const gapFrom = cursor ?? gapBase;
     const items: T[] = [];
@@ -294,48 +328,52 @@ export async function* liveStream<T extends LiveItem>(opts: LiveStreamOptions<T>
       sent.add(item.streamId);
       while (p < ids.length && sent.has(ids[p]!)) p++;
       const resumeId = p === ids.length ? replayedUpTo : p > 0 ? ids[p - 1]! : (cursor ?? START);
-      if (!(await drained())) return false;
-      yield withGap({ item, resumeId, replayed });
+      const ok = drained();
+      if (ok !== true && !(await ok)) return false;
+      yield project(withGap({ item, resumeId, replayed }));
     }
     cursor = replayedUpTo;
     return more;
   }
 
-  try {
-    // A backlog larger than one pass is delivered pass after pass, each highest priority first.
-    while ((yield* replay('backlog')) && !done());
-    while (!done()) {
-      if (overflowed) {
-        overflowed = false;
-        while ((yield* replay('overflow')) && !done());
-        continue;
+  return (async function* (): AsyncGenerator<Y> {
+    started = true;
+    try {
+      // A backlog larger than one pass is delivered pass after pass, each highest priority first.
+      while ((yield* replay('backlog')) && !done());
+      while (!done()) {
+        if (overflowed) {
+          overflowed = false;
+          while ((yield* replay('overflow')) && !done());
+          continue;
+        }
+        if (!inOrder) {
+          const news = signaled !== null && (cursor === undefined || compareStreamIds(signaled, cursor) > 0);
+          signals = 0;
+          signaled = null;
+          if (news) {
+            // Yielding the signalled entry and moving the cursor past it could skip an earlier
+            // entry whose event is still in flight from another node: read everything after the cursor.
+            while ((yield* replay('live')) && !done());
+          } else await new Promise<void>((r) => (wake = r));
+          continue;
+        }
+        const next = queue.shift();
+        if (!next) {
+          await new Promise<void>((r) => (wake = r));
+          continue;
+        }
+        queuedBytes -= entryBytes(next.fields);
+        if (cursor && compareStreamIds(next.streamId, cursor) <= 0) continue;
+        cursor = next.streamId;
+        const item = opts.decode(next.streamId, next.fields);
+        if (!item) continue;
+        const ok = drained();
+        if (ok !== true && !(await ok)) break;
+        yield project(withGap({ item, resumeId: next.streamId, replayed: false }));
       }
-      if (!inOrder) {
-        const news = signaled !== null && (cursor === undefined || compareStreamIds(signaled, cursor) > 0);
-        signals = 0;
-        signaled = null;
-        if (news) {
-          // Yielding the signalled entry and moving the cursor past it could skip an earlier
-          // entry whose event is still in flight from another node: read everything after the cursor.
-          while ((yield* replay('live')) && !done());
-        } else await new Promise<void>((r) => (wake = r));
-        continue;
-      }
-      const next = queue.shift();
-      if (!next) {
-        await new Promise<void>((r) => (wake = r));
-        continue;
-      }
-      queuedBytes -= entryBytes(next.fields);
-      if (cursor && compareStreamIds(next.streamId, cursor) <= 0) continue;
-      cursor = next.streamId;
-      const item = opts.decode(next.streamId, next.fields);
-      if (!item) continue;
-      if (!(await drained())) break;
-      yield withGap({ item, resumeId: next.streamId, replayed: false });
+    } finally {
+      await end();
     }
-  } finally {
-    unlisten();
-    opts.signal?.removeEventListener('abort', onAbort);
-  }
+  })();
 }

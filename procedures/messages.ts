@@ -75,11 +75,15 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
   if (!hub.rateLimiter.take(agent.id)) {
     throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `rate limit: ${agent.id} may send ${hub.rateLimiter.perSecond} messages per second` });
   }
-  const { fits, size } = jsonFitsIn(input.payload.content, hub.settings.maxPayloadBytes);
-  if (!fits) {
-    throw new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: `payload content is ${size} bytes, over the limit of ${hub.settings.maxPayloadBytes} bytes` });
-  }
   const envelope = completeEnvelope(input, { fromAgent: agent.id, defaultChannel: hub.settings.defaultChannel });
+  // The envelope's JSON, serialized once: stored (sealed) and sent to every recipient as is. The
+  // content's JSON is part of it, so a short envelope needs no count of the content alone.
+  const text = JSON.stringify(envelope);
+  const limit = hub.settings.maxPayloadBytes;
+  if (text.length * 3 > limit) {
+    const { fits, size } = jsonFitsIn(input.payload.content, limit);
+    if (!fits) throw new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: `payload content is ${size} bytes, over the limit of ${limit} bytes` });
+  }
   const route = routeOf(envelope);
   let recipients: string[];
   if (route.kind === 'direct') {
@@ -100,7 +104,7 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
       timestamp: envelope.timestamp,
     });
   }
-  const stored = await hub.memory.messages.prepare(envelope);
+  const stored = await hub.memory.messages.prepare(envelope, text);
   const channel = route.kind === 'channel' ? route.channel : null;
   const result = await hub.memory.messages.route(stored, recipients, channel);
   hub.bus.publishRouted({
@@ -114,7 +118,7 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
     type: envelope.type,
     sentAt: Date.now(),
   });
-  hub.metrics.messages.inc({ type: envelope.type, route: route.kind });
+  hub.metrics.countMessage(envelope.type, route.kind);
   hub.logger.debug({ event: 'message_routed', trace_id: envelope.trace_id, agent_id: agent.id, message_id: envelope.id, type: envelope.type, recipients: recipients.length });
   return {
     id: envelope.id,
@@ -150,48 +154,35 @@ export const messagesRouter = router({
     const decode = (e: { id: string; fields: Record<string, string> }) => notExpired(hub.memory.messages.decode(e, owner));
     const cursor = input?.lastEventId ?? (await hub.memory.messages.cursor(agent.id)) ?? undefined;
     await hub.presence.add(agent.id, ctx.connectionId);
-    const stream = liveStream({
-        signal,
-        cursor,
-        listen: (push) => hub.bus.onInbox(agent.id, push),
-        readAfter: readEntries(ctx, keys.history(agent.id), decode),
-        decode: (streamId, fields) => safeDecode(ctx, { id: streamId, fields }, decode),
-        orderBacklog: byPriority,
-        liveInOrder: hub.memory.store.kind === 'embedded',
-        streamInfo: () => hub.memory.messages.inboxInfo(agent.id),
-        gapFromStart: true,
-        streamCap: hub.memory.messages.limits.inboxMaxLen,
-        ...liveLimits(ctx, 'messages.inbox'),
-    });
-    // Listen now, not at the first pull, so nothing sent after `started` can be missed live.
-    const first = stream.next();
-    // A subscription stopped before tRPC starts iterating (stop sent while the lines above awaited
-    // the store) never runs the generator below, nor its finally: end the stream and the presence
-    // on abort too, or the agent would stay "online" on this node for good.
-    let ended: Promise<void> | null = null;
-    const end = () =>
-      (ended ??= (async () => {
-        signal?.removeEventListener('abort', end);
-        await stream.return(undefined).catch(() => {});
-        await hub.presence.remove(agent.id, ctx.connectionId).catch(() => {});
-      })());
-    signal?.addEventListener('abort', end, { once: true });
-    if (signal?.aborted) void end();
-    return (async function* () {
-      try {
-        let r = await first;
-        while (!r.done) {
-          const y = r.value;
-          if (y.gap) hub.logger.warn({ event: 'inbox_gap', agent_id: agent.id, ...y.gap }, 'inbox messages were trimmed before delivery; told the subscriber');
-          hub.metrics.deliveries.inc({ kind: y.replayed ? 'replay' : 'live' });
-          if (!y.replayed) hub.metrics.deliveryLatency.observe(Math.max(0, Date.now() - Date.parse(y.item.envelope.timestamp)) / 1000);
-          yield trackedMessage(y);
-          r = await stream.next();
+    const { deliveries, deliveryLatency } = hub.metrics;
+    const live = deliveries.labels('live');
+    const replay = deliveries.labels('replay');
+    // Listening from here (liveStream listens when called), so nothing sent after `started` is
+    // missed live. Stopped before its first read (stop sent while the lines above awaited the
+    // store), the stream still ends the presence on abort, or the agent would stay "online" here.
+    return liveStream({
+      signal,
+      cursor,
+      listen: (push) => hub.bus.onInbox(agent.id, push),
+      readAfter: readEntries(ctx, keys.history(agent.id), decode),
+      decode: (streamId, fields) => safeDecode(ctx, { id: streamId, fields }, decode),
+      orderBacklog: byPriority,
+      liveInOrder: hub.memory.store.kind === 'embedded',
+      streamInfo: () => hub.memory.messages.inboxInfo(agent.id),
+      gapFromStart: true,
+      streamCap: hub.memory.messages.limits.inboxMaxLen,
+      ...liveLimits(ctx, 'messages.inbox'),
+      project: (y) => {
+        if (y.gap) hub.logger.warn({ event: 'inbox_gap', agent_id: agent.id, ...y.gap }, 'inbox messages were trimmed before delivery; told the subscriber');
+        if (y.replayed) replay.inc();
+        else {
+          live.inc();
+          deliveryLatency.observe(Math.max(0, Date.now() - Date.parse(y.item.envelope.timestamp)) / 1000);
         }
-      } finally {
-        await end();
-      }
-    })();
+        return trackedMessage(y);
+      },
+      onEnd: () => hub.presence.remove(agent.id, ctx.connectionId).catch(() => {}),
+    });
   }),
 
   /** Acknowledges messages (notifies senders of `requires_ack` ones) and/or moves the inbox cursor. */
@@ -217,10 +208,10 @@ export const messagesRouter = router({
    * Acks of messages the caller sent, live and resumable. Resumed from a `lastEventId` older than
    * what the capped ack stream keeps, the first ack after it carries `gap` (as the inbox does).
    */
-  acks: agentProcedure.input(ResumeInput.optional()).subscription(async function* ({ ctx, input, signal }) {
+  acks: agentProcedure.input(ResumeInput.optional()).subscription(({ ctx, input, signal }) => {
     const { hub, agent } = ctx;
     type AckItem = { streamId: string; ack: { message_id: string; by: string; at: string } };
-    for await (const y of liveStream<AckItem>({
+    return liveStream({
       signal,
       cursor: input?.lastEventId ?? undefined,
       listen: (push) =>
@@ -232,16 +223,17 @@ export const messagesRouter = router({
         out.lastId = rows.at(-1)?.streamId;
         return out;
       },
-      decode: (streamId, f) => ({ streamId, ack: { message_id: f.mid ?? '', by: f.by ?? '', at: f.at ?? '' } }),
+      decode: (streamId, f): AckItem => ({ streamId, ack: { message_id: f.mid ?? '', by: f.by ?? '', at: f.at ?? '' } }),
       liveInOrder: hub.memory.store.kind === 'embedded',
       streamInfo: () => hub.memory.store.streamInfo(keys.acks(agent.id)),
       streamCap: hub.memory.messages.limits.acksMaxLen,
       ...liveLimits(ctx, 'messages.acks'),
-    })) {
-      if (y.gap) hub.logger.warn({ event: 'acks_gap', agent_id: agent.id, ...y.gap }, 'acks were trimmed before delivery; told the subscriber');
-      const item: AckItem['ack'] & { gap?: StreamGap } = y.gap ? { ...y.item.ack, gap: y.gap } : y.item.ack;
-      yield tracked(y.resumeId, item);
-    }
+      project: (y) => {
+        if (y.gap) hub.logger.warn({ event: 'acks_gap', agent_id: agent.id, ...y.gap }, 'acks were trimmed before delivery; told the subscriber');
+        const item: AckItem['ack'] & { gap?: StreamGap } = y.gap ? { ...y.item.ack, gap: y.gap } : y.item.ack;
+        return tracked(y.resumeId, item);
+      },
+    });
   }),
 
   /** An agent's capped history (its inbox), newest first, paged with `before`. */

@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export interface HubMetrics {
   registry: Registry;
   messages: Counter<'type' | 'route'>;
+  /** Counts a routed message (`messages` by type and route, without hashing labels on every send). */
+  countMessage(type: string, route: string): void;
   deliveries: Counter<'kind'>;
   deliveryLatency: Histogram;
   connectedAgents: Gauge;
@@ -13,9 +15,18 @@ export interface HubMetrics {
 
 export function createHubMetrics(): HubMetrics {
   const registry = new Registry();
+  const messages = new Counter({ name: 'skynet_messages_total', help: 'Messages routed, by type and route', labelNames: ['type', 'route'], registers: [registry] });
+  const messageCounters = new Map<string, Map<string, { inc(): void }>>();
   return {
     registry,
-    messages: new Counter({ name: 'skynet_messages_total', help: 'Messages routed, by type and route', labelNames: ['type', 'route'], registers: [registry] }),
+    messages,
+    countMessage(type, route) {
+      let byType = messageCounters.get(route);
+      if (!byType) messageCounters.set(route, (byType = new Map()));
+      let counter = byType.get(type);
+      if (!counter) byType.set(type, (counter = messages.labels({ type, route })));
+      counter.inc();
+    },
     deliveries: new Counter({ name: 'skynet_deliveries_total', help: 'Messages yielded to subscribers (live or backlog)', labelNames: ['kind'], registers: [registry] }),
     deliveryLatency: new Histogram({
       name: 'skynet_delivery_latency_seconds',
