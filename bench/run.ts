@@ -41,6 +41,7 @@ const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 8);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5000);
 const IDLE_AGENTS = Number(process.env.BENCH_IDLE_AGENTS ?? 10_000);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+const STORES = (process.env.BENCH_STORES ?? 'redis,embedded').split(',') as Store[];
 const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'direct,broadcast,idle,latency').split(','));
 const CONTENT = 'x'.repeat(512);
 const serverScript = fileURLToPath(new URL('./server.js', import.meta.url));
@@ -51,6 +52,8 @@ interface Server {
   child: ChildProcess;
   info: Record<string, unknown>;
   stats(): Promise<{ rss: number; heap: number; cpu_ms: number }>;
+  /** The server process's CPU time so far, in ms (no GC first). */
+  cpuMs(): Promise<number>;
   stop(): void;
 }
 
@@ -104,6 +107,11 @@ function startServer(args: string[]): Promise<Server> {
                 waiters.push((l) => res(JSON.parse(l) as { rss: number; heap: number; cpu_ms: number }));
                 child.stdin!.write('stats\n');
               }),
+            cpuMs: () =>
+              new Promise((res) => {
+                waiters.push((l) => res((JSON.parse(l) as { cpu_ms: number }).cpu_ms));
+                child.stdin!.write('cpu\n');
+              }),
             stop: () => child.kill('SIGTERM'),
           });
         } else waiters.shift()?.(line);
@@ -125,17 +133,20 @@ const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1000);
  * and script set-up), then `reset()` clears what was counted and `durationMs` is measured.
  * Completions call `start` again while `loop.running`.
  */
-async function closedLoop(loop: Loop, keys: number, perKey: number, start: (key: number) => void, durationMs: number, reset: () => void) {
+async function closedLoop(loop: Loop, keys: number, perKey: number, start: (key: number) => void, durationMs: number, reset: () => void, server?: Server) {
   for (let k = 0; k < keys; k++) for (let i = 0; i < perKey; i++) start(k);
   await sleep(WARMUP_MS);
   reset();
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
+  const serverCpu0 = await server?.cpuMs();
   await sleep(durationMs);
   loop.running = false;
+  const serverCpu1 = await server?.cpuMs();
   const elapsed = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  return { elapsed, clientCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 100) };
+  const serverCpuMs = serverCpu0 !== undefined && serverCpu1 !== undefined ? serverCpu1 - serverCpu0 : undefined;
+  return { elapsed, clientCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 100), serverCpuMs };
 }
 
 // ---------- raw ws baselines ----------
@@ -151,7 +162,7 @@ async function openRaw(url: string, id: string): Promise<WebSocket> {
   return ws;
 }
 
-async function relayDirect(): Promise<{ rate: number; p50: number; p99: number; cpu: number }> {
+async function relayDirect(): Promise<{ rate: number; p50: number; p99: number; cpu: number; server_cpu_us_per_msg: number }> {
   const server = await startServer(['relay']);
   const url = `ws://127.0.0.1:${server.info.port as number}`;
   const senders = await Promise.all(Array.from({ length: PAIRS }, (_, i) => openRaw(url, `s${i}`)));
@@ -166,11 +177,12 @@ async function relayDirect(): Promise<{ rate: number; p50: number; p99: number; 
       if (loop.running) send(m.payload.meta.pair);
     }),
   );
-  const run = await closedLoop(loop, PAIRS, IN_FLIGHT, send, DURATION_MS, () => (latencies.length = 0));
+  const run = await closedLoop(loop, PAIRS, IN_FLIGHT, send, DURATION_MS, () => (latencies.length = 0), server);
   for (const ws of [...senders, ...receivers]) ws.terminate();
   server.stop();
   const { p50_ms, p99_ms } = latencyFigures(latencies);
-  return { rate: (latencies.length / run.elapsed) * 1000, p50: p50_ms, p99: p99_ms, cpu: run.clientCpuPct };
+  const serverUs = Number((((run.serverCpuMs ?? NaN) * 1000) / latencies.length).toFixed(1));
+  return { rate: (latencies.length / run.elapsed) * 1000, p50: p50_ms, p99: p99_ms, cpu: run.clientCpuPct, server_cpu_us_per_msg: serverUs };
 }
 
 async function relayBroadcast(subscribers: number): Promise<number> {
@@ -273,9 +285,12 @@ async function hubDirect(serverArgs: string[]) {
     latencies.push(performance.now() - content.sent_at);
     if (loop.running) send(content.key);
   });
-  const run = await closedLoop(loop, PAIRS, IN_FLIGHT, send, DURATION_MS, () => (latencies.length = 0));
+  const run = await closedLoop(loop, PAIRS, IN_FLIGHT, send, DURATION_MS, () => (latencies.length = 0), server);
   const rate = (latencies.length / run.elapsed) * 1000;
-  const figures = { rate, ...latencyFigures(latencies), cpu: run.clientCpuPct };
+  // The server's CPU time (all its threads) per delivered message: steadier than the rate on a
+  // machine whose speed drifts, and what an optimization of the hub's own work changes.
+  const serverUs = run.serverCpuMs === undefined ? undefined : Number(((run.serverCpuMs * 1000) / latencies.length).toFixed(1));
+  const figures = { rate, ...latencyFigures(latencies), cpu: run.clientCpuPct, server_cpu_us_per_msg: serverUs };
   await c.close();
   server.stop();
   return figures;
@@ -433,16 +448,16 @@ async function main() {
       const hubs: Record<Store, Awaited<ReturnType<typeof hubDirect>>[]> = { redis: [], embedded: [] };
       for (let round = 0; round < ROUNDS; round++) {
         floors.push(await relayDirect());
-        for (const store of ['redis', 'embedded'] as const) hubs[store].push(await hubDirect(['hub', store, redisUrl, String(PAIRS * 2)]));
+        for (const store of STORES) hubs[store].push(await hubDirect(['hub', store, redisUrl, String(PAIRS * 2)]));
       }
       const floorRate = median(floors.map((f) => f.rate));
       const floor = floors.find((f) => f.rate === floorRate)!;
-      print({ scenario: 'direct', server: 'raw-ws-relay (floor)', msgs_per_s: Math.round(floorRate), p50_ms: floor.p50, p99_ms: floor.p99, client_cpu_pct: floor.cpu, ratio: 1, rounds: floors.map((f) => Math.round(f.rate)), shape });
-      for (const [adapter, label] of [['trpc', "bare-trpc, tRPC's ws adapter"], ['hub', "bare-trpc, the hub's ws adapter (ceiling)"]] as const) {
+      print({ scenario: 'direct', server: 'raw-ws-relay (floor)', msgs_per_s: Math.round(floorRate), p50_ms: floor.p50, p99_ms: floor.p99, client_cpu_pct: floor.cpu, server_cpu_us_per_msg: floor.server_cpu_us_per_msg, ratio: 1, rounds: floors.map((f) => Math.round(f.rate)), shape });
+      for (const [adapter, label] of process.env.BENCH_CEILING === '0' ? [] : ([['trpc', "bare-trpc, tRPC's ws adapter"], ['hub', "bare-trpc, the hub's ws adapter (ceiling)"]] as const)) {
         const bare = await hubDirect(['trpc', adapter]);
-        print({ scenario: 'direct', server: label, client: 'wire', msgs_per_s: Math.round(bare.rate), p50_ms: bare.p50_ms, p99_ms: bare.p99_ms, client_cpu_pct: bare.cpu, ratio: ratio(bare.rate, floorRate), shape });
+        print({ scenario: 'direct', server: label, client: 'wire', msgs_per_s: Math.round(bare.rate), p50_ms: bare.p50_ms, p99_ms: bare.p99_ms, client_cpu_pct: bare.cpu, server_cpu_us_per_msg: bare.server_cpu_us_per_msg, ratio: ratio(bare.rate, floorRate), shape });
       }
-      for (const store of ['redis', 'embedded'] as const) {
+      for (const store of STORES) {
         const ratios = hubs[store].map((h, i) => h.rate / floors[i]!.rate);
         const mid = ratios.indexOf(median(ratios));
         const figures = hubs[store][mid]!;
@@ -455,6 +470,7 @@ async function main() {
           p50_ms: figures.p50_ms,
           p99_ms: figures.p99_ms,
           client_cpu_pct: figures.cpu,
+          server_cpu_us_per_msg: figures.server_cpu_us_per_msg,
           ratio: ratio(figures.rate, floors[mid]!.rate),
           round_ratios: ratios.map((r) => Number(r.toFixed(3))),
           shape,

@@ -97,7 +97,7 @@ async function hub(storeKind: string, redisUrl: string | undefined, agents: numb
   const store = storeKind === 'redis' ? new RedisStore({ url: redisUrl!, prefix: `bench:${Date.now()}:` }) : new EmbeddedStore();
   const h = await createHub({
     store,
-    sealer: keyRingSealer(KeyRing.generate(), { offThread: process.env.BENCH_SEAL_THREAD !== '0' }),
+    ...(process.env.BENCH_NO_SEAL ? {} : { sealer: keyRingSealer(KeyRing.generate(), { offThread: process.env.BENCH_SEAL_THREAD !== '0' }) }),
     port: 0,
     rateLimit: { perSecond: 0 },
     logger: pino({ level: 'silent' }),
@@ -115,6 +115,12 @@ async function hub(storeKind: string, redisUrl: string | undefined, agents: numb
 // `stats` on stdin answers with this process's memory and CPU, for the idle-connections scenario.
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (line: string) => {
+  // `cpu`: this process's CPU time only (no GC first: it runs while load is measured).
+  if (line.startsWith('cpu')) {
+    const cpu = process.cpuUsage();
+    console.log(JSON.stringify({ rss: 0, heap: 0, cpu_ms: (cpu.user + cpu.system) / 1000 }));
+    return;
+  }
   if (!line.startsWith('stats')) return;
   globalThis.gc?.();
   const cpu = process.cpuUsage();
