@@ -8,7 +8,7 @@ import { LinkerError } from '../protocol/errors.js';
 import { withRawJson } from '../protocol/json.js';
 import { keys } from './keys.js';
 import type { ValueSealer } from './sealing.js';
-import type { Store, StreamAppend, StreamEntry } from './store.js';
+import type { AppendedEntry, Store, StreamAppend, StreamEntry } from './store.js';
 
 export interface StreamLimits {
   /** Entries kept per agent inbox (history). Default 1000, the seed's cap. */
@@ -40,8 +40,12 @@ export interface DeliveredMessage {
 export interface RouteResult {
   /** Recipient agent id -> stream id in its inbox. */
   inboxes: Record<string, string>;
+  /** Recipient agent id -> the inbox entry the message follows ('' for an empty inbox). */
+  inboxPrev: Record<string, string>;
   /** Stream id in the channel stream, for channel messages. */
   channelStreamId: string | null;
+  /** The channel stream entry the message follows, for channel messages. */
+  channelPrev: string | null;
 }
 
 export interface AckRecord {
@@ -142,15 +146,24 @@ export class MessageStore {
     return { mid: m.messageId, p: String(m.priority), x: m.expiresAt === null ? '' : String(m.expiresAt), m: m.sealed, ...extra };
   }
 
-  /** Appends to each recipient's inbox and (optionally) the channel stream, atomically. */
-  async route(message: StoredMessage, recipients: string[], channel: string | null): Promise<RouteResult> {
+  /**
+   * Appends to each recipient's inbox and (optionally) the channel stream, atomically. With
+   * `registered`, only if that agent is in the registry (checked in the same step): NOT_FOUND otherwise.
+   */
+  async route(message: StoredMessage, recipients: string[], channel: string | null, registered?: string): Promise<RouteResult> {
     const fields = this.fields(message);
     const items: StreamAppend[] = recipients.map((agent) => ({ key: keys.history(agent), fields, maxLen: this.limits.inboxMaxLen }));
     if (channel) items.push({ key: keys.channel(channel), fields, maxLen: this.limits.channelMaxLen });
-    const ids = await this.store.appendStreams(items);
+    const appended = await this.store.appendEntries(items, registered === undefined ? undefined : { key: keys.agents(), field: registered });
+    if (!appended) throw new LinkerError('NOT_FOUND', `unknown agent ${registered}: no such agent is registered (skynet-linker agents add ${registered})`);
     const inboxes: Record<string, string> = {};
-    recipients.forEach((agent, i) => (inboxes[agent] = ids[i]!));
-    return { inboxes, channelStreamId: channel ? ids[recipients.length]! : null };
+    const inboxPrev: Record<string, string> = {};
+    recipients.forEach((agent, i) => {
+      inboxes[agent] = appended[i]!.id;
+      inboxPrev[agent] = appended[i]!.prev;
+    });
+    const onChannel = channel ? appended[recipients.length]! : null;
+    return { inboxes, inboxPrev, channelStreamId: onChannel?.id ?? null, channelPrev: onChannel?.prev ?? null };
   }
 
   /** Opens a stored entry; checks the envelope really belongs where it was read from. */
@@ -208,12 +221,12 @@ export class MessageStore {
     return this.store.setMaxStreamId(keys.cursor(agentId), streamId);
   }
 
-  /** Records that `by` acked `messageId` sent by `sender`; returns the ack's stream id. */
-  async recordAck(sender: string, ack: AckRecord): Promise<string> {
-    const [id] = await this.store.appendStreams([
+  /** Records that `by` acked `messageId` sent by `sender`; returns the ack's stream entry. */
+  async recordAck(sender: string, ack: AckRecord): Promise<AppendedEntry> {
+    const appended = await this.store.appendEntries([
       { key: keys.acks(sender), fields: { mid: ack.message_id, by: ack.by, at: ack.at }, maxLen: this.limits.acksMaxLen },
     ]);
-    return id!;
+    return appended![0]!;
   }
 
   async readAcks(sender: string, after: string | undefined, count: number): Promise<{ streamId: string; ack: AckRecord }[]> {

@@ -34,6 +34,23 @@ export interface StreamAppend {
   maxLen: number;
 }
 
+/** A stream entry just appended: its id, and the id of the entry it follows. */
+export interface AppendedEntry {
+  id: string;
+  /**
+   * The stream's newest entry when this one was added ('' when the stream was empty). A live
+   * reader that has delivered `prev` knows nothing it has not seen sits in between, whichever node
+   * appended what (procedures/live.ts).
+   */
+  prev: string;
+}
+
+/** A hash field that must exist for an append to happen (checked in the same isolated step). */
+export interface HashFieldCondition {
+  key: string;
+  field: string;
+}
+
 export interface VersionedValue {
   version: number;
   value: string;
@@ -63,6 +80,12 @@ export interface Store {
    * without the others); returns the new ids in order. Not rolled back if one append fails.
    */
   appendStreams(items: StreamAppend[]): Promise<string[]>;
+  /**
+   * `appendStreams` that also says what each entry follows. With `onlyIf`, nothing is appended and
+   * null is returned unless that hash field exists (a direct message to a registered agent: one
+   * step, no separate check that could go stale in between).
+   */
+  appendEntries(items: StreamAppend[], onlyIf?: HashFieldCondition): Promise<AppendedEntry[] | null>;
   /** Entries strictly after `after` (or from the start), oldest first, at most `count`. */
   readStream(key: string, opts: { after?: string | undefined; count: number }): Promise<StreamEntry[]>;
   /** Entries strictly before `before` (or from the end), newest first, at most `count`. */

@@ -37,7 +37,6 @@ export const channelsRouter = router({
         listen: (push) => hub.bus.onChannel(input.channel, push),
         readAfter: readEntries(ctx, keys.channel(input.channel), decode),
         decode: (streamId, fields) => safeDecode(ctx, { id: streamId, fields }, decode),
-        liveInOrder: hub.memory.store.kind === 'embedded',
         // A subscriber without lastEventId asks for what the channel keeps: no gap before that.
         streamInfo: () => hub.memory.messages.channelInfo(input.channel),
         streamCap: hub.memory.messages.limits.channelMaxLen,

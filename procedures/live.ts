@@ -1,8 +1,13 @@
 /**
  * Resumable live streams: listen on the bus first, then replay what the store holds after the
- * cursor, then stream live entries, skipping anything at or before the cursor. When several hub
- * nodes may publish (Redis), a live event only signals that the store has news: entries are read
- * from the store after the cursor, so one arriving late from another node is not skipped.
+ * cursor, then stream live entries, skipping anything at or before the cursor.
+ *
+ * Live entries are chained: each carries the id of the entry it follows in its stream (`prev`,
+ * set by the store in the same step as the append). An entry whose `prev` is the cursor is the
+ * very next one and is delivered as it comes. Anything else (an entry stored earlier by another
+ * node whose event is still in flight, a lost event, an event of an older node without `prev`)
+ * makes the stream read the store after the cursor instead, so nothing is skipped and the order
+ * is the stream's.
  *
  * Memory stays bounded per subscription: live entries held for it are capped by count
  * (`maxQueued`) and bytes (`maxQueuedBytes`), past which they are dropped and the stream is re-read
@@ -56,17 +61,11 @@ export interface LiveStreamOptions<T extends LiveItem> {
   signal: AbortSignal | undefined;
   /** Last id the subscriber has; undefined = from the start of what the store keeps. */
   cursor: string | undefined;
-  listen(push: (streamId: string, fields: Record<string, string>) => void): Unlisten;
+  /** Subscribes to live entries; `prev` is the entry each follows, when known. */
+  listen(push: (streamId: string, fields: Record<string, string>, prev?: string) => void): Unlisten;
   /** Store entries strictly after `after`, oldest first. */
   readAfter(after: string | undefined, count: number): Promise<LivePage<T>>;
   decode(streamId: string, fields: Record<string, string>): T | null;
-  /**
-   * Whether the bus delivers entries in stream order (one process: the embedded store). Otherwise
-   * (several hub nodes publish to one Redis) an entry stored earlier on another node can arrive
-   * after a later one, so each live event is only a signal to read the store from the cursor.
-   * Default false.
-   */
-  liveInOrder?: boolean;
   /** Reorders a replayed backlog (e.g. highest priority first). Default: stream order. */
   orderBacklog?: (items: T[]) => T[];
   socket: SocketLike | null;
@@ -174,15 +173,11 @@ export function liveStream<T extends LiveItem, Y>(opts: LiveStreamOptions<T> & L
   const maxBacklog = opts.maxBacklog ?? 10_000;
   const maxBacklogBytes = opts.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES;
   const maxQueuedBytes = opts.maxQueuedBytes ?? opts.maxBufferedBytes;
-  const inOrder = opts.liveInOrder ?? false;
   const gapCheckAfter = Math.min(opts.streamCap ?? 0, maxBacklog);
 
-  // In order (one process): the live entries themselves, bounded by count and bytes.
-  let queue: { streamId: string; fields: Record<string, string> }[] = [];
+  // Live entries not yielded yet, bounded by count and bytes.
+  let queue: { streamId: string; fields: Record<string, string>; prev: string | undefined }[] = [];
   let queuedBytes = 0;
-  // Otherwise live events are only signals to read the store: keep the newest id and a count.
-  let signals = 0;
-  let signaled: string | null = null;
   let overflowed = false;
   let stopped = false;
   let wake: (() => void) | null = null;
@@ -191,25 +186,16 @@ export function liveStream<T extends LiveItem, Y>(opts: LiveStreamOptions<T> & L
     wake = null;
     w?.();
   };
-  const unlisten = opts.listen((streamId, fields) => {
+  const unlisten = opts.listen((streamId, fields, prev) => {
     if (overflowed) return;
-    if (inOrder) {
-      const size = entryBytes(fields);
-      if (queue.length >= opts.maxQueued || queuedBytes + size > maxQueuedBytes) {
-        overflowed = true;
-        queue = [];
-        queuedBytes = 0;
-      } else {
-        queue.push({ streamId, fields });
-        queuedBytes += size;
-      }
-    } else if (signals >= opts.maxQueued) {
+    const size = entryBytes(fields);
+    if (queue.length >= opts.maxQueued || queuedBytes + size > maxQueuedBytes) {
       overflowed = true;
-      signals = 0;
-      signaled = null;
+      queue = [];
+      queuedBytes = 0;
     } else {
-      signals++;
-      if (signaled === null || compareStreamIds(streamId, signaled) > 0) signaled = streamId;
+      queue.push({ streamId, fields, prev });
+      queuedBytes += size;
     }
     notify();
   });
@@ -347,24 +333,20 @@ export function liveStream<T extends LiveItem, Y>(opts: LiveStreamOptions<T> & L
           while ((yield* replay('overflow')) && !done());
           continue;
         }
-        if (!inOrder) {
-          const news = signaled !== null && (cursor === undefined || compareStreamIds(signaled, cursor) > 0);
-          signals = 0;
-          signaled = null;
-          if (news) {
-            // Yielding the signalled entry and moving the cursor past it could skip an earlier
-            // entry whose event is still in flight from another node: read everything after the cursor.
-            while ((yield* replay('live')) && !done());
-          } else await new Promise<void>((r) => (wake = r));
-          continue;
-        }
         const next = queue.shift();
         if (!next) {
           await new Promise<void>((r) => (wake = r));
           continue;
         }
         queuedBytes -= entryBytes(next.fields);
-        if (cursor && compareStreamIds(next.streamId, cursor) <= 0) continue;
+        if (cursor !== undefined && compareStreamIds(next.streamId, cursor) <= 0) continue;
+        // The entry right after the cursor (or the first of a stream that had none): nothing
+        // undelivered sits in between. Otherwise an earlier entry may still be on its way from
+        // another node (or its event was lost): read everything after the cursor from the store.
+        if (next.prev === undefined || (next.prev !== '' && next.prev !== cursor)) {
+          while ((yield* replay('live')) && !done());
+          continue;
+        }
         cursor = next.streamId;
         const item = opts.decode(next.streamId, next.fields);
         if (!item) continue;

@@ -66,6 +66,10 @@ export interface SendResult {
   stream_ids: Record<string, string>;
 }
 
+function unknownAgent(agentId: string): LinkerError {
+  return new LinkerError('NOT_FOUND', `unknown agent ${agentId}: no such agent is registered (skynet-linker agents add ${agentId})`);
+}
+
 /** Validates, stamps, stores durably, then fans out live. Resolves once every inbox has it. */
 export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: z.output<typeof OutgoingMessage>): Promise<SendResult> {
   const { hub, agent } = ctx;
@@ -85,16 +89,16 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
     if (!fits) throw new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: `payload content is ${size} bytes, over the limit of ${limit} bytes` });
   }
   const route = routeOf(envelope);
+  const sessionId = envelope.payload.context.session_id;
   let recipients: string[];
   if (route.kind === 'direct') {
-    if (!(await hub.memory.agents.exists(route.to))) {
-      throw new LinkerError('NOT_FOUND', `unknown agent ${route.to}: no such agent is registered (skynet-linker agents add ${route.to})`);
-    }
+    // The recipient's registration is checked in the same step as the append (route() below);
+    // a session message checks it first as well, so the session records no message that fails.
+    if (sessionId && !(await hub.memory.agents.exists(route.to))) throw unknownAgent(route.to);
     recipients = [route.to];
   } else {
     recipients = (await hub.memory.channels.members(route.channel)).filter((a) => a !== agent.id);
   }
-  const sessionId = envelope.payload.context.session_id;
   if (sessionId) {
     await hub.memory.sessions.addMessage(sessionId, {
       message_id: envelope.id,
@@ -106,13 +110,15 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
   }
   const stored = await hub.memory.messages.prepare(envelope, text);
   const channel = route.kind === 'channel' ? route.channel : null;
-  const result = await hub.memory.messages.route(stored, recipients, channel);
+  const result = await hub.memory.messages.route(stored, recipients, channel, route.kind === 'direct' ? route.to : undefined);
   hub.bus.publishRouted({
     node: hub.bus.nodeId,
     fields: hub.memory.messages.storedFields(stored),
     inboxes: result.inboxes,
+    inboxPrev: result.inboxPrev,
     channel,
     channelStreamId: result.channelStreamId,
+    channelPrev: result.channelPrev,
     from: envelope.from_agent,
     to: envelope.to_agent,
     type: envelope.type,
@@ -167,7 +173,6 @@ export const messagesRouter = router({
       readAfter: readEntries(ctx, keys.history(agent.id), decode),
       decode: (streamId, fields) => safeDecode(ctx, { id: streamId, fields }, decode),
       orderBacklog: byPriority,
-      liveInOrder: hub.memory.store.kind === 'embedded',
       streamInfo: () => hub.memory.messages.inboxInfo(agent.id),
       gapFromStart: true,
       streamCap: hub.memory.messages.limits.inboxMaxLen,
@@ -196,8 +201,8 @@ export const messagesRouter = router({
       if (envelope.id !== a.message_id) throw new LinkerError('BAD_REQUEST', `stream id ${a.stream_id} holds message ${envelope.id}, not ${a.message_id}`);
       if (!envelope.payload.meta.requires_ack) continue;
       const ack = { message_id: envelope.id, by: agent.id, at: new Date().toISOString() };
-      const streamId = await hub.memory.messages.recordAck(envelope.from_agent, ack);
-      hub.bus.publishAck({ node: hub.bus.nodeId, sender: envelope.from_agent, streamId, ack });
+      const recorded = await hub.memory.messages.recordAck(envelope.from_agent, ack);
+      hub.bus.publishAck({ node: hub.bus.nodeId, sender: envelope.from_agent, streamId: recorded.id, prev: recorded.prev, ack });
       acked.push(envelope.id);
     }
     const cursor = input.cursor ? await hub.memory.messages.advanceCursor(agent.id, input.cursor) : await hub.memory.messages.cursor(agent.id);
@@ -215,7 +220,7 @@ export const messagesRouter = router({
       signal,
       cursor: input?.lastEventId ?? undefined,
       listen: (push) =>
-        hub.bus.onAck(agent.id, (e) => push(e.streamId, { mid: e.ack.message_id, by: e.ack.by, at: e.ack.at })),
+        hub.bus.onAck(agent.id, (e) => push(e.streamId, { mid: e.ack.message_id, by: e.ack.by, at: e.ack.at }, e.prev)),
       readAfter: async (after, count) => {
         const rows = await hub.memory.messages.readAcks(agent.id, after, count);
         const out: LivePage<AckItem> = rows;
@@ -224,7 +229,6 @@ export const messagesRouter = router({
         return out;
       },
       decode: (streamId, f): AckItem => ({ streamId, ack: { message_id: f.mid ?? '', by: f.by ?? '', at: f.at ?? '' } }),
-      liveInOrder: hub.memory.store.kind === 'embedded',
       streamInfo: () => hub.memory.store.streamInfo(keys.acks(agent.id)),
       streamCap: hub.memory.messages.limits.acksMaxLen,
       ...liveLimits(ctx, 'messages.acks'),

@@ -16,8 +16,15 @@ export interface RoutedEvent {
   fields: Record<string, string>;
   /** Recipient agent id -> stream id in its inbox. */
   inboxes: Record<string, string>;
+  /**
+   * Recipient agent id -> the inbox entry this one follows ('' for an empty inbox). Absent from
+   * events of older nodes: their listeners then read the store instead (see procedures/live.ts).
+   */
+  inboxPrev?: Record<string, string>;
   channel: string | null;
   channelStreamId: string | null;
+  /** The channel stream entry this one follows. */
+  channelPrev?: string | null;
   from: string;
   to: string | null;
   type: Envelope['type'];
@@ -28,8 +35,16 @@ export interface AckEvent {
   node: string;
   sender: string;
   streamId: string;
+  /** The ack stream entry this one follows ('' for an empty stream; absent from older nodes). */
+  prev?: string;
   ack: { message_id: string; by: string; at: string };
 }
+
+/**
+ * A live stream entry as the bus hands it to a listener. `prev` is the entry it follows in its
+ * stream, when the publisher knew it.
+ */
+export type StreamListener = (streamId: string, fields: Record<string, string>, prev: string | undefined) => void;
 
 export interface ContextEvent {
   node: string;
@@ -45,8 +60,8 @@ export interface LiveBus {
   publishRouted(event: RoutedEvent): void;
   publishAck(event: AckEvent): void;
   publishContext(event: ContextEvent): void;
-  onInbox(agentId: string, listener: (streamId: string, fields: Record<string, string>) => void): Unlisten;
-  onChannel(channel: string, listener: (streamId: string, fields: Record<string, string>) => void): Unlisten;
+  onInbox(agentId: string, listener: StreamListener): Unlisten;
+  onChannel(channel: string, listener: StreamListener): Unlisten;
   onRouted(listener: (event: RoutedEvent) => void): Unlisten;
   onAck(sender: string, listener: (event: AckEvent) => void): Unlisten;
   onContext(scope: string, listener: (event: ContextEvent) => void): Unlisten;

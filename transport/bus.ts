@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { keys, topics } from '../memory/keys.js';
 import type { Store, Unsubscribe } from '../memory/store.js';
-import type { AckEvent, ContextEvent, LiveBus, RoutedEvent, Unlisten } from '../router/context.js';
+import type { AckEvent, ContextEvent, LiveBus, RoutedEvent, StreamListener, Unlisten } from '../router/context.js';
 
 type Listener<A extends unknown[]> = (...args: A) => void;
 
@@ -34,8 +34,8 @@ class ListenerMap<A extends unknown[]> {
 }
 
 export class StoreBus implements LiveBus {
-  private readonly inbox = new ListenerMap<[string, Record<string, string>]>();
-  private readonly channel = new ListenerMap<[string, Record<string, string>]>();
+  private readonly inbox = new ListenerMap<Parameters<StreamListener>>();
+  private readonly channel = new ListenerMap<Parameters<StreamListener>>();
   private readonly routed = new Set<(e: RoutedEvent) => void>();
   private readonly acks = new ListenerMap<[AckEvent]>();
   private readonly contexts = new ListenerMap<[ContextEvent]>();
@@ -164,8 +164,9 @@ export class StoreBus implements LiveBus {
   }
 
   private deliverRouted(e: RoutedEvent): void {
-    for (const [agent, streamId] of Object.entries(e.inboxes)) this.inbox.emit(agent, streamId, e.fields);
-    if (e.channel && e.channelStreamId) this.channel.emit(e.channel, e.channelStreamId, e.fields);
+    const prev = e.inboxPrev;
+    for (const agent in e.inboxes) this.inbox.emit(agent, e.inboxes[agent]!, e.fields, prev?.[agent]);
+    if (e.channel && e.channelStreamId) this.channel.emit(e.channel, e.channelStreamId, e.fields, e.channelPrev ?? undefined);
     for (const l of this.routed) l(e);
   }
 
@@ -192,11 +193,11 @@ export class StoreBus implements LiveBus {
     this.publishRemote(topics.context(), event);
   }
 
-  onInbox(agentId: string, l: (streamId: string, fields: Record<string, string>) => void): Unlisten {
+  onInbox(agentId: string, l: StreamListener): Unlisten {
     return this.inbox.add(agentId, l);
   }
 
-  onChannel(channel: string, l: (streamId: string, fields: Record<string, string>) => void): Unlisten {
+  onChannel(channel: string, l: StreamListener): Unlisten {
     return this.channel.add(channel, l);
   }
 

@@ -6,7 +6,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { utf8Length } from '../../protocol/json.js';
-import { compareStreamIds, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
+import { compareStreamIds, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
 
 export interface EmbeddedStoreOptions {
   /** Directory for snapshot files. Default: none (snapshots kept in memory). */
@@ -59,24 +59,42 @@ export class EmbeddedStore implements Store {
   }
 
   async appendStreams(items: StreamAppend[]): Promise<string[]> {
+    return this.append(items).map((e) => e.id);
+  }
+
+  async appendEntries(items: StreamAppend[], onlyIf?: HashFieldCondition): Promise<AppendedEntry[] | null> {
+    if (onlyIf && this.hash(onlyIf.key, false)?.has(onlyIf.field) !== true) return null;
+    return this.append(items);
+  }
+
+  private append(items: StreamAppend[]): AppendedEntry[] {
     return items.map((item) => {
       const id = this.nextId();
       let stream = this.streams.get(item.key);
       if (!stream) this.streams.set(item.key, (stream = []));
+      const prev = stream.length > 0 ? stream[stream.length - 1]!.id : '';
       stream.push({ id, fields: { ...item.fields } });
       if (stream.length > item.maxLen) {
         const removed = stream.splice(0, stream.length - item.maxLen);
         // Ids only grow, so the last entry trimmed is the highest ever trimmed.
         this.trimmed.set(item.key, removed.at(-1)!.id);
       }
-      return id;
+      return { id, prev };
     });
   }
 
   async readStream(key: string, opts: { after?: string | undefined; count: number }): Promise<StreamEntry[]> {
     const stream = this.streams.get(key) ?? [];
-    const start = opts.after ? stream.findIndex((e) => compareStreamIds(e.id, opts.after!) > 0) : 0;
-    if (start < 0) return [];
+    // Ids grow along the stream: the first one after `after` by binary search.
+    let start = 0;
+    if (opts.after) {
+      let hi = stream.length;
+      while (start < hi) {
+        const mid = (start + hi) >>> 1;
+        if (compareStreamIds(stream[mid]!.id, opts.after) > 0) hi = mid;
+        else start = mid + 1;
+      }
+    }
     return stream.slice(start, start + opts.count).map(copy);
   }
 

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { LinkerError } from '../../protocol/errors.js';
 import { utf8Length } from '../../protocol/json.js';
-import { compareStreamIds, streamIdBefore, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
+import { compareStreamIds, streamIdBefore, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
 
 export interface RedisStoreOptions {
   /** `redis://host:port[/db]`. */
@@ -35,13 +35,24 @@ const SCRIPTS = {
   putDocIfVersion: { numberOfKeys: 1, lua: lua('put-doc-if-version-1.lua') },
   setMaxStreamId: { numberOfKeys: 1, lua: lua('set-max-stream-id-1.lua') },
   // Variable number of keys: the caller passes numkeys first.
-  appendStreamsScript: { lua: lua('append-streams.lua') },
+  appendEntriesScript: { lua: lua('append-entries.lua') },
 };
+
+/** One caller's appends waiting for the turn's script call. */
+interface PendingAppend {
+  items: StreamAppend[];
+  onlyIf: HashFieldCondition | undefined;
+  resolve: (entries: AppendedEntry[] | null) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Entries one script call carries at most (a larger single caller goes alone, never split). */
+const MAX_BATCH_ENTRIES = 8192;
 
 type ScriptedRedis = Redis & {
   putDocIfVersion(key: string, expected: string, value: string): Promise<[number, number]>;
   setMaxStreamId(key: string, id: string): Promise<string>;
-  appendStreamsScript(numKeys: number, ...keysThenArgs: (string | string[])[]): Promise<string[]>;
+  appendEntriesScript(numKeys: number, keys: string[], args: string[]): Promise<string[][]>;
 };
 
 const MAX_STREAM_ID = '18446744073709551615-18446744073709551615';
@@ -135,28 +146,85 @@ export class RedisStore implements Store {
   }
 
   async appendStreams(items: StreamAppend[]): Promise<string[]> {
-    if (items.length === 0) return [];
-    // One script call rather than MULTI: no other command runs in between either, and a script
-    // joins the auto-pipeline (one socket write for every send of a turn). A field list shared by
-    // several items (a message fanned out) is sent once. Like MULTI, nothing is rolled back on an
-    // error (only a wrong-type key could cause one): appends made before it stay.
-    const sets: Record<string, string>[] = [];
-    const setArgs: string[] = [];
-    const perKey: string[] = [];
-    for (const item of items) {
-      let index = sets.indexOf(item.fields);
-      if (index < 0) {
-        index = sets.push(item.fields) - 1;
-        const flat: string[] = [];
-        for (const field in item.fields) flat.push(field, item.fields[field]!);
-        setArgs.push(String(flat.length), ...flat);
-      }
-      perKey.push(String(index + 1), String(item.maxLen));
+    return (await this.appendEntries(items))!.map((e) => e.id);
+  }
+
+  /**
+   * Queued for the turn's one script call (append-entries.lua): every send of an event-loop turn
+   * shares one command, one round trip and one reply instead of paying ioredis' per-command cost
+   * each. The call goes out on process.nextTick, after the turn's promise continuations, and
+   * joins the auto-pipeline like any command.
+   */
+  appendEntries(items: StreamAppend[], onlyIf?: HashFieldCondition): Promise<AppendedEntry[] | null> {
+    if (items.length === 0 && !onlyIf) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      if (this.pendingAppends.length === 0) process.nextTick(() => this.flushAppends());
+      this.pendingAppends.push({ items, onlyIf, resolve, reject });
+    });
+  }
+
+  private pendingAppends: PendingAppend[] = [];
+
+  private flushAppends(): void {
+    const pending = this.pendingAppends;
+    this.pendingAppends = [];
+    for (let start = 0; start < pending.length; ) {
+      let end = start;
+      let entries = 0;
+      while (end < pending.length && (end === start || entries + pending[end]!.items.length <= MAX_BATCH_ENTRIES)) entries += pending[end++]!.items.length;
+      this.sendAppends(pending.slice(start, end));
+      start = end;
     }
-    const keys = items.map((item) => this.k(item.key));
-    // Arrays, not spreads: ioredis flattens them, and a fan-out to tens of thousands of members
-    // would pass more arguments than a JS call takes.
-    return this.redis.appendStreamsScript(keys.length, keys, String(sets.length), setArgs, perKey).catch(unavailable);
+  }
+
+  private sendAppends(calls: PendingAppend[]): void {
+    const keyIndex = new Map<string, number>();
+    const keys: string[] = [];
+    const indexOf = (key: string): number => {
+      let i = keyIndex.get(key);
+      if (i === undefined) keyIndex.set(key, (i = keys.push(this.k(key))));
+      return i;
+    };
+    // A field list shared by several entries (a message fanned out) is sent once.
+    const setIndex = new Map<Record<string, string>, number>();
+    const setArgs: string[] = [];
+    const callArgs: string[] = [String(calls.length)];
+    for (const call of calls) {
+      callArgs.push(call.onlyIf ? String(indexOf(call.onlyIf.key)) : '0', call.onlyIf?.field ?? '', String(call.items.length));
+      for (const item of call.items) {
+        let set = setIndex.get(item.fields);
+        if (set === undefined) {
+          setIndex.set(item.fields, (set = setIndex.size + 1));
+          let n = 0;
+          const at = setArgs.push('') - 1;
+          for (const field in item.fields) setArgs.push(field, item.fields[field]!), (n += 2);
+          setArgs[at] = String(n);
+        }
+        callArgs.push(String(indexOf(item.key)), String(set), String(item.maxLen));
+      }
+    }
+    const args = [String(setIndex.size), ...setArgs, ...callArgs];
+    this.redis.appendEntriesScript(keys.length, keys, args).then(
+      (replies) => {
+        calls.forEach((call, c) => {
+          const reply = replies[c] ?? [];
+          if (reply[0] === 'missing') return call.resolve(null);
+          if (reply[0] !== 'ok') return call.reject(new Error(reply[1] ?? 'append failed'));
+          const entries: AppendedEntry[] = [];
+          for (let i = 1; i + 1 < reply.length; i += 2) entries.push({ id: reply[i]!, prev: reply[i + 1]! });
+          call.resolve(entries);
+        });
+      },
+      (err: unknown) => {
+        for (const call of calls) {
+          try {
+            unavailable(err);
+          } catch (mapped) {
+            call.reject(mapped);
+          }
+        }
+      },
+    );
   }
 
   async readStream(key: string, opts: { after?: string | undefined; count: number }): Promise<StreamEntry[]> {

@@ -167,6 +167,33 @@ describe('two hub nodes sharing one Redis', () => {
   });
 });
 
+describe.each<StoreKind>(['redis', 'embedded'])('live delivery when an event never comes, on %s', (kind) => {
+  let t: TestHub;
+  afterEach(async () => t?.close());
+
+  it('an entry stored without a live event (its node died before publishing) is delivered with the next one, in stream order', async () => {
+    t = await startTestHub(kind);
+    const bobToken = await t.addAgent('bob');
+    await t.addAgent('alice');
+    const bob = t.client(bobToken);
+    const inbox = watchInbox(bob.trpc);
+    await inbox.started;
+    const alice = await t.agent('alice');
+    await alice.send({ to_agent: 'bob', type: 'task', payload: { content: 'first' } });
+    await vi.waitFor(() => expect(inbox.contents()).toEqual(['first']));
+
+    // Stored durably, but its live event is never published (sendMessage cut off after route()).
+    const lost = completeEnvelope(OutgoingMessageSchema.parse({ to_agent: 'bob', type: 'task', payload: { content: 'never announced' } }), { fromAgent: 'alice' });
+    const routed = await t.hub.memory.messages.route(await t.hub.memory.messages.prepare(lost), ['bob'], null, 'bob');
+    // The next message's event says it follows that entry, not bob's cursor: the hub reads the
+    // store and delivers both, in order, instead of skipping the silent one.
+    const next = await alice.send({ to_agent: 'bob', type: 'task', payload: { content: 'next' } });
+    await vi.waitFor(() => expect(inbox.contents()).toEqual(['first', 'never announced', 'next']));
+    expect(inbox.events.slice(1).map((e) => e.stream_id)).toEqual([routed.inboxes.bob, next.stream_ids.bob]);
+    expect(inbox.events.slice(1).map((e) => e.replayed)).toEqual([false, false]);
+  });
+});
+
 describe('two hub nodes: live events arriving out of stream order', () => {
   let t: TestHub;
   let second: Hub | undefined;

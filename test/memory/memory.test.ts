@@ -105,8 +105,12 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
     it('records and reads acks per sender', async () => {
       const m = memory();
       const at = new Date().toISOString();
-      const s1 = await m.messages.recordAck('alice', { message_id: 'm1', by: 'bob', at });
-      const s2 = await m.messages.recordAck('alice', { message_id: 'm2', by: 'carol', at });
+      const a1 = await m.messages.recordAck('alice', { message_id: 'm1', by: 'bob', at });
+      const a2 = await m.messages.recordAck('alice', { message_id: 'm2', by: 'carol', at });
+      // Each ack says which entry of the sender's ack stream it follows.
+      expect(a1.prev).toBe('');
+      expect(a2.prev).toBe(a1.id);
+      const [s1, s2] = [a1.id, a2.id];
       expect(await m.messages.readAcks('alice', undefined, 10)).toEqual([
         { streamId: s1, ack: { message_id: 'm1', by: 'bob', at } },
         { streamId: s2, ack: { message_id: 'm2', by: 'carol', at } },

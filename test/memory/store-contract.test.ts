@@ -163,6 +163,59 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       expect(b).toEqual(a);
     });
 
+    it('appendEntries says which entry each new one follows, per stream, across writers', async () => {
+      const store = kind.make();
+      const other = kind.peer(store);
+      const [first] = (await store.appendEntries([{ key: 'chain', fields: { n: '0' }, maxLen: 1000 }]))!;
+      expect(first!.prev).toBe('');
+      // Concurrent writers on two handles (nodes), and a fan-out touching two streams at once.
+      const results = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          (i % 2 ? other : store).appendEntries([
+            { key: 'chain', fields: { n: String(i + 1) }, maxLen: 1000 },
+            ...(i % 3 === 0 ? [{ key: 'chain:other', fields: { n: String(i + 1) }, maxLen: 1000 }] : []),
+          ]),
+        ),
+      );
+      for (const key of ['chain', 'chain:other']) {
+        const ids = idsOf(await store.readStream(key, { count: 1000 }));
+        const appended = [...(key === 'chain' ? [first!] : []), ...results.map((r) => (key === 'chain' ? r![0]! : r![1])).filter((e) => e !== undefined)];
+        const byId = new Map(appended.map((e) => [e.id, e.prev]));
+        expect(byId.size).toBe(ids.length);
+        // Every entry follows the one before it in the stream: the chain has no holes.
+        ids.forEach((id, i) => expect(byId.get(id)).toBe(i === 0 ? '' : ids[i - 1]));
+      }
+      // Trimming does not break the chain: the next entry follows the newest kept one.
+      await appendMany(store, 'short', 30, 5);
+      const [after] = (await store.appendEntries([{ key: 'short', fields: { n: 'x' }, maxLen: 5 }]))!;
+      const kept = idsOf(await store.readStream('short', { count: 1000 }));
+      expect(after!.prev).toBe(kept.at(-2));
+    });
+
+    it('appendEntries with onlyIf appends only while the hash field exists, checked in the same step', async () => {
+      const store = kind.make();
+      const agents = 'agents';
+      const item = (n: string) => [{ key: 'history:{bob}', fields: { n }, maxLen: 100 }, { key: 'channel:{x}', fields: { n }, maxLen: 100 }];
+      expect(await store.appendEntries(item('before'), { key: agents, field: 'bob' })).toBeNull();
+      expect(await store.readStream('history:{bob}', { count: 10 })).toEqual([]);
+      expect(await store.readStream('channel:{x}', { count: 10 })).toEqual([]);
+
+      await store.hashSet(agents, { bob: 'registered', carol: 'registered' });
+      const appended = await store.appendEntries(item('while'), { key: agents, field: 'bob' });
+      expect(appended).toHaveLength(2);
+      expect(idsOf(await store.readStream('history:{bob}', { count: 10 }))).toEqual([appended![0]!.id]);
+
+      // Callers of the same turn, some of them refused: only the refused ones append nothing.
+      await store.hashDelete(agents, ['bob']);
+      const mixed = await Promise.all([
+        store.appendEntries(item('a'), { key: agents, field: 'carol' }),
+        store.appendEntries(item('b'), { key: agents, field: 'bob' }),
+        store.appendEntries(item('c')),
+      ]);
+      expect(mixed.map((r) => r?.length ?? null)).toEqual([2, null, 2]);
+      expect((await store.readStream('channel:{x}', { count: 10 })).map((e) => e.fields.n)).toEqual(['while', 'a', 'c']);
+    });
+
     it('streamInfo: length, oldest and newest id', async () => {
       const store = kind.make();
       expect(await store.streamInfo('missing')).toEqual({ length: 0, firstId: null, lastId: null });
@@ -478,6 +531,12 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
   });
 });
 
+/** Counts the script calls the store's append batching sends (spied on, not replaced). */
+function countScriptCalls(store: RedisStore): () => number {
+  const spy = vi.spyOn(store as unknown as { sendAppends: (calls: unknown[]) => void }, 'sendAppends');
+  return () => spy.mock.calls.length;
+}
+
 describe('RedisStore specifics', () => {
   it('a prefix with glob characters exports and replaces only its own keys', async () => {
     const base = uniquePrefix();
@@ -506,6 +565,55 @@ describe('RedisStore specifics', () => {
     await expect(store.appendStreams([{ key: 'wrong', fields: { n: '1' }, maxLen: 10 }])).rejects.toThrow(/WRONGTYPE/);
     const [id] = await store.appendStreams([{ key: 'right', fields: { n: '1' }, maxLen: 10 }]);
     expect(await store.readStream('right', { count: 10 })).toEqual([{ id, fields: { n: '1' } }]);
+  });
+
+  it('the appends of one turn share one script call; a wrong-type key fails only its own caller', async () => {
+    const store = makeRedisStore();
+    await rawRedis().set(`${store.prefix}wrong`, 'a string');
+    const scriptCalls = countScriptCalls(store);
+    const calls = Array.from({ length: 40 }, (_, i) =>
+      i === 17
+        ? store.appendEntries([{ key: 'turn', fields: { n: String(i) }, maxLen: 100 }, { key: 'wrong', fields: { n: 'x' }, maxLen: 100 }])
+        : store.appendEntries([{ key: 'turn', fields: { n: String(i) }, maxLen: 100 }]),
+    );
+    const settled = await Promise.allSettled(calls);
+    expect(settled.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([expect.stringMatching(/WRONGTYPE/)]);
+    expect(scriptCalls()).toBe(1);
+    // Every caller's entry is there, in call order (caller 17's append before its failure stays,
+    // as with MULTI).
+    expect((await store.readStream('turn', { count: 100 })).map((e) => e.fields.n)).toEqual(Array.from({ length: 40 }, (_, i) => String(i)));
+  });
+
+  it('a turn with more entries than one script call carries is split between calls, in order, no caller split', async () => {
+    const store = makeRedisStore();
+    const scriptCalls = countScriptCalls(store);
+    const fields = { m: 'shared' };
+    // 4 callers of 3,000 entries each: 12,000, over the 8,192 entries one call carries; two of
+    // them fit in one call, a third would not.
+    const results = await Promise.all(
+      [0, 1, 2, 3].map((c) => store.appendEntries(Array.from({ length: 3000 }, (_, i) => ({ key: `split:{${i}}`, fields: { ...fields, c: String(c) }, maxLen: 10 })))),
+    );
+    expect(results.map((r) => r!.length)).toEqual([3000, 3000, 3000, 3000]);
+    expect(scriptCalls()).toBe(2);
+    const entries = await store.readStream('split:{2999}', { count: 10 });
+    expect(entries.map((e) => e.fields.c)).toEqual(['0', '1', '2', '3']);
+    expect(results.map((r) => r![2999]!.prev)).toEqual(['', results[0]![2999]!.id, results[1]![2999]!.id, results[2]![2999]!.id]);
+    // One caller larger than a call carries goes whole, in one call.
+    const big = await store.appendEntries(Array.from({ length: 10_000 }, (_, i) => ({ key: `split:{${i}}`, fields, maxLen: 10 })));
+    expect(big).toHaveLength(10_000);
+    expect(scriptCalls()).toBe(3);
+  });
+
+  it('a Redis outage fails every caller of the turn with SERVICE_UNAVAILABLE', async () => {
+    const port = await freePort();
+    const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, prefix: 't:down:', connectTimeoutMs: 200 });
+    cleanup(() => store.close());
+    const settled = await Promise.allSettled([1, 2, 3].map((n) => store.appendEntries([{ key: 's', fields: { n: String(n) }, maxLen: 10 }])));
+    for (const r of settled) {
+      expect(r.status).toBe('rejected');
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(LinkerError);
+      expect(((r as PromiseRejectedResult).reason as LinkerError).code).toBe('SERVICE_UNAVAILABLE');
+    }
   });
 
   it('fails fast with SERVICE_UNAVAILABLE when Redis is unreachable', async () => {
