@@ -12,48 +12,67 @@ import { keys } from '../memory/keys.js';
 import { liveStream, type LivePage, type StreamGap } from './live.js';
 import { byPriority, liveLimits, notExpired, readEntries, ResumeInput, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
 
-// The size limit is the hub's setting, checked in the procedure; the schema only checks shape.
-const { OutgoingMessage } = createEnvelopeSchemas({ maxPayloadBytes: Number.MAX_SAFE_INTEGER });
+// The content is checked by ContentGuard below (iteratively, and its size in sendMessage against
+// the hub's setting): the schema checks the envelope's shape around it.
+const { OutgoingMessage } = createEnvelopeSchemas({ maxPayloadBytes: Number.MAX_SAFE_INTEGER, contentCheckedByCaller: true });
 
 /** Deepest nesting accepted in `payload.content` (the content itself is level 1). */
 export const MAX_CONTENT_DEPTH = 32;
 
+const NOT_JSON = 'payload content must be JSON: strings, finite numbers, booleans, null, arrays and plain objects';
+
 /**
- * Runs before the envelope schema, walking `payload.content` without recursion (every input is
- * already capped at MAX_INPUT_DEPTH by the router, before zod ever sees it):
- * - content nested deeper than MAX_CONTENT_DEPTH is refused (BAD_REQUEST), leaving room for the
- *   envelope around it within the router's cap and keeping deliveries on the plain-JSON path;
- * - an own `__proto__` key is refused (zod would silently turn it into the object's prototype);
- * - `-0` becomes 0, as JSON has it.
+ * Runs before the envelope schema and is the whole check of `payload.content`: one walk without
+ * recursion (every input is already capped at MAX_INPUT_DEPTH by the router, before zod ever
+ * sees it), instead of zod's recursive z.json(), whose cycle memo allocated a fifth of the hub's
+ * memory per message (measured). It refuses:
+ * - a missing content, and any value JSON cannot carry (undefined, NaN, Infinity, bigint, Date,
+ *   Map, class instances, array holes: what a superjson input could bring);
+ * - content nested deeper than MAX_CONTENT_DEPTH (BAD_REQUEST), leaving room for the envelope
+ *   around it within the router's cap and keeping deliveries on the plain-JSON path;
+ * - an own `__proto__` key (zod would silently turn it into the object's prototype);
+ * and turns `-0` into 0, as JSON has it.
  */
 const ContentGuard = z.custom<z.input<typeof OutgoingMessage>>().superRefine((input, ctx) => {
   const payload = (input as { payload?: unknown } | null)?.payload;
-  const content = payload !== null && typeof payload === 'object' ? (payload as { content?: unknown }).content : undefined;
-  if (content === 0 && Object.is(content, -0)) (payload as { content: unknown }).content = 0;
+  // A payload that is not an object is the envelope schema's to report.
+  if (payload === null || typeof payload !== 'object') return;
+  const holder = payload as { content?: unknown };
+  const fail = (message: string) => ctx.addIssue({ code: 'custom', path: ['payload', 'content'], message });
+  if (!('content' in holder)) return fail('payload content is required');
+  const content = holder.content;
+  if (content === 0 && Object.is(content, -0)) holder.content = 0;
+  if (!isJsonLeaf(content) && (typeof content !== 'object' || content === null)) return fail(NOT_JSON);
   if (content === null || typeof content !== 'object') return;
   const stack: { value: object; depth: number }[] = [{ value: content, depth: 1 }];
   while (stack.length > 0) {
     const { value, depth } = stack.pop()!;
-    if (depth > MAX_CONTENT_DEPTH) {
-      ctx.addIssue({ code: 'custom', path: ['payload', 'content'], message: `payload content is nested more than ${MAX_CONTENT_DEPTH} levels deep` });
-      return;
-    }
-    const record = value as Record<string, unknown>;
-    if (!Array.isArray(value) && Object.getPrototypeOf(value) !== Object.prototype) {
-      ctx.addIssue({ code: 'custom', path: ['payload', 'content'], message: 'payload content must be plain JSON' });
-      return;
-    }
-    for (const key of Object.keys(record)) {
-      if (key === '__proto__') {
-        ctx.addIssue({ code: 'custom', path: ['payload', 'content'], message: 'payload content may not use the key "__proto__"' });
-        return;
+    if (depth > MAX_CONTENT_DEPTH) return fail(`payload content is nested more than ${MAX_CONTENT_DEPTH} levels deep`);
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const v: unknown = value[i];
+        if (v === 0 && Object.is(v, -0)) value[i] = 0;
+        else if (v !== null && typeof v === 'object') stack.push({ value: v, depth: depth + 1 });
+        else if (!isJsonLeaf(v)) return fail(NOT_JSON);
       }
+      continue;
+    }
+    if (Object.getPrototypeOf(value) !== Object.prototype) return fail(NOT_JSON);
+    const record = value as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      if (key === '__proto__') return fail('payload content may not use the key "__proto__"');
       const v = record[key];
       if (v === 0 && Object.is(v, -0)) record[key] = 0;
       else if (v !== null && typeof v === 'object') stack.push({ value: v, depth: depth + 1 });
+      else if (!isJsonLeaf(v)) return fail(NOT_JSON);
     }
   }
 });
+
+/** A JSON value that is not an array or object: null, a string, a boolean or a finite number. */
+function isJsonLeaf(v: unknown): boolean {
+  return v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v));
+}
 const GuardedOutgoingMessage = ContentGuard.pipe(OutgoingMessage);
 
 export interface SendResult {

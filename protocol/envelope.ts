@@ -35,8 +35,11 @@ const TtlSchema = z
   .min(TTL_MIN_SECONDS, { error: `ttl must be between ${TTL_MIN_SECONDS} and ${TTL_MAX_SECONDS} seconds` })
   .max(TTL_MAX_SECONDS, { error: `ttl must be between ${TTL_MIN_SECONDS} and ${TTL_MAX_SECONDS} seconds` });
 
-function contentSchema(maxPayloadBytes: number) {
-  // No limit: the caller checks the size itself (the hub, against its own setting).
+function contentSchema(maxPayloadBytes: number, checkedByCaller: boolean): z.ZodType<JsonValue> {
+  // The caller checks the content itself (the hub: an iterative walk before this schema, without
+  // the recursive z.json()'s per-object memo allocations, and the size against its own setting).
+  if (checkedByCaller) return z.custom<JsonValue>(() => true);
+  // No limit: the caller checks the size itself.
   if (maxPayloadBytes >= Number.MAX_SAFE_INTEGER) return z.json();
   return z.json().superRefine((content, ctx) => {
     const { fits, size } = jsonFitsIn(content, maxPayloadBytes);
@@ -53,12 +56,17 @@ function contentSchema(maxPayloadBytes: number) {
 export interface EnvelopeSchemaOptions {
   /** Largest accepted `payload.content`, as UTF-8 JSON bytes. Default 256 KiB. */
   maxPayloadBytes?: number;
+  /**
+   * `payload.content` is checked by the caller before this schema runs (that it is JSON, and its
+   * size): the schema takes it as it is. Default false (a full z.json() check).
+   */
+  contentCheckedByCaller?: boolean;
 }
 
 /** Builds the schemas with a given payload limit (the hub's `maxPayloadBytes` option). */
 export function createEnvelopeSchemas(options: EnvelopeSchemaOptions = {}) {
   const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
-  const content = contentSchema(maxPayloadBytes);
+  const content = contentSchema(maxPayloadBytes, options.contentCheckedByCaller ?? false);
 
   const MessageContext = z.strictObject({
     session_id: SessionIdSchema.nullable(),

@@ -84,6 +84,40 @@ describe('hostile JSON', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
+  it('message content JSON cannot carry (what superjson can bring: undefined, NaN, Infinity, bigint, Date, Map, holes) is refused with BAD_REQUEST, nothing stored', async () => {
+    const { alice } = await pair();
+    let id = 1000;
+    // Raw superjson inputs: `json` plus the `meta` that turns values into non-JSON ones.
+    const send = async (content: string, values: Record<string, unknown>) => {
+      const n = ++id;
+      alice.send(`{"id":${n},"method":"mutation","params":{"path":"messages.send","input":{"json":{"type":"task","to_agent":"bob","payload":{"content":${content}}},"meta":{"values":${JSON.stringify(values)}}}}}`);
+      return alice.reply(n);
+    };
+    const cases: [string, string, Record<string, unknown>][] = [
+      ['undefined', 'null', { 'payload.content': ['undefined'] }],
+      ['NaN deep inside', '{"a":[1,"NaN"]}', { 'payload.content.a.1': ['number'] }],
+      ['Infinity', '"Infinity"', { 'payload.content': ['number'] }],
+      ['bigint', '{"n":"12"}', { 'payload.content.n': ['bigint'] }],
+      ['Date', '{"d":"2026-01-01T00:00:00.000Z"}', { 'payload.content.d': ['Date'] }],
+      ['Map', '{"m":[["k",1]]}', { 'payload.content.m': ['map'] }],
+      ['undefined in an array', '[1,null,3]', { 'payload.content.1': ['undefined'] }],
+    ];
+    for (const [name, content, values] of cases) {
+      const r = await send(content, values);
+      expect(r.error?.json?.data?.code, name).toBe('BAD_REQUEST');
+      expect(r.error.json.message, name).toContain('payload content must be JSON');
+    }
+    const missing = await send('null', {});
+    expect(missing.error).toBeUndefined();
+    id++;
+    alice.send(`{"id":${id},"method":"mutation","params":{"path":"messages.send","input":{"json":{"type":"task","to_agent":"bob","payload":{}}}}}`);
+    const noContent = await alice.reply(id);
+    expect(noContent.error?.json?.data?.code).toBe('BAD_REQUEST');
+    expect(noContent.error.json.message).toContain('payload content is required');
+    // Only the one valid message (content null) was stored.
+    expect((await t!.hub.memory.messages.history('bob', undefined, 10)).map((m) => m.envelope.payload.content)).toEqual([null]);
+  });
+
   it('deeply nested message content does not leak memory (zod never sees it)', async () => {
     const { alice, call } = await pair();
     const send = () => call(alice, 'mutation', 'messages.send', `{"type":"task","to_agent":"bob","payload":{"content":${nestedText(5000)}}}`);
