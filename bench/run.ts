@@ -52,8 +52,8 @@ interface Server {
   child: ChildProcess;
   info: Record<string, unknown>;
   stats(): Promise<{ rss: number; heap: number; cpu_ms: number }>;
-  /** The server process's CPU time so far, in ms (no GC first). */
-  cpuMs(): Promise<number>;
+  /** The server process's CPU time so far, in ms (no GC first), and its event loop's utilization since the last call. */
+  cpu(): Promise<{ cpu_ms: number; elu: number }>;
   stop(): void;
 }
 
@@ -107,9 +107,9 @@ function startServer(args: string[]): Promise<Server> {
                 waiters.push((l) => res(JSON.parse(l) as { rss: number; heap: number; cpu_ms: number }));
                 child.stdin!.write('stats\n');
               }),
-            cpuMs: () =>
+            cpu: () =>
               new Promise((res) => {
-                waiters.push((l) => res((JSON.parse(l) as { cpu_ms: number }).cpu_ms));
+                waiters.push((l) => res(JSON.parse(l) as { cpu_ms: number; elu: number }));
                 child.stdin!.write('cpu\n');
               }),
             stop: () => child.kill('SIGTERM'),
@@ -139,14 +139,14 @@ async function closedLoop(loop: Loop, keys: number, perKey: number, start: (key:
   reset();
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
-  const serverCpu0 = await server?.cpuMs();
+  const serverCpu0 = await server?.cpu();
   await sleep(durationMs);
   loop.running = false;
-  const serverCpu1 = await server?.cpuMs();
+  const serverCpu1 = await server?.cpu();
   const elapsed = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  const serverCpuMs = serverCpu0 !== undefined && serverCpu1 !== undefined ? serverCpu1 - serverCpu0 : undefined;
-  return { elapsed, clientCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 100), serverCpuMs };
+  const serverCpuMs = serverCpu0 && serverCpu1 ? serverCpu1.cpu_ms - serverCpu0.cpu_ms : undefined;
+  return { elapsed, clientCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 100), serverCpuMs, serverElu: serverCpu1?.elu };
 }
 
 // ---------- raw ws baselines ----------
@@ -162,7 +162,7 @@ async function openRaw(url: string, id: string): Promise<WebSocket> {
   return ws;
 }
 
-async function relayDirect(): Promise<{ rate: number; p50: number; p99: number; cpu: number; server_cpu_us_per_msg: number }> {
+async function relayDirect(): Promise<{ rate: number; p50: number; p99: number; cpu: number; server_cpu_us_per_msg: number; server_loop_busy: number | undefined }> {
   const server = await startServer(['relay']);
   const url = `ws://127.0.0.1:${server.info.port as number}`;
   const senders = await Promise.all(Array.from({ length: PAIRS }, (_, i) => openRaw(url, `s${i}`)));
@@ -182,7 +182,7 @@ async function relayDirect(): Promise<{ rate: number; p50: number; p99: number; 
   server.stop();
   const { p50_ms, p99_ms } = latencyFigures(latencies);
   const serverUs = Number((((run.serverCpuMs ?? NaN) * 1000) / latencies.length).toFixed(1));
-  return { rate: (latencies.length / run.elapsed) * 1000, p50: p50_ms, p99: p99_ms, cpu: run.clientCpuPct, server_cpu_us_per_msg: serverUs };
+  return { rate: (latencies.length / run.elapsed) * 1000, p50: p50_ms, p99: p99_ms, cpu: run.clientCpuPct, server_cpu_us_per_msg: serverUs, server_loop_busy: run.serverElu };
 }
 
 async function relayBroadcast(subscribers: number): Promise<number> {
@@ -290,7 +290,7 @@ async function hubDirect(serverArgs: string[]) {
   // The server's CPU time (all its threads) per delivered message: steadier than the rate on a
   // machine whose speed drifts, and what an optimization of the hub's own work changes.
   const serverUs = run.serverCpuMs === undefined ? undefined : Number(((run.serverCpuMs * 1000) / latencies.length).toFixed(1));
-  const figures = { rate, ...latencyFigures(latencies), cpu: run.clientCpuPct, server_cpu_us_per_msg: serverUs };
+  const figures = { rate, ...latencyFigures(latencies), cpu: run.clientCpuPct, server_cpu_us_per_msg: serverUs, server_loop_busy: run.serverElu };
   await c.close();
   server.stop();
   return figures;
@@ -452,7 +452,7 @@ async function main() {
       }
       const floorRate = median(floors.map((f) => f.rate));
       const floor = floors.find((f) => f.rate === floorRate)!;
-      print({ scenario: 'direct', server: 'raw-ws-relay (floor)', msgs_per_s: Math.round(floorRate), p50_ms: floor.p50, p99_ms: floor.p99, client_cpu_pct: floor.cpu, server_cpu_us_per_msg: floor.server_cpu_us_per_msg, ratio: 1, rounds: floors.map((f) => Math.round(f.rate)), shape });
+      print({ scenario: 'direct', server: 'raw-ws-relay (floor)', msgs_per_s: Math.round(floorRate), p50_ms: floor.p50, p99_ms: floor.p99, client_cpu_pct: floor.cpu, server_cpu_us_per_msg: floor.server_cpu_us_per_msg, server_loop_busy: floor.server_loop_busy, ratio: 1, rounds: floors.map((f) => Math.round(f.rate)), shape });
       for (const [adapter, label] of process.env.BENCH_CEILING === '0' ? [] : ([['trpc', "bare-trpc, tRPC's ws adapter"], ['hub', "bare-trpc, the hub's ws adapter (ceiling)"]] as const)) {
         const bare = await hubDirect(['trpc', adapter]);
         print({ scenario: 'direct', server: label, client: 'wire', msgs_per_s: Math.round(bare.rate), p50_ms: bare.p50_ms, p99_ms: bare.p99_ms, client_cpu_pct: bare.cpu, server_cpu_us_per_msg: bare.server_cpu_us_per_msg, ratio: ratio(bare.rate, floorRate), shape });
@@ -471,6 +471,7 @@ async function main() {
           p99_ms: figures.p99_ms,
           client_cpu_pct: figures.cpu,
           server_cpu_us_per_msg: figures.server_cpu_us_per_msg,
+          server_loop_busy: figures.server_loop_busy,
           ratio: ratio(figures.rate, floors[mid]!.rate),
           round_ratios: ratios.map((r) => Number(r.toFixed(3))),
           shape,

@@ -3,6 +3,7 @@
  * `relay` is the floor (parse JSON, route by recipient, re-send); `hub` is the real hub.
  * Prints one JSON line `{ "port": N, ... }` on stdout once listening.
  */
+import { performance } from 'node:perf_hooks';
 import { WebSocketServer, WebSocket } from 'ws';
 import { pino } from 'pino';
 import { initTRPC, tracked } from '@trpc/server';
@@ -112,13 +113,17 @@ async function hub(storeKind: string, redisUrl: string | undefined, agents: numb
   console.log(JSON.stringify({ port: h.port, url: h.url, tokens }));
 }
 
+let lastElu = performance.eventLoopUtilization();
 // `stats` on stdin answers with this process's memory and CPU, for the idle-connections scenario.
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (line: string) => {
   // `cpu`: this process's CPU time only (no GC first: it runs while load is measured).
   if (line.startsWith('cpu')) {
     const cpu = process.cpuUsage();
-    console.log(JSON.stringify({ rss: 0, heap: 0, cpu_ms: (cpu.user + cpu.system) / 1000 }));
+    // With the event loop's utilization since the last `cpu` (how busy the main thread was).
+    const elu = performance.eventLoopUtilization(lastElu);
+    lastElu = performance.eventLoopUtilization();
+    console.log(JSON.stringify({ rss: 0, heap: 0, cpu_ms: (cpu.user + cpu.system) / 1000, elu: Number(elu.utilization.toFixed(3)) }));
     return;
   }
   if (!line.startsWith('stats')) return;

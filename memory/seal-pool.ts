@@ -68,7 +68,7 @@ class SealThread {
       this.queue.push({ ring, ringId, text, ad, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flush());
+        process.nextTick(() => this.flush());
       }
     });
   }
@@ -99,13 +99,18 @@ class SealThread {
     if (this.inFlight.size === 0) worker.ref();
     this.inFlight.set(seq, batch);
     this.batches++;
-    worker.postMessage({
-      kind: 'seal',
-      seq,
-      rings: batch.map((p) => p.ringId),
-      texts: batch.map((p) => p.text),
-      ads: batch.map((p) => p.ad),
-    } satisfies SealThreadRequest);
+    // The texts as UTF-8 back to back in one buffer that is moved to the thread, not copied.
+    let bytes = 0;
+    for (const item of batch) bytes += Buffer.byteLength(item.text, 'utf8');
+    const texts = new ArrayBuffer(bytes);
+    const view = Buffer.from(texts);
+    const ends = new Array<number>(batch.length);
+    let at = 0;
+    for (let i = 0; i < batch.length; i++) ends[i] = at += view.write(batch[i]!.text, at, 'utf8');
+    worker.postMessage(
+      { kind: 'seal', seq, rings: batch.map((p) => p.ringId), texts, ends, ads: batch.map((p) => p.ad) } satisfies SealThreadRequest,
+      [texts],
+    );
   }
 
   private settleInline(batch: Pending[]): void {
@@ -145,7 +150,12 @@ class SealThread {
       this.settleInline(batch);
       return;
     }
-    for (let i = 0; i < batch.length; i++) batch[i]!.resolve(reply.sealed[i]!);
+    const sealed = Buffer.from(reply.sealed);
+    for (let i = 0, start = 0; i < batch.length; i++) {
+      const end = reply.ends[i]!;
+      batch[i]!.resolve(sealed.toString('base64', start, end));
+      start = end;
+    }
   }
 
   /** The thread is gone: what it held and what comes next is sealed inline, in order. */

@@ -5,14 +5,17 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { KeyRing, type KeyRingExport } from '../crypto/keyring.js';
-import { sealNative } from './seal-pool.js';
 
+/**
+ * A batch travels as one transferred buffer each way (no structured clone of strings): the UTF-8
+ * texts back to back (`ends[i]` is where text i ends), and back the sealed values back to back.
+ */
 export type SealThreadRequest =
   | { kind: 'keys'; ring: number; keys: KeyRingExport }
   | { kind: 'forget'; ring: number }
-  | { kind: 'seal'; seq: number; rings: number[]; texts: string[]; ads: string[] };
+  | { kind: 'seal'; seq: number; rings: number[]; texts: ArrayBuffer; ends: number[]; ads: string[] };
 
-export type SealThreadReply = { seq: number; sealed: string[] } | { seq: number; error: string };
+export type SealThreadReply = { seq: number; sealed: ArrayBuffer; ends: number[] } | { seq: number; error: string };
 
 const rings = new Map<number, KeyRing>();
 
@@ -34,13 +37,25 @@ parentPort!.on('message', (msg: SealThreadRequest) => {
     return;
   }
   try {
-    const sealed = new Array<string>(msg.texts.length);
-    for (let i = 0; i < msg.texts.length; i++) {
+    const texts = new Uint8Array(msg.texts);
+    const parts: Uint8Array[] = new Array<Uint8Array>(msg.ends.length);
+    let total = 0;
+    for (let i = 0, start = 0; i < msg.ends.length; i++) {
       const ring = rings.get(msg.rings[i]!);
       if (!ring) throw new Error(`sealing thread: no keys for ring ${msg.rings[i]}`);
-      sealed[i] = sealNative(ring, msg.texts[i]!, msg.ads[i]!);
+      const end = msg.ends[i]!;
+      parts[i] = ring.seal(texts.subarray(start, end), msg.ads[i]!);
+      total += parts[i]!.length;
+      start = end;
     }
-    parentPort!.postMessage({ seq: msg.seq, sealed } satisfies SealThreadReply);
+    const sealed = new Uint8Array(total);
+    const ends = new Array<number>(parts.length);
+    let at = 0;
+    for (let i = 0; i < parts.length; i++) {
+      sealed.set(parts[i]!, at);
+      ends[i] = at += parts[i]!.length;
+    }
+    parentPort!.postMessage({ seq: msg.seq, sealed: sealed.buffer, ends } satisfies SealThreadReply, [sealed.buffer]);
   } catch (err) {
     parentPort!.postMessage({ seq: msg.seq, error: err instanceof Error ? err.message : String(err) } satisfies SealThreadReply);
   }

@@ -17,7 +17,15 @@ import type { AuthedAgent, Context } from './context.js';
 const transformer = {
   input: {
     serialize: (value: unknown) => superjson.serialize(value),
-    deserialize: (payload: unknown) => (payload === undefined ? undefined : superjson.deserialize(payload as SuperJSONResult)),
+    // Without `meta` nothing is to be revived: the JSON just parsed from the frame is used as is
+    // (superjson would copy all of it first; no one else holds that object).
+    deserialize: (payload: unknown) => {
+      if (payload === undefined) return undefined;
+      if (typeof payload === 'object' && payload !== null && !Array.isArray(payload) && (payload as { meta?: unknown }).meta === undefined) {
+        return (payload as { json?: unknown }).json;
+      }
+      return superjson.deserialize(payload as SuperJSONResult);
+    },
   },
   output: {
     // Outputs are plain JSON almost always (envelopes, records): `{ json }` without `meta` is
