@@ -24,6 +24,8 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = { inboxMaxLen: 1000, channelM
 /** A message as stored: the sealed envelope plus the routing metadata kept readable. */
 export interface StoredMessage {
   messageId: string;
+  /** The envelope itself, validated by this process (never stored as such). */
+  envelope: Envelope;
   sealed: string;
   priority: number;
   /** ms since epoch, or null when it never expires. */
@@ -46,6 +48,21 @@ export interface RouteResult {
   channelStreamId: string | null;
   /** The channel stream entry the message follows, for channel messages. */
   channelPrev: string | null;
+  /** The stream fields appended (for the live bus: this node's listeners decode them without opening). */
+  fields: Record<string, string>;
+}
+
+const ENVELOPE = Symbol('skynet-linker.envelope');
+
+/**
+ * Puts the envelope on the fields object this process built for it (a hidden, non-enumerable
+ * property: not stored, not copied by spreads, not serialized for other nodes), so this node's
+ * live listeners decode the fields without opening the sealed value. Fields read back from a
+ * store never carry it.
+ */
+function withEnvelope(fields: Record<string, string>, envelope: Envelope): Record<string, string> {
+  Object.defineProperty(fields, ENVELOPE, { value: envelope, enumerable: false });
+  return fields;
 }
 
 export interface AckRecord {
@@ -61,27 +78,6 @@ export class MessageStore {
     /** The caps of inboxes, channel streams and ack streams (read by subscriptions to bound gap checks). */
     readonly limits: StreamLimits = DEFAULT_STREAM_LIMITS,
   ) {}
-
-  /**
-   * Envelopes this process sealed lately, by message id: live delivery on the sending node needs
-   * no decryption. Bounded by count and by bytes (a parsed envelope takes several times its JSON
-   * size on the heap); a large envelope is not kept at all. Small on purpose: live deliveries
-   * follow their send within milliseconds, and a larger cache outlived young-generation GCs,
-   * was promoted and fed a major GC every second under load (the cause of the latency tail).
-   * A delivery that misses it (a lagging reader) opens the stored value instead.
-   * Only ever filled with what this process validated itself.
-   */
-  private readonly recent = new Map<string, { envelope: Envelope; bytes: number; seq: number }>();
-  private recentBytes = 0;
-  private static readonly RECENT_MAX = 256;
-  /** Ids in the order they were remembered (a ring of RECENT_MAX; `recentSeq` counts every insert). */
-  private readonly recentOrder: (string | undefined)[] = new Array<string | undefined>(MessageStore.RECENT_MAX);
-  private recentOldest = 0;
-  private recentSeq = 0;
-  /** Sealed bytes kept at most (a typical 1 KiB message: the count bound applies first). */
-  private static readonly RECENT_MAX_BYTES = 4 * 1024 * 1024;
-  /** Envelopes larger than this (sealed) are decoded from the store instead. */
-  private static readonly RECENT_MAX_ENTRY_BYTES = 32 * 1024;
 
   private open(sealed: string, messageId: string): Envelope {
     const text = this.sealer.open(sealed, keys.messageSeal(messageId));
@@ -102,48 +98,17 @@ export class MessageStore {
     withRawJson(envelope, text);
     const ad = keys.messageSeal(envelope.id);
     const sealed = this.sealer.sealAsync ? await this.sealer.sealAsync(text, ad) : this.sealer.seal(text, ad);
-    this.remember(envelope, sealed.length);
     return {
       messageId: envelope.id,
+      envelope,
       sealed,
       priority: envelope.payload.context.priority,
       expiresAt: expiresAt(envelope),
     };
   }
 
-  private remember(envelope: Envelope, bytes: number): void {
-    const previous = this.recent.get(envelope.id);
-    if (previous) {
-      this.recent.delete(envelope.id);
-      this.recentBytes -= previous.bytes;
-    }
-    if (bytes > MessageStore.RECENT_MAX_ENTRY_BYTES) return;
-    const max = MessageStore.RECENT_MAX;
-    while (this.recentSeq - this.recentOldest >= max || (this.recentBytes + bytes > MessageStore.RECENT_MAX_BYTES && this.recentOldest < this.recentSeq)) {
-      this.forgetOldest();
-    }
-    const seq = this.recentSeq++;
-    this.recentOrder[seq % max] = envelope.id;
-    this.recent.set(envelope.id, { envelope, bytes, seq });
-    this.recentBytes += bytes;
-  }
-
-  /** Drops the oldest slot of the ring (and its envelope, unless that id was remembered again since). */
-  private forgetOldest(): void {
-    const seq = this.recentOldest++;
-    const slot = seq % MessageStore.RECENT_MAX;
-    const id = this.recentOrder[slot];
-    this.recentOrder[slot] = undefined;
-    if (id === undefined) return;
-    const entry = this.recent.get(id);
-    if (entry?.seq === seq) {
-      this.recent.delete(id);
-      this.recentBytes -= entry.bytes;
-    }
-  }
-
-  private fields(m: StoredMessage, extra: Record<string, string> = {}): Record<string, string> {
-    return { mid: m.messageId, p: String(m.priority), x: m.expiresAt === null ? '' : String(m.expiresAt), m: m.sealed, ...extra };
+  private fields(m: StoredMessage): Record<string, string> {
+    return withEnvelope({ mid: m.messageId, p: String(m.priority), x: m.expiresAt === null ? '' : String(m.expiresAt), m: m.sealed }, m.envelope);
   }
 
   /**
@@ -163,14 +128,14 @@ export class MessageStore {
       inboxPrev[agent] = appended[i]!.prev;
     });
     const onChannel = channel ? appended[recipients.length]! : null;
-    return { inboxes, inboxPrev, channelStreamId: onChannel?.id ?? null, channelPrev: onChannel?.prev ?? null };
+    return { inboxes, inboxPrev, channelStreamId: onChannel?.id ?? null, channelPrev: onChannel?.prev ?? null, fields };
   }
 
   /** Opens a stored entry; checks the envelope really belongs where it was read from. */
   decode(entry: StreamEntry, owner: { agent?: string; channel?: string }): DeliveredMessage {
     const { mid, m, p, x } = entry.fields;
     if (!mid || !m) throw new LinkerError('INTERNAL_SERVER_ERROR', `malformed stream entry ${entry.id}`);
-    const envelope = this.recent.get(mid)?.envelope ?? this.open(m, mid);
+    const envelope = (entry.fields as { [ENVELOPE]?: Envelope })[ENVELOPE] ?? this.open(m, mid);
     const belongs =
       envelope.id === mid &&
       (owner.agent ? envelope.to_agent === owner.agent || (envelope.to_agent === null && envelope.channel !== null) : true) &&

@@ -132,7 +132,7 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
   const result = await hub.memory.messages.route(stored, recipients, channel, route.kind === 'direct' ? route.to : undefined);
   hub.bus.publishRouted({
     node: hub.bus.nodeId,
-    fields: hub.memory.messages.storedFields(stored),
+    fields: result.fields,
     inboxes: result.inboxes,
     inboxPrev: result.inboxPrev,
     channel,
