@@ -24,7 +24,13 @@
  * of each timed run (default 5000), BENCH_PROF=<dir> writes the servers' CPU profiles,
  * BENCH_SERVER_FLAGS passes Node flags to them (e.g. --trace-gc), BENCH_LATENCY_RATE fixes the
  * open loop's rate, BENCH_TRACE=<path> writes its (time, latency) samples, BENCH_SEAL_THREAD=0
- * seals on the event loop instead of the sealing thread (memory/seal-pool.ts).
+ * seals on the event loop instead of the sealing thread (memory/seal-pool.ts), BENCH_NO_SEAL=1
+ * runs the hub without at-rest sealing (what sealing costs), BENCH_STORES=redis|embedded picks the
+ * hub's stores, BENCH_CEILING=0 skips the bare-tRPC lines.
+ *
+ * Direct lines also print server_cpu_us_per_msg (the server process's CPU time, all threads, per
+ * delivered message: steadier than the rate while the machine's speed drifts) and
+ * server_loop_busy (its event loop's utilization over the measured window).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
