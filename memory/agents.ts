@@ -12,6 +12,11 @@ import { keys } from './keys.js';
 import { plainText, type ValueSealer } from './sealing.js';
 import type { Store } from './store.js';
 
+/** NOT_FOUND for a message to an agent the registry does not have (said the same wherever it is found). */
+export function unknownAgentError(agentId: string): LinkerError {
+  return new LinkerError('NOT_FOUND', `unknown agent ${agentId}: no such agent is registered (skynet-linker agents add ${agentId})`);
+}
+
 export interface PresenceEntry {
   node: string;
   connected_since: string;

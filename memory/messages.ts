@@ -6,6 +6,7 @@
 import { EnvelopeSchema, expiresAt, type Envelope } from '../protocol/envelope.js';
 import { LinkerError } from '../protocol/errors.js';
 import { withRawJson } from '../protocol/json.js';
+import { unknownAgentError } from './agents.js';
 import { keys } from './keys.js';
 import type { ValueSealer } from './sealing.js';
 import type { AppendedEntry, Store, StreamAppend, StreamEntry } from './store.js';
@@ -120,7 +121,7 @@ export class MessageStore {
     const items: StreamAppend[] = recipients.map((agent) => ({ key: keys.history(agent), fields, maxLen: this.limits.inboxMaxLen }));
     if (channel) items.push({ key: keys.channel(channel), fields, maxLen: this.limits.channelMaxLen });
     const appended = await this.store.appendEntries(items, registered === undefined ? undefined : { key: keys.agents(), field: registered });
-    if (!appended) throw new LinkerError('NOT_FOUND', `unknown agent ${registered}: no such agent is registered (skynet-linker agents add ${registered})`);
+    if (!appended) throw unknownAgentError(registered!);
     const inboxes: Record<string, string> = {};
     const inboxPrev: Record<string, string> = {};
     recipients.forEach((agent, i) => {

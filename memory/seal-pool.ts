@@ -87,7 +87,12 @@ class SealThread {
       this.settleInline(batch);
       return;
     }
+    // Each ring of the batch once (a batch almost always has one): the thread gets its keys anew
+    // when they changed since the last batch.
+    const checked = new Set<number>();
     for (const item of batch) {
+      if (checked.has(item.ringId)) continue;
+      checked.add(item.ringId);
       const stamp = `${item.ring.activeKeyId}:${item.ring.keyIds.join(',')}`;
       if (this.sentStamps.get(item.ringId) !== stamp) {
         this.sentStamps.set(item.ringId, stamp);

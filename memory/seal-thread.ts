@@ -12,7 +12,6 @@ import { KeyRing, type KeyRingExport } from '../crypto/keyring.js';
  */
 export type SealThreadRequest =
   | { kind: 'keys'; ring: number; keys: KeyRingExport }
-  | { kind: 'forget'; ring: number }
   | { kind: 'seal'; seq: number; rings: number[]; texts: ArrayBuffer; ends: number[]; ads: string[] };
 
 export type SealThreadReply = { seq: number; sealed: ArrayBuffer; ends: number[] } | { seq: number; error: string };
@@ -30,10 +29,6 @@ parentPort!.on('message', (msg: SealThreadRequest) => {
   if (msg.kind === 'keys') {
     forget(msg.ring);
     rings.set(msg.ring, KeyRing.fromExport(msg.keys));
-    return;
-  }
-  if (msg.kind === 'forget') {
-    forget(msg.ring);
     return;
   }
   try {

@@ -9,6 +9,7 @@ import { streamIdBefore } from '../memory/store.js';
 import { agentProcedure, isAdmin, router } from '../router/trpc.js';
 import type { Context, AuthedAgent } from '../router/context.js';
 import { keys } from '../memory/keys.js';
+import { unknownAgentError } from '../memory/agents.js';
 import { liveStream, type LivePage, type StreamGap } from './live.js';
 import { byPriority, liveLimits, notExpired, readEntries, ResumeInput, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
 
@@ -40,31 +41,34 @@ const ContentGuard = z.custom<z.input<typeof OutgoingMessage>>().superRefine((in
   const holder = payload as { content?: unknown };
   const fail = (message: string) => ctx.addIssue({ code: 'custom', path: ['payload', 'content'], message });
   if (!('content' in holder)) return fail('payload content is required');
+  if (holder.content === 0 && Object.is(holder.content, -0)) holder.content = 0;
   const content = holder.content;
-  if (content === 0 && Object.is(content, -0)) holder.content = 0;
-  if (!isJsonLeaf(content) && (typeof content !== 'object' || content === null)) return fail(NOT_JSON);
-  if (content === null || typeof content !== 'object') return;
+  if (content === null || typeof content !== 'object') {
+    if (!isJsonLeaf(content)) fail(NOT_JSON);
+    return;
+  }
   const stack: { value: object; depth: number }[] = [{ value: content, depth: 1 }];
+  /** One child of a container: -0 becomes 0, a container is walked later; false for a non-JSON leaf. */
+  const child = (container: Record<string | number, unknown>, key: string | number, depth: number): boolean => {
+    const v = container[key];
+    if (v === 0 && Object.is(v, -0)) container[key] = 0;
+    else if (v !== null && typeof v === 'object') stack.push({ value: v, depth: depth + 1 });
+    else return isJsonLeaf(v);
+    return true;
+  };
   while (stack.length > 0) {
     const { value, depth } = stack.pop()!;
     if (depth > MAX_CONTENT_DEPTH) return fail(`payload content is nested more than ${MAX_CONTENT_DEPTH} levels deep`);
+    const container = value as Record<string | number, unknown>;
     if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) {
-        const v: unknown = value[i];
-        if (v === 0 && Object.is(v, -0)) value[i] = 0;
-        else if (v !== null && typeof v === 'object') stack.push({ value: v, depth: depth + 1 });
-        else if (!isJsonLeaf(v)) return fail(NOT_JSON);
-      }
+      // By index: holes are visited (as undefined) and refused.
+      for (let i = 0; i < value.length; i++) if (!child(container, i, depth)) return fail(NOT_JSON);
       continue;
     }
     if (Object.getPrototypeOf(value) !== Object.prototype) return fail(NOT_JSON);
-    const record = value as Record<string, unknown>;
-    for (const key of Object.keys(record)) {
+    for (const key of Object.keys(value)) {
       if (key === '__proto__') return fail('payload content may not use the key "__proto__"');
-      const v = record[key];
-      if (v === 0 && Object.is(v, -0)) record[key] = 0;
-      else if (v !== null && typeof v === 'object') stack.push({ value: v, depth: depth + 1 });
-      else if (!isJsonLeaf(v)) return fail(NOT_JSON);
+      if (!child(container, key, depth)) return fail(NOT_JSON);
     }
   }
 });
@@ -83,10 +87,6 @@ export interface SendResult {
   channel: string | null;
   delivered_to: string[];
   stream_ids: Record<string, string>;
-}
-
-function unknownAgent(agentId: string): LinkerError {
-  return new LinkerError('NOT_FOUND', `unknown agent ${agentId}: no such agent is registered (skynet-linker agents add ${agentId})`);
 }
 
 /** Validates, stamps, stores durably, then fans out live. Resolves once every inbox has it. */
@@ -113,7 +113,7 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
   if (route.kind === 'direct') {
     // The recipient's registration is checked in the same step as the append (route() below);
     // a session message checks it first as well, so the session records no message that fails.
-    if (sessionId && !(await hub.memory.agents.exists(route.to))) throw unknownAgent(route.to);
+    if (sessionId && !(await hub.memory.agents.exists(route.to))) throw unknownAgentError(route.to);
     recipients = [route.to];
   } else {
     recipients = (await hub.memory.channels.members(route.channel)).filter((a) => a !== agent.id);
