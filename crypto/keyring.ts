@@ -8,6 +8,7 @@
  */
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { bytesToHex, randomBytes } from '@noble/ciphers/utils.js';
+import { xchachaEncryptInto } from './aead.js';
 import { createNonceSource } from './nonces.js';
 import { assertBytes, assertString, concatBytes, fromBase64, isBytes, toBase64, typeName, utf8Decode, utf8Encode } from './bytes.js';
 import { CryptoError, decryptFailed } from './errors.js';
@@ -136,8 +137,8 @@ export class KeyRing {
    * @param plaintext - bytes to seal.
    * @param associatedData - what the value is bound to, typically its storage key name; `open`
    *   must be given the same.
-   * @returns the sealed bytes (header, nonce, ciphertext and tag): a view that may start 1-3
-   *   bytes into its ArrayBuffer (zero bytes before it), so use the view, not `.buffer`.
+   * @returns the sealed bytes (header, nonce, ciphertext and tag). Use the view, not `.buffer`
+   *   (callers must not assume the view covers its whole buffer).
    * @throws TypeError for a wrong-type argument.
    */
   seal(plaintext: Uint8Array, associatedData: string | Uint8Array): Uint8Array {
@@ -146,11 +147,9 @@ export class KeyRing {
     const id = this.#activeKeyId;
     const headerLength = 2 + id.length;
     const bodyOffset = headerLength + NONCE_LENGTH;
-    // The sealed value is built in one buffer and encrypted in place (no copies), with the
-    // ciphertext 4-byte aligned in it: noble XORs whole 32-bit words only on aligned data (byte
-    // by byte otherwise). Hence the 0-3 zero bytes before the returned view (see @returns).
-    const lead = (4 - (bodyOffset % 4)) % 4;
-    const out = new Uint8Array(new ArrayBuffer(lead + bodyOffset + plaintext.length + TAG_LENGTH), lead);
+    // The sealed value is built in one buffer: header, nonce, then ciphertext and tag written in
+    // place by the AEAD (crypto/aead.ts, the same bytes as noble's xchacha20poly1305).
+    const out = new Uint8Array(bodyOffset + plaintext.length + TAG_LENGTH);
     out[0] = FORMAT_VERSION;
     out[1] = id.length;
     for (let i = 0; i < id.length; i++) out[2 + i] = id.charCodeAt(i);
@@ -159,7 +158,7 @@ export class KeyRing {
     const aad = new Uint8Array(headerLength + ad.length);
     aad.set(out.subarray(0, headerLength));
     aad.set(ad, headerLength);
-    xchacha20poly1305(this.#keys.get(id)!, nonce, aad).encrypt(plaintext, out.subarray(bodyOffset));
+    xchachaEncryptInto(this.#keys.get(id)!, nonce, aad, plaintext, out.subarray(bodyOffset));
     return out;
   }
 
