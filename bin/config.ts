@@ -61,7 +61,7 @@ export const ConfigSchema = z.strictObject({
     .array(z.strictObject({ id: AgentIdSchema, type: AgentTypeSchema.optional(), channels: z.array(ChannelNameSchema).optional() }))
     .optional(),
   connectors: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
-  sealing: z.strictObject({ enabled: z.boolean().optional() }).optional(),
+  sealing: z.strictObject({ enabled: z.boolean().optional(), in_memory: z.boolean().optional() }).optional(),
   data_dir: z.string().optional(),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
 });

@@ -116,6 +116,7 @@ export class ServeCommand extends Command {
     const redisUrl = this.redis ?? process.env.SKYNET_LINKER_REDIS_URL ?? config.redis?.url;
     const insecure = this.insecureNoAuth || config.auth?.insecure_no_auth === true;
     const sealingOn = this.sealing && config.sealing?.enabled !== false;
+    const sealInMemory = config.sealing?.in_memory === true;
     const logger = pino({ level: this.logLevel ?? config.log_level ?? process.env.LOG_LEVEL ?? 'info' }, pino.destination(2));
 
     const store = redisUrl ? new RedisStore({ url: redisUrl, prefix: this.prefix ?? config.redis?.prefix }) : new EmbeddedStore({ dataDir: join(home, 'data') });
@@ -142,7 +143,7 @@ export class ServeCommand extends Command {
     const storeLine = redisUrl ? `Redis store at ${redisUrl}` : `embedded store (no Redis; state saved in ${join(home, 'data')})`;
 
     if (!redisUrl) {
-      const restored = await createSharedMemory({ store, sealer }).snapshots.restoreLatest().catch((err) => {
+      const restored = await createSharedMemory({ store, sealer, sealInMemory }).snapshots.restoreLatest().catch((err) => {
         throw new CliError('ERROR', `cannot restore the embedded store from ${join(home, 'data')}: ${(err as Error).message}`);
       });
       if (restored) logger.info({ event: 'snapshot_restored', name: restored }, 'embedded store restored from its latest snapshot');
@@ -166,6 +167,7 @@ export class ServeCommand extends Command {
       hub = await createHub({
         store,
         sealer,
+        sealInMemory,
         rotateKeys,
         host,
         port,
@@ -189,7 +191,9 @@ export class ServeCommand extends Command {
     }
     const publicUrl = hub.url.replace('//127.0.0.1:', '//localhost:');
     out(`Skynet Linker hub on ${publicUrl} — ${storeLine}`);
-    out(`sealing at rest: ${sealingOn ? `on (keys in ${keyPath})` : 'OFF'}`);
+    // On the embedded store what rests on disk is its snapshot files (memory/sealing.ts, keptInProcess).
+    const sealedWhat = redisUrl || sealInMemory ? '' : '; embedded store: snapshot files sealed';
+    out(`sealing at rest: ${sealingOn ? `on (keys in ${keyPath}${sealedWhat})` : 'OFF'}`);
     for (const agent of config.agents ?? []) {
       await hub.memory.agents.upsert({ agent_id: agent.id, agent_type: agent.type });
       for (const ch of agent.channels ?? ['skynet_core']) await hub.memory.channels.join(ch, agent.id);

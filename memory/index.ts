@@ -3,7 +3,7 @@ import { AgentRegistry } from './agents.js';
 import { ChannelStore } from './channels.js';
 import { ContextStore } from './contexts.js';
 import { DEFAULT_STREAM_LIMITS, MessageStore, type StreamLimits } from './messages.js';
-import { plainText, type ValueSealer } from './sealing.js';
+import { keptInProcess, plainText, type ValueSealer } from './sealing.js';
 import { SessionStore } from './sessions.js';
 import { SnapshotStore } from './snapshots.js';
 import type { Store } from './store.js';
@@ -12,8 +12,16 @@ import { VersionedDocs } from './versioned.js';
 
 export interface SharedMemoryOptions {
   store: Store;
-  /** Seals values before they reach the store. Default: plain text (no sealing). */
+  /**
+   * Seals values before they reach the store. Default: plain text (no sealing). On the embedded
+   * store (the hub's own memory) only snapshots are sealed; see `keptInProcess` in sealing.ts.
+   */
   sealer?: ValueSealer;
+  /**
+   * Seal each value on the embedded store too (as on Redis), not only its snapshots. Default
+   * false: in the hub's own memory it protects nothing (see `keptInProcess` in sealing.ts).
+   */
+  sealInMemory?: boolean;
   limits?: Partial<StreamLimits>;
   /** How long a connection counts as online without a refresh. Default 60 000 ms. */
   presenceTtlMs?: number;
@@ -23,6 +31,7 @@ export interface SharedMemoryOptions {
 
 export interface SharedMemory {
   readonly store: Store;
+  /** The sealer the memory was given: whether sealing is on, and what seals snapshots. */
   readonly sealer: ValueSealer;
   readonly messages: MessageStore;
   readonly channels: ChannelStore;
@@ -35,16 +44,19 @@ export interface SharedMemory {
 
 export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
   const sealer = opts.sealer ?? plainText;
+  // What each value is sealed with in the store: on Redis the sealer; in the hub's own memory
+  // nothing (the snapshots that reach the disk are sealed whole).
+  const values = opts.store.kind === 'embedded' && opts.sealInMemory !== true ? keptInProcess(sealer) : sealer;
   const limits = { ...DEFAULT_STREAM_LIMITS, ...opts.limits };
-  const docs = new VersionedDocs(opts.store, sealer);
+  const docs = new VersionedDocs(opts.store, values);
   return {
     store: opts.store,
     sealer,
-    messages: new MessageStore(opts.store, sealer, limits),
+    messages: new MessageStore(opts.store, values, limits),
     channels: new ChannelStore(opts.store),
     contexts: new ContextStore(docs),
     sessions: new SessionStore(opts.store, docs),
-    agents: new AgentRegistry(opts.store, opts.presenceTtlMs, sealer, opts.nodeId ?? null),
+    agents: new AgentRegistry(opts.store, opts.presenceTtlMs, values, opts.nodeId ?? null),
     tokens: new TokenStore(opts.store),
     snapshots: new SnapshotStore(opts.store, sealer),
   };

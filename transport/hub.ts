@@ -35,6 +35,8 @@ export interface HubOptions {
   store?: Store;
   /** Seals values at rest. Default: plain text. */
   sealer?: ValueSealer;
+  /** Seal each value on the embedded store too, not only its snapshots (SharedMemoryOptions.sealInMemory). */
+  sealInMemory?: boolean;
   /** Rotates the at-rest key ring (admin.keysRotate). */
   rotateKeys?: RotateKeys;
   /** Interface to listen on. Default 127.0.0.1. */
@@ -117,7 +119,7 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
   const nodeId = opts.nodeId ?? `node-${randomUUID().slice(0, 8)}`;
   const logger = opts.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info', base: { node: nodeId } });
   const store: Store = opts.store ?? new EmbeddedStore();
-  const memory = createSharedMemory({ store, sealer: opts.sealer ?? plainText, limits: opts.limits, presenceTtlMs: opts.presenceTtlMs, nodeId });
+  const memory = createSharedMemory({ store, sealer: opts.sealer ?? plainText, sealInMemory: opts.sealInMemory, limits: opts.limits, presenceTtlMs: opts.presenceTtlMs, nodeId });
   const maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   const settings: HubSettings = {
     maxPayloadBytes,

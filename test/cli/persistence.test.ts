@@ -2,6 +2,7 @@
  * The embedded store survives a restart: `serve` saves a sealed snapshot at shutdown (SIGTERM
  * exits 0) and restores it at the next start with the same data directory.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, Machine } from './helpers.js';
@@ -31,11 +32,19 @@ describe('embedded store persistence across serve restarts', () => {
     const stopped = await first.proc.stop('SIGTERM');
     expect(stopped.code).toBe(0);
     expect(stopped.stderr).toContain('"event":"shutdown"');
+    // What reached the disk is sealed: the snapshot file holds neither the context nor the message.
+    const snapshots = readdirSync(join(m.home, 'data', 'snapshots'));
+    expect(snapshots.length).toBeGreaterThan(0);
+    for (const name of snapshots) {
+      const text = readFileSync(join(m.home, 'data', 'snapshots', name), 'utf8');
+      expect(text.length).toBeGreaterThan(100);
+      for (const clear of ['RAG survey', 'pendant ton absence', 'gemini']) expect(text).not.toContain(clear);
+    }
 
     const second = await m.serve('embedded');
     expect(second.banner).toEqual([
       `Skynet Linker hub on ws://localhost:${second.port}/ws — embedded store (no Redis; state saved in ${join(m.home, 'data')})`,
-      `sealing at rest: on (keys in ${join(m.home, '.skynet_linker.keys')})`,
+      `sealing at rest: on (keys in ${join(m.home, '.skynet_linker.keys')}; embedded store: snapshot files sealed)`,
       `admin credential: ${join(m.home, 'admin.json')}`,
     ]);
     expect(second.proc.stderr).toContain('"event":"snapshot_restored"');
@@ -63,5 +72,23 @@ describe('embedded store persistence across serve restarts', () => {
     expect((await gemini.stop('SIGINT')).code).toBe(0);
 
     expect((await second.proc.stop('SIGTERM')).code).toBe(0);
+  }, 60_000);
+
+  it('sealing: { in_memory: true } (each value sealed in memory, see test/memory/in-process-sealing.test.ts): the banner says plain "on", the state survives a restart', async () => {
+    const sealed = new Machine();
+    try {
+      const config = join(sealed.cwd, sealed.file('config.yaml', 'sealing: { enabled: true, in_memory: true }\n'));
+      const first = await sealed.serve('embedded', ['--config', config]);
+      expect(first.banner[1]).toBe(`sealing at rest: on (keys in ${join(sealed.home, '.skynet_linker.keys')})`);
+      sealed.file('context.json', { note: 'kept sealed' });
+      await sealed.ok(['context', 'push', '--agent-id', 'claude_cli', '--context-file', 'context.json']);
+      expect((await first.proc.stop('SIGTERM')).code).toBe(0);
+      const second = await sealed.serve('embedded', ['--config', config]);
+      expect(second.proc.stderr).toContain('"event":"snapshot_restored"');
+      expect(JSON.parse(await sealed.ok(['context', 'pull', '--agent-id', 'claude_cli']))).toMatchObject({ version: 1, data: { note: 'kept sealed' } });
+      expect((await second.proc.stop('SIGTERM')).code).toBe(0);
+    } finally {
+      await sealed.dispose();
+    }
   }, 60_000);
 });

@@ -56,11 +56,14 @@ describe.each<StoreKind>(['redis', 'embedded'])('end-to-end sealing and signatur
     const history = await bob.agent.trpc.messages.history.query({});
     expect(history.items.map((i) => i.message.payload.content)).toEqual([SEALED_BOX]);
     expect(JSON.stringify(history)).not.toContain('launch code');
-    // At rest the hub also seals the envelope: neither the content nor its ciphertext is readable.
+    // Stored, the content is the recipient's ciphertext. On Redis the hub also seals the envelope
+    // (neither the content nor its ciphertext readable); the embedded store keeps it as it is in
+    // the hub's own memory (memory/sealing.ts, keptInProcess).
     const [raw] = await t.hub.memory.store.readStream(keys.history('bob'), { count: 10 });
     expect(raw!.fields.mid).toBe(sent.id);
     expect(JSON.stringify(raw)).not.toContain('launch code');
-    expect(JSON.stringify(raw)).not.toContain('nacl-box');
+    if (kind === 'redis') expect(JSON.stringify(raw)).not.toContain('nacl-box');
+    else expect(JSON.parse(raw!.fields.m!)).toMatchObject({ id: sent.id, encrypted: true, payload: { content: SEALED_BOX } });
   });
 
   it('seal: box fails clearly when the recipient has no registered box key', async () => {

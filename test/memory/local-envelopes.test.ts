@@ -2,7 +2,8 @@
  * memory/messages.ts: the node that routes a message hands its live listeners the envelope it
  * validated itself, on the very fields object it appended (hidden: not stored, not copied, not
  * sent to other nodes), so live delivery on that node opens nothing. Anything read back from a
- * store, or arriving as JSON from another node, is opened (counted here with a real key ring).
+ * store, or arriving as JSON from another node, is opened (counted here with a real key ring;
+ * the embedded store seals each value here too, with `sealInMemory`).
  */
 import { describe, expect, it } from 'vitest';
 import { KeyRing } from '../../crypto/keyring.js';
@@ -16,7 +17,7 @@ function countingMemory(kind: 'embedded' | 'redis') {
   const inner = keyRingSealer(KeyRing.generate(), { offThread: false });
   let opens = 0;
   const sealer: ValueSealer = { enabled: true, seal: inner.seal, open: (stored, ad) => (opens++, inner.open(stored, ad)) };
-  const memory = createSharedMemory({ store: kind === 'redis' ? makeRedisStore() : new EmbeddedStore(), sealer });
+  const memory = createSharedMemory({ store: kind === 'redis' ? makeRedisStore() : new EmbeddedStore(), sealer, sealInMemory: true });
   return { memory, opens: () => opens };
 }
 

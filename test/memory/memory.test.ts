@@ -350,7 +350,8 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
     });
 
     it('with sealing, registry records are sealed and bound to their agent id', async () => {
-      const m = memory({ sealer: keyRingSealer(KeyRing.generate()) });
+      // In the embedded store's memory, values are sealed only when asked (memory/sealing.ts).
+      const m = memory({ sealer: keyRingSealer(KeyRing.generate()), sealInMemory: true });
       await m.agents.upsert({ agent_id: 'alice', metadata: { secret: 'plans' } });
       const stored = await m.store.hashGet('agents', 'alice');
       expect(stored).not.toBeNull();
