@@ -99,6 +99,7 @@ async function hub(storeKind: string, redisUrl: string | undefined, agents: numb
   const h = await createHub({
     store,
     ...(process.env.BENCH_NO_SEAL ? {} : { sealer: keyRingSealer(KeyRing.generate(), { offThread: process.env.BENCH_SEAL_THREAD !== '0' }) }),
+    sealInMemory: process.env.BENCH_SEAL_IN_MEMORY === '1',
     port: 0,
     rateLimit: { perSecond: 0 },
     logger: pino({ level: 'silent' }),

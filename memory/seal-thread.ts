@@ -1,7 +1,7 @@
 /**
  * The sealing thread (a worker_threads entry, see seal-pool.ts): seals batches of messages with
- * copies of the hub's key rings, so XChaCha20-Poly1305 (pure JS, about 12 µs per 700-byte
- * message) runs beside the event loop instead of on it. Same bytes as `KeyRing.sealString`.
+ * copies of the hub's key rings, so XChaCha20-Poly1305 (pure JS, crypto/aead.ts) runs beside the
+ * event loop instead of on it. Same bytes as `KeyRing.sealString`.
  */
 import { parentPort } from 'node:worker_threads';
 import { KeyRing, type KeyRingExport } from '../crypto/keyring.js';
