@@ -6,9 +6,8 @@
  * data is `header ‖ associatedData`, so neither the key id nor the storage key name the caller
  * binds (e.g. the Redis key) can be swapped without the value failing to open.
  */
-import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { bytesToHex, randomBytes } from '@noble/ciphers/utils.js';
-import { xchachaEncryptInto } from './aead.js';
+import { xchachaDecryptInto, xchachaEncryptInto } from './aead.js';
 import { createNonceSource } from './nonces.js';
 import { assertBytes, assertString, concatBytes, fromBase64, isBytes, toBase64, typeName, utf8Decode, utf8Encode } from './bytes.js';
 import { CryptoError, decryptFailed } from './errors.js';
@@ -180,11 +179,13 @@ export class KeyRing {
       throw new CryptoError('UNKNOWN_KEY', `could not open: sealed with key id ${JSON.stringify(keyId)}, which is not in this key ring (it holds ${this.keyIds.join(', ')})`);
     }
     const nonce = sealed.subarray(headerLength, headerLength + NONCE_LENGTH);
-    try {
-      return xchacha20poly1305(key, nonce, concatBytes(sealed.subarray(0, headerLength), ad)).decrypt(sealed.subarray(headerLength + NONCE_LENGTH));
-    } catch (cause) {
-      throw decryptFailed(undefined, cause);
+    const body = sealed.subarray(headerLength + NONCE_LENGTH);
+    // parseHeader made sure the body holds at least a tag.
+    const out = new Uint8Array(body.length - TAG_LENGTH);
+    if (!xchachaDecryptInto(key, nonce, concatBytes(sealed.subarray(0, headerLength), ad), body, out)) {
+      throw decryptFailed(undefined, new Error('invalid tag'));
     }
+    return out;
   }
 
   /**
