@@ -16,7 +16,8 @@
  * ciphertext` gives the one-time key and the candidate plaintext in a scratch buffer, the tag is
  * computed over the ciphertext as received and compared in constant time (noble's `equalBytes`),
  * and only a matching tag lets the plaintext out of the scratch; a mismatch wipes it. The scratch
- * buffers are zeroed after every call; no secret outlives it.
+ * buffers are zeroed after every call, whether it returns or throws; no secret outlives it.
+ * (`@noble/ciphers/_poly1305.js` is one of noble's own exported modules; noble is pinned exactly.)
  */
 import { xchacha20 } from '@noble/ciphers/chacha.js';
 import { poly1305 } from '@noble/ciphers/_poly1305.js';
@@ -38,15 +39,22 @@ function scratch(current: Uint8Array, size: number): Uint8Array {
 }
 
 function putLength64(into: Uint8Array, at: number, n: number): void {
-  // Little-endian 64-bit; lengths here are below 2^32 (a Uint8Array's), so the high word is 0.
+  // Little-endian 64-bit (a length may pass 2^32 on Node 22+).
+  const high = Math.floor(n / 2 ** 32);
   into[at] = n & 0xff;
   into[at + 1] = (n >>> 8) & 0xff;
   into[at + 2] = (n >>> 16) & 0xff;
   into[at + 3] = (n >>> 24) & 0xff;
-  into[at + 4] = into[at + 5] = into[at + 6] = into[at + 7] = 0;
+  into[at + 4] = high & 0xff;
+  into[at + 5] = (high >>> 8) & 0xff;
+  into[at + 6] = (high >>> 16) & 0xff;
+  into[at + 7] = (high >>> 24) & 0xff;
 }
 
-function checkKeyNonce(key: Uint8Array, nonce: Uint8Array): void {
+function checkKeyNonce(key: Uint8Array, nonce: Uint8Array, ...data: Uint8Array[]): void {
+  for (const bytes of [key, nonce, ...data]) {
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`expected a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`);
+  }
   if (key.length !== 32) throw new RangeError(`key must be 32 bytes, got ${key.length}`);
   if (nonce.length !== 24) throw new RangeError(`nonce must be 24 bytes, got ${nonce.length}`);
 }
@@ -62,7 +70,12 @@ function streamWithKeyBlock(key: Uint8Array, nonce: Uint8Array, data: Uint8Array
   const work = s.subarray(0, size);
   work.fill(0, 0, 64);
   work.set(data, 64);
-  xchacha20(key, nonce, work, work, 0);
+  try {
+    xchacha20(key, nonce, work, work, 0);
+  } catch (err) {
+    work.fill(0);
+    throw err;
+  }
   return work;
 }
 
@@ -79,9 +92,11 @@ function tagOf(oneTimeKey: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array):
   input.set(ciphertext, aadEnd);
   putLength64(input, ctEnd, aad.length);
   putLength64(input, ctEnd + 8, ciphertext.length);
-  const tag = poly1305(input, oneTimeKey);
-  input.fill(0);
-  return tag;
+  try {
+    return poly1305(input, oneTimeKey);
+  } finally {
+    input.fill(0);
+  }
 }
 
 /**
@@ -91,18 +106,21 @@ function tagOf(oneTimeKey: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array):
  * @throws RangeError when a length is wrong.
  */
 export function xchachaDecryptInto(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array, output: Uint8Array): boolean {
-  checkKeyNonce(key, nonce);
+  checkKeyNonce(key, nonce, aad, sealed, output);
   const length = sealed.length - XCHACHA_TAG_LENGTH;
   if (length < 0) throw new RangeError(`sealed data must be at least ${XCHACHA_TAG_LENGTH} bytes, got ${sealed.length}`);
   if (output.length !== length) throw new RangeError(`output must be ${length} bytes, got ${output.length}`);
   const ciphertext = sealed.subarray(0, length);
   const work = streamWithKeyBlock(key, nonce, ciphertext);
-  const tag = tagOf(work.subarray(0, 32), aad, ciphertext);
-  const ok = equalBytes(tag, sealed.subarray(length));
-  if (ok) output.set(work.subarray(64), 0);
-  work.fill(0);
-  tag.fill(0);
-  return ok;
+  try {
+    const tag = tagOf(work.subarray(0, 32), aad, ciphertext);
+    const ok = equalBytes(tag, sealed.subarray(length));
+    tag.fill(0);
+    if (ok) output.set(work.subarray(64), 0);
+    return ok;
+  } finally {
+    work.fill(0);
+  }
 }
 
 /**
@@ -111,14 +129,17 @@ export function xchachaDecryptInto(key: Uint8Array, nonce: Uint8Array, aad: Uint
  * @throws RangeError when a length is wrong.
  */
 export function xchachaEncryptInto(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, output: Uint8Array): void {
-  checkKeyNonce(key, nonce);
+  checkKeyNonce(key, nonce, aad, plaintext, output);
   const length = plaintext.length;
   if (output.length !== length + XCHACHA_TAG_LENGTH) throw new RangeError(`output must be ${length + XCHACHA_TAG_LENGTH} bytes, got ${output.length}`);
   const work = streamWithKeyBlock(key, nonce, plaintext);
-  const ciphertext = work.subarray(64);
-  const tag = tagOf(work.subarray(0, 32), aad, ciphertext);
-  output.set(ciphertext, 0);
-  output.set(tag, length);
-  work.fill(0);
-  tag.fill(0);
+  try {
+    const ciphertext = work.subarray(64);
+    const tag = tagOf(work.subarray(0, 32), aad, ciphertext);
+    output.set(ciphertext, 0);
+    output.set(tag, length);
+    tag.fill(0);
+  } finally {
+    work.fill(0);
+  }
 }

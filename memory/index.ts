@@ -3,7 +3,7 @@ import { AgentRegistry } from './agents.js';
 import { ChannelStore } from './channels.js';
 import { ContextStore } from './contexts.js';
 import { DEFAULT_STREAM_LIMITS, MessageStore, type StreamLimits } from './messages.js';
-import { keptInProcess, plainText, type ValueSealer } from './sealing.js';
+import { keptInProcess, plainText, sealedInProcess, type ValueSealer } from './sealing.js';
 import { SessionStore } from './sessions.js';
 import { SnapshotStore } from './snapshots.js';
 import type { Store } from './store.js';
@@ -45,8 +45,9 @@ export interface SharedMemory {
 export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
   const sealer = opts.sealer ?? plainText;
   // What each value is sealed with in the store: on Redis the sealer; in the hub's own memory
-  // nothing (the snapshots that reach the disk are sealed whole).
-  const values = opts.store.kind === 'embedded' && opts.sealInMemory !== true ? keptInProcess(sealer) : sealer;
+  // nothing (the snapshots that reach the disk are sealed whole), unless asked. On the embedded
+  // store both kinds of value read back, so the option can be turned on and off.
+  const values = opts.store.kind !== 'embedded' ? sealer : opts.sealInMemory === true ? sealedInProcess(sealer) : keptInProcess(sealer);
   const limits = { ...DEFAULT_STREAM_LIMITS, ...opts.limits };
   const docs = new VersionedDocs(opts.store, values);
   return {

@@ -83,9 +83,11 @@ export class MessageStore {
   private open(sealed: string, messageId: string): Envelope {
     const text = this.sealer.open(sealed, keys.messageSeal(messageId));
     const json: unknown = JSON.parse(text);
-    // Sealed values are authenticated (AEAD): only this hub could have written them, and their
-    // text is the envelope's JSON (sent as is). Plain values could have been written by anyone
-    // with access to the store, so they are validated again.
+    // With sealing on, values are trusted: sealed ones are authenticated (AEAD), and on the
+    // embedded store the values kept as they are come from this hub's own memory or from a
+    // snapshot authenticated whole (memory/sealing.ts, keptInProcess); their text is the
+    // envelope's JSON (sent as is). With sealing off, values could have been written by anyone
+    // with access to the store (Redis), so they are validated again.
     return this.sealer.enabled ? withRawJson(json as Envelope, text) : EnvelopeSchema.parse(json);
   }
 

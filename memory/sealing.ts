@@ -19,7 +19,8 @@ export interface ValueSealer {
 
 /**
  * A sealed value as the store keeps it: base64 of `version(1)=1 ‖ …` (crypto/keyring.ts), so it
- * always starts with `A`. Every value the memory layer seals is JSON text, which never does.
+ * always starts with `A` (so would format versions 0-3; a property test pins it). Every value the
+ * memory layer seals is JSON text, which never does.
  */
 export function isSealedText(stored: string): boolean {
   return stored.charCodeAt(0) === 0x41; // 'A'
@@ -43,6 +44,16 @@ export function keptInProcess(sealer: ValueSealer): ValueSealer {
     seal: (text) => text,
     open: (stored, associatedData) => (isSealedText(stored) ? sealer.open(stored, associatedData) : stored),
   };
+}
+
+/**
+ * The values sealer for the embedded store with `sealInMemory`: seals as `sealer` does, and still
+ * reads values kept as they are (written without `sealInMemory`, then restored from a snapshot,
+ * which was authenticated whole), so turning the option on keeps the state readable.
+ */
+export function sealedInProcess(sealer: ValueSealer): ValueSealer {
+  if (!sealer.enabled) return sealer;
+  return { ...sealer, open: (stored, associatedData) => (isSealedText(stored) ? sealer.open(stored, associatedData) : stored) };
 }
 
 export const plainText: ValueSealer = {

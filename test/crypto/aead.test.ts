@@ -61,6 +61,9 @@ describe('xchachaDecryptInto (crypto/aead.ts)', () => {
     expect(() => xchachaDecryptInto(k, n, new Uint8Array(0), new Uint8Array(15), new Uint8Array(0))).toThrow(/sealed data must be at least 16 bytes, got 15/);
     expect(() => xchachaDecryptInto(k, n, new Uint8Array(0), new Uint8Array(20), new Uint8Array(5))).toThrow(/output must be 4 bytes, got 5/);
     expect(() => xchachaDecryptInto(new Uint8Array(16), n, new Uint8Array(0), new Uint8Array(20), new Uint8Array(4))).toThrow(/key must be 32 bytes/);
+    const asArray = Array.from(new Uint8Array(32)) as unknown as Uint8Array;
+    expect(() => xchachaDecryptInto(asArray, n, new Uint8Array(0), new Uint8Array(20), new Uint8Array(4))).toThrow(TypeError);
+    expect(() => xchachaEncryptInto(k, n, 'ad' as unknown as Uint8Array, new Uint8Array(4), new Uint8Array(20))).toThrow(TypeError);
   });
 });
 

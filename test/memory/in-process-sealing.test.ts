@@ -3,7 +3,7 @@
  * (snapshot files) is sealed whole and holds no canary; the values in the hub's own memory are
  * kept as they are (a control proves the search of the files would have found the canary there);
  * values sealed one by one (a Redis hub's dump, a snapshot taken with `sealInMemory`) still open;
- * `sealInMemory` seals each value in memory too.
+ * `sealInMemory` seals each value in memory too, and still reads values kept as they are.
  */
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -120,6 +120,28 @@ describe('at-rest sealing on the embedded store', () => {
     const restored = createSharedMemory({ store: new EmbeddedStore({ dataDir: dir }), sealer: keyRingSealer(ring) });
     await restored.snapshots.restoreLatest();
     expect(await readEverything(restored)).toEqual(expected(canary));
+  });
+
+  it('turning sealInMemory on keeps a default snapshot readable; new values are then sealed', async () => {
+    const ring = KeyRing.generate();
+    const canary = `CANARY-${randomUUID()}`;
+    const dir = tempDir();
+    const plainEach = createSharedMemory({ store: new EmbeddedStore({ dataDir: dir }), sealer: keyRingSealer(ring) });
+    await writeEverything(plainEach, canary);
+    await plainEach.snapshots.create();
+
+    const sealedEach = createSharedMemory({ store: new EmbeddedStore({ dataDir: dir }), sealer: keyRingSealer(ring), sealInMemory: true });
+    await sealedEach.snapshots.restoreLatest();
+    expect(await readEverything(sealedEach)).toEqual(expected(canary));
+    // Registering an agent again (what serve does at start for configured agents) reads and rewrites it.
+    await sealedEach.agents.upsert({ agent_id: 'alice', metadata: { bio: 'rewritten' } });
+    const later = `LATER-${randomUUID()}`;
+    await sealedEach.contexts.push('global', { note: later }, 'alice');
+    const state = JSON.stringify(await sealedEach.store.exportState());
+    expect(state).not.toContain(later);
+    expect(state).not.toContain('rewritten');
+    expect((await sealedEach.contexts.pull('global')).data).toEqual({ note: later });
+    expect((await sealedEach.agents.require('alice')).metadata).toEqual({ bio: 'rewritten' });
   });
 
   it('a sealed value never reads as JSON text, nor JSON text as a sealed value', () => {
