@@ -1,14 +1,15 @@
 /**
  * memory/seal-pool.ts: the send path's sealing thread. What it seals opens with the ring to the
  * same text, in call order; a turn's worth of messages goes to the thread as one batch; a rotated
- * ring reaches the thread before its next batch; a lone message is sealed inline; and when the
+ * ring reaches the thread before its next batch; a lone message or a small turn is sealed inline
+ * (unless a batch is in flight: nothing overtakes it); and when the
  * thread dies with work in flight, that work and everything after is sealed inline, nothing lost.
  * (A real worker thread, running the built dist/memory/seal-thread.js.)
  */
 import { describe, expect, it } from 'vitest';
 import { KeyRing } from '../../crypto/keyring.js';
 import { keyRingSealer } from '../../memory/sealing.js';
-import { sealThread } from '../../memory/seal-pool.js';
+import { INLINE_BATCH_BYTES, sealThread } from '../../memory/seal-pool.js';
 
 const fromB64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
 const texts = (n: number, tag: string) => Array.from({ length: n }, (_, i) => JSON.stringify({ tag, i, content: 'é✓'.repeat(i % 50) }));
@@ -38,6 +39,36 @@ describe('the sealing thread', () => {
     const sealed = await sealer.sealAsync!('{"alone":true}', 'ad');
     expect(thread.batches).toBe(before);
     expect(ring.openString(sealed, 'ad')).toBe('{"alone":true}');
+  });
+
+  it('seals a small turn (a few KB, nothing in flight) inline, in call order', async () => {
+    const ring = KeyRing.generate();
+    const sealer = keyRingSealer(ring);
+    const inputs = Array.from({ length: 8 }, (_, i) => JSON.stringify({ i, text: 'x'.repeat(700) }));
+    expect(inputs.reduce((n, t) => n + t.length, 0)).toBeLessThan(INLINE_BATCH_BYTES);
+    const before = thread.batches;
+    const order: number[] = [];
+    const sealed = await Promise.all(inputs.map((text, i) => sealer.sealAsync!(text, `ad:${i}`).then((s) => (order.push(i), s))));
+    expect(thread.batches).toBe(before);
+    expect(order).toEqual(inputs.map((_, i) => i));
+    sealed.forEach((s, i) => expect(ring.openString(s, `ad:${i}`)).toBe(inputs[i]));
+  });
+
+  it('a small turn while a batch is in flight goes to the thread behind it: nothing overtakes', async () => {
+    const ring = KeyRing.generate();
+    const sealer = keyRingSealer(ring);
+    const big = texts(300, 'big');
+    const small = texts(3, 'small');
+    const order: string[] = [];
+    const before = thread.batches;
+    const first = big.map((text, i) => sealer.sealAsync!(text, 'ad').then((s) => (order.push(`big ${i}`), s)));
+    await new Promise((r) => setImmediate(r));
+    expect(thread.inFlightBatches).toBe(1);
+    const second = small.map((text, i) => sealer.sealAsync!(text, 'ad').then((s) => (order.push(`small ${i}`), s)));
+    const sealed = await Promise.all([...first, ...second]);
+    expect(thread.batches).toBe(before + 2);
+    expect(order).toEqual([...big.map((_, i) => `big ${i}`), ...small.map((_, i) => `small ${i}`)]);
+    sealed.forEach((s, i) => expect(ring.openString(s, 'ad')).toBe([...big, ...small][i]));
   });
 
   it('uses the new active key after a rotation, and keeps rings of several sealers apart', async () => {
