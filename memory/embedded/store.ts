@@ -22,6 +22,11 @@ interface Expiring<T> {
 
 const SNAPSHOT_NAME = /^[A-Za-z0-9_.:-]+$/;
 
+/** How far past `maxLen` a stream may grow before it is trimmed back to `maxLen` (Redis `MAXLEN ~` keeps up to about 100 more). */
+function trimSlack(maxLen: number): number {
+  return Math.min(100, Math.floor(maxLen / 10));
+}
+
 export class EmbeddedStore implements Store {
   readonly kind = 'embedded' as const;
   private readonly streams = new Map<string, StreamEntry[]>();
@@ -74,7 +79,10 @@ export class EmbeddedStore implements Store {
       if (!stream) this.streams.set(item.key, (stream = []));
       const prev = stream.length > 0 ? stream[stream.length - 1]!.id : '';
       stream.push({ id, fields: { ...item.fields } });
-      if (stream.length > item.maxLen) {
+      // Trimmed as Redis trims with MAXLEN ~ (whole nodes of entries): only once the stream is a
+      // tenth (at most 100 entries) over its cap, back down to the cap. Trimming each append off
+      // the front of a full inbox moved the whole array every time (a few % of the hub's CPU).
+      if (stream.length > item.maxLen + trimSlack(item.maxLen)) {
         const removed = stream.splice(0, stream.length - item.maxLen);
         // Ids only grow, so the last entry trimmed is the highest ever trimmed.
         this.trimmed.set(item.key, removed.at(-1)!.id);
