@@ -33,6 +33,8 @@ export interface SharedMemory {
   readonly store: Store;
   /** The sealer the memory was given: whether sealing is on, and what seals snapshots. */
   readonly sealer: ValueSealer;
+  /** Whether each value is sealed in the store (false on the embedded store unless `sealInMemory`). */
+  readonly valuesSealed: boolean;
   readonly messages: MessageStore;
   readonly channels: ChannelStore;
   readonly contexts: ContextStore;
@@ -53,6 +55,7 @@ export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
   return {
     store: opts.store,
     sealer,
+    valuesSealed: sealer.enabled && (opts.store.kind !== 'embedded' || opts.sealInMemory === true),
     messages: new MessageStore(opts.store, values, limits),
     channels: new ChannelStore(opts.store),
     contexts: new ContextStore(docs),

@@ -21,7 +21,12 @@ export const adminRouter = router({
     ctx.hub.logger.warn({ event: 'keys_rotated', active_key_id: result.activeKeyId, by: ctx.agent.id }, 'at-rest key rotated');
     return result;
   }),
-  keysStatus: adminProcedure.query(({ ctx }) => ({ sealing: ctx.hub.memory.sealer.enabled, store: ctx.hub.memory.store.kind })),
+  keysStatus: adminProcedure.query(({ ctx }) => ({
+    sealing: ctx.hub.memory.sealer.enabled,
+    /** Each value sealed in the store; false on the embedded store, which seals its snapshot files (README, Security). */
+    values_sealed: ctx.hub.memory.valuesSealed,
+    store: ctx.hub.memory.store.kind,
+  })),
 });
 
 export const healthProcedure = publicProcedure.query(async ({ ctx }) => {

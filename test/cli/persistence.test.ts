@@ -28,6 +28,10 @@ describe('embedded store persistence across serve restarts', () => {
     const { token } = JSON.parse(added) as { token: string };
     // A message for gemini, who is not connected: it waits in gemini's inbox.
     const queuedId = (await m.ok(['send', '--agent-id', 'claude_cli', '--to', 'gemini', '--type', 'task', '--content', 'pendant ton absence'])).trim();
+    // A key rotation before the restart: the snapshot saved at shutdown is sealed with the new key,
+    // and the key file keeps both.
+    const rotated = /^active at-rest key is now (\S+) \(2 keys in the ring\)\n$/.exec(await m.ok(['keys', 'rotate']));
+    expect(rotated).not.toBeNull();
 
     const stopped = await first.proc.stop('SIGTERM');
     expect(stopped.code).toBe(0);
@@ -48,6 +52,9 @@ describe('embedded store persistence across serve restarts', () => {
       `admin credential: ${join(m.home, 'admin.json')}`,
     ]);
     expect(second.proc.stderr).toContain('"event":"snapshot_restored"');
+    const shown = JSON.parse(await m.ok(['keys', 'show', '--format', 'json'])) as { at_rest: { active_key_id: string; key_ids: string[] } };
+    expect(shown.at_rest.active_key_id).toBe(rotated![1]);
+    expect(shown.at_rest.key_ids).toHaveLength(2);
 
     const [agents, context] = await Promise.all([m.ok(['agents', 'list']), m.ok(['context', 'pull', '--agent-id', 'claude_cli'])]);
     expect(agents).toBe(
