@@ -191,8 +191,8 @@ export class ServeCommand extends Command {
     }
     const publicUrl = hub.url.replace('//127.0.0.1:', '//localhost:');
     out(`Skynet Linker hub on ${publicUrl} — ${storeLine}`);
-    // On the embedded store what rests on disk is its snapshot files (memory/sealing.ts, keptInProcess).
-    const sealedWhat = redisUrl || sealInMemory ? '' : '; embedded store: snapshot files sealed';
+    // On the embedded store what rests on disk is its snapshot files (memory/sealing.ts, inProcessValues).
+    const sealedWhat = hub.memory.valuesSealed ? '' : '; embedded store: snapshot files sealed';
     out(`sealing at rest: ${sealingOn ? `on (keys in ${keyPath}${sealedWhat})` : 'OFF'}`);
     for (const agent of config.agents ?? []) {
       await hub.memory.agents.upsert({ agent_id: agent.id, agent_type: agent.type });

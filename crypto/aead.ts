@@ -22,21 +22,32 @@
 import { xchacha20 } from '@noble/ciphers/chacha.js';
 import { poly1305 } from '@noble/ciphers/_poly1305.js';
 import { equalBytes } from '@noble/ciphers/utils.js';
+import { assertBytes } from './bytes.js';
 
 /** Bytes of the Poly1305 tag appended to the ciphertext. */
 export const XCHACHA_TAG_LENGTH = 16;
 
-/** Inputs up to this size share module-level scratch buffers; larger ones get their own. */
+/**
+ * Module-level scratch buffers, all zeros between calls (every call wipes what it used, whether
+ * it returns or throws), so padding and the key block need no filling. Inputs up to
+ * `SCRATCH_LIMIT` share them; larger ones get a buffer of their own, dropped after the call.
+ */
 const SCRATCH_LIMIT = 64 * 1024;
-let stream: Uint8Array = new Uint8Array(4096);
-let mac: Uint8Array = new Uint8Array(4096);
+interface Scratch {
+  buf: Uint8Array;
+}
+const streamScratch: Scratch = { buf: new Uint8Array(4096) };
+const macScratch: Scratch = { buf: new Uint8Array(4096) };
+
+/** `size` zero bytes of `scratch`, growing it (up to the limit) when it is too small. */
+function take(scratch: Scratch, size: number): Uint8Array {
+  if (size <= scratch.buf.length) return scratch.buf.subarray(0, size);
+  if (size > SCRATCH_LIMIT) return new Uint8Array(size);
+  scratch.buf = new Uint8Array(Math.min(SCRATCH_LIMIT, Math.max(size, scratch.buf.length * 2)));
+  return scratch.buf.subarray(0, size);
+}
 
 const pad16 = (n: number): number => (16 - (n % 16)) % 16;
-
-function scratch(current: Uint8Array, size: number): Uint8Array {
-  if (size <= current.length) return current;
-  return new Uint8Array(size <= SCRATCH_LIMIT ? Math.min(SCRATCH_LIMIT, Math.max(size, current.length * 2)) : size);
-}
 
 function putLength64(into: Uint8Array, at: number, n: number): void {
   // Little-endian 64-bit (a length may pass 2^32 on Node 22+).
@@ -51,24 +62,12 @@ function putLength64(into: Uint8Array, at: number, n: number): void {
   into[at + 7] = (high >>> 24) & 0xff;
 }
 
-function checkKeyNonce(key: Uint8Array, nonce: Uint8Array, ...data: Uint8Array[]): void {
-  for (const bytes of [key, nonce, ...data]) {
-    if (!(bytes instanceof Uint8Array)) throw new TypeError(`expected a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`);
-  }
-  if (key.length !== 32) throw new RangeError(`key must be 32 bytes, got ${key.length}`);
-  if (nonce.length !== 24) throw new RangeError(`nonce must be 24 bytes, got ${nonce.length}`);
-}
-
 /**
  * Runs the stream over `64 zero bytes ‖ data` in the stream scratch: bytes 0-31 of the result are
  * the one-time key, bytes 64… `data` XOR the key stream from block 1.
  */
 function streamWithKeyBlock(key: Uint8Array, nonce: Uint8Array, data: Uint8Array): Uint8Array {
-  const size = 64 + data.length;
-  const s = scratch(stream, size);
-  if (s.length <= SCRATCH_LIMIT) stream = s;
-  const work = s.subarray(0, size);
-  work.fill(0, 0, 64);
+  const work = take(streamScratch, 64 + data.length);
   work.set(data, 64);
   try {
     xchacha20(key, nonce, work, work, 0);
@@ -83,11 +82,7 @@ function streamWithKeyBlock(key: Uint8Array, nonce: Uint8Array, data: Uint8Array
 function tagOf(oneTimeKey: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
   const aadEnd = aad.length + pad16(aad.length);
   const ctEnd = aadEnd + ciphertext.length + pad16(ciphertext.length);
-  const size = ctEnd + 16;
-  const m = scratch(mac, size);
-  if (m.length <= SCRATCH_LIMIT) mac = m;
-  const input = m.subarray(0, size);
-  input.fill(0);
+  const input = take(macScratch, ctEnd + 16);
   input.set(aad, 0);
   input.set(ciphertext, aadEnd);
   putLength64(input, ctEnd, aad.length);
@@ -103,10 +98,14 @@ function tagOf(oneTimeKey: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array):
  * Opens `sealed` (`ciphertext ‖ tag`, as `xchachaEncryptInto` or noble write it) into `output`
  * (`sealed.length - 16` bytes). Returns false, writing nothing, when the tag does not match (wrong
  * key, nonce or associated data; tampered or truncated data).
- * @throws RangeError when a length is wrong.
+ * @throws TypeError for a non-Uint8Array argument; RangeError when a length is wrong.
  */
 export function xchachaDecryptInto(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array, output: Uint8Array): boolean {
-  checkKeyNonce(key, nonce, aad, sealed, output);
+  assertBytes(key, 'key', 32);
+  assertBytes(nonce, 'nonce', 24);
+  assertBytes(aad, 'aad');
+  assertBytes(sealed, 'sealed');
+  assertBytes(output, 'output');
   const length = sealed.length - XCHACHA_TAG_LENGTH;
   if (length < 0) throw new RangeError(`sealed data must be at least ${XCHACHA_TAG_LENGTH} bytes, got ${sealed.length}`);
   if (output.length !== length) throw new RangeError(`output must be ${length} bytes, got ${output.length}`);
@@ -126,12 +125,15 @@ export function xchachaDecryptInto(key: Uint8Array, nonce: Uint8Array, aad: Uint
 /**
  * Encrypts `plaintext` under `key` (32 bytes) and `nonce` (24 bytes) with associated data `aad`,
  * writing `ciphertext ‖ tag` (plaintext length + 16 bytes) into `output`.
- * @throws RangeError when a length is wrong.
+ * @throws TypeError for a non-Uint8Array argument; RangeError when a length is wrong.
  */
 export function xchachaEncryptInto(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, output: Uint8Array): void {
-  checkKeyNonce(key, nonce, aad, plaintext, output);
+  assertBytes(key, 'key', 32);
+  assertBytes(nonce, 'nonce', 24);
+  assertBytes(aad, 'aad');
+  assertBytes(plaintext, 'plaintext');
+  assertBytes(output, 'output', plaintext.length + XCHACHA_TAG_LENGTH);
   const length = plaintext.length;
-  if (output.length !== length + XCHACHA_TAG_LENGTH) throw new RangeError(`output must be ${length + XCHACHA_TAG_LENGTH} bytes, got ${output.length}`);
   const work = streamWithKeyBlock(key, nonce, plaintext);
   try {
     const ciphertext = work.subarray(64);

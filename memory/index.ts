@@ -3,7 +3,7 @@ import { AgentRegistry } from './agents.js';
 import { ChannelStore } from './channels.js';
 import { ContextStore } from './contexts.js';
 import { DEFAULT_STREAM_LIMITS, MessageStore, type StreamLimits } from './messages.js';
-import { keptInProcess, plainText, sealedInProcess, type ValueSealer } from './sealing.js';
+import { inProcessValues, plainText, type ValueSealer } from './sealing.js';
 import { SessionStore } from './sessions.js';
 import { SnapshotStore } from './snapshots.js';
 import type { Store } from './store.js';
@@ -14,12 +14,12 @@ export interface SharedMemoryOptions {
   store: Store;
   /**
    * Seals values before they reach the store. Default: plain text (no sealing). On the embedded
-   * store (the hub's own memory) only snapshots are sealed; see `keptInProcess` in sealing.ts.
+   * store (the hub's own memory) only snapshots are sealed; see `inProcessValues` in sealing.ts.
    */
   sealer?: ValueSealer;
   /**
    * Seal each value on the embedded store too (as on Redis), not only its snapshots. Default
-   * false: in the hub's own memory it protects nothing (see `keptInProcess` in sealing.ts).
+   * false: in the hub's own memory it protects nothing (see `inProcessValues` in sealing.ts).
    */
   sealInMemory?: boolean;
   limits?: Partial<StreamLimits>;
@@ -47,15 +47,16 @@ export interface SharedMemory {
 export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
   const sealer = opts.sealer ?? plainText;
   // What each value is sealed with in the store: on Redis the sealer; in the hub's own memory
-  // nothing (the snapshots that reach the disk are sealed whole), unless asked. On the embedded
-  // store both kinds of value read back, so the option can be turned on and off.
-  const values = opts.store.kind !== 'embedded' ? sealer : opts.sealInMemory === true ? sealedInProcess(sealer) : keptInProcess(sealer);
+  // nothing (the snapshots that reach the disk are sealed whole), unless asked.
+  const inProcess = opts.store.kind === 'embedded';
+  const valuesSealed = sealer.enabled && (!inProcess || opts.sealInMemory === true);
+  const values = inProcess ? inProcessValues(sealer, valuesSealed) : sealer;
   const limits = { ...DEFAULT_STREAM_LIMITS, ...opts.limits };
   const docs = new VersionedDocs(opts.store, values);
   return {
     store: opts.store,
     sealer,
-    valuesSealed: sealer.enabled && (opts.store.kind !== 'embedded' || opts.sealInMemory === true),
+    valuesSealed,
     messages: new MessageStore(opts.store, values, limits),
     channels: new ChannelStore(opts.store),
     contexts: new ContextStore(docs),

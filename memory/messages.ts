@@ -85,7 +85,7 @@ export class MessageStore {
     const json: unknown = JSON.parse(text);
     // With sealing on, values are trusted: sealed ones are authenticated (AEAD), and on the
     // embedded store the values kept as they are come from this hub's own memory or from a
-    // snapshot authenticated whole (memory/sealing.ts, keptInProcess); their text is the
+    // snapshot authenticated whole (memory/sealing.ts, inProcessValues); their text is the
     // envelope's JSON (sent as is). With sealing off, values could have been written by anyone
     // with access to the store (Redis), so they are validated again.
     return this.sealer.enabled ? withRawJson(json as Envelope, text) : EnvelopeSchema.parse(json);

@@ -27,33 +27,26 @@ export function isSealedText(stored: string): boolean {
 }
 
 /**
- * The values sealer for a store that lives in the hub's own memory (the embedded store): values
- * are kept as they are, because sealing them would protect nothing there. The key ring sits in the
- * same heap, so whatever could read the values could read the keys; what the embedded store keeps
- * on disk is its snapshot files, and those stay sealed whole with `sealer` (memory/snapshots.ts).
- * It also saves the hub sealing every message it routes (XChaCha20-Poly1305 in pure JS: about
- * 40% of its CPU per message, measured with `npm run bench`).
+ * The values sealer for a store that lives in the hub's own memory (the embedded store). By
+ * default values are kept as they are, because sealing them would protect nothing there: the key
+ * ring sits in the same heap, so whatever could read the values could read the keys; what the
+ * embedded store keeps on disk is its snapshot files, and those stay sealed whole with `sealer`
+ * (memory/snapshots.ts). It also saves the hub sealing every message it routes (XChaCha20-Poly1305
+ * in pure JS: about 40% of its CPU per message, measured with `npm run bench`). With `sealEach`
+ * (config `sealing.in_memory`) each value is sealed as on Redis.
  *
- * Values sealed one by one (a snapshot of an earlier build, or a dump taken from a Redis hub and
- * imported) still open: they are recognized ({@link isSealedText}) and opened with `sealer`.
+ * Either way both kinds of value read back: sealed ones (a snapshot of an earlier build or taken
+ * with `sealEach`, a dump from a Redis hub) are recognized ({@link isSealedText}) and opened with
+ * `sealer`; kept ones are used as they are (the snapshot they came from was authenticated whole).
+ * So the option can be turned on and off over the same state.
  */
-export function keptInProcess(sealer: ValueSealer): ValueSealer {
+export function inProcessValues(sealer: ValueSealer, sealEach: boolean): ValueSealer {
   if (!sealer.enabled) return sealer;
   return {
+    ...(sealEach ? sealer : { seal: (text: string) => text }),
     enabled: true,
-    seal: (text) => text,
     open: (stored, associatedData) => (isSealedText(stored) ? sealer.open(stored, associatedData) : stored),
   };
-}
-
-/**
- * The values sealer for the embedded store with `sealInMemory`: seals as `sealer` does, and still
- * reads values kept as they are (written without `sealInMemory`, then restored from a snapshot,
- * which was authenticated whole), so turning the option on keeps the state readable.
- */
-export function sealedInProcess(sealer: ValueSealer): ValueSealer {
-  if (!sealer.enabled) return sealer;
-  return { ...sealer, open: (stored, associatedData) => (isSealedText(stored) ? sealer.open(stored, associatedData) : stored) };
 }
 
 export const plainText: ValueSealer = {

@@ -58,7 +58,7 @@ describe.each<StoreKind>(['redis', 'embedded'])('end-to-end sealing and signatur
     expect(JSON.stringify(history)).not.toContain('launch code');
     // Stored, the content is the recipient's ciphertext. On Redis the hub also seals the envelope
     // (neither the content nor its ciphertext readable); the embedded store keeps it as it is in
-    // the hub's own memory (memory/sealing.ts, keptInProcess).
+    // the hub's own memory (memory/sealing.ts, inProcessValues).
     const [raw] = await t.hub.memory.store.readStream(keys.history('bob'), { count: 10 });
     expect(raw!.fields.mid).toBe(sent.id);
     expect(JSON.stringify(raw)).not.toContain('launch code');

@@ -1,5 +1,5 @@
 /**
- * At-rest sealing on the embedded store (memory/sealing.ts, keptInProcess): what reaches the disk
+ * At-rest sealing on the embedded store (memory/sealing.ts, inProcessValues): what reaches the disk
  * (snapshot files) is sealed whole and holds no canary; the values in the hub's own memory are
  * kept as they are (a control proves the search of the files would have found the canary there);
  * values sealed one by one (a Redis hub's dump, a snapshot taken with `sealInMemory`) still open;
