@@ -179,3 +179,12 @@ export function streamIdBefore(id: string): string | undefined {
 }
 
 export const STREAM_ID_PATTERN = /^\d{1,20}-\d{1,20}$/;
+
+/**
+ * The first append whose cap is not a non-negative safe integer, as a RangeError for its caller
+ * (both stores refuse it before appending anything of that caller); undefined when all are fine.
+ */
+export function badStreamCap(items: readonly StreamAppend[]): RangeError | undefined {
+  const bad = items.find((item) => !Number.isSafeInteger(item.maxLen) || item.maxLen < 0);
+  return bad && new RangeError(`the cap of stream ${bad.key} must be a non-negative integer, got ${bad.maxLen}`);
+}

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { LinkerError } from '../../protocol/errors.js';
 import { utf8Length } from '../../protocol/json.js';
-import { compareStreamIds, streamIdBefore, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
+import { badStreamCap, compareStreamIds, streamIdBefore, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
 
 export interface RedisStoreOptions {
   /** `redis://host:port[/db]`. */
@@ -52,7 +52,7 @@ const MAX_BATCH_ENTRIES = 8192;
 type ScriptedRedis = Redis & {
   putDocIfVersion(key: string, expected: string, value: string): Promise<[number, number]>;
   setMaxStreamId(key: string, id: string): Promise<string>;
-  appendEntriesScript(numKeys: number, keys: string[], args: string[]): Promise<string[][]>;
+  appendEntriesScript(numKeys: number, keys: string[], args: string[]): Promise<string[]>;
 };
 
 const MAX_STREAM_ID = '18446744073709551615-18446744073709551615';
@@ -157,6 +157,9 @@ export class RedisStore implements Store {
    */
   appendEntries(items: StreamAppend[], onlyIf?: HashFieldCondition): Promise<AppendedEntry[] | null> {
     if (items.length === 0 && !onlyIf) return Promise.resolve([]);
+    // The cap travels in the script's string of integers (append-entries.lua).
+    const badCap = badStreamCap(items);
+    if (badCap) return Promise.reject(badCap);
     return new Promise((resolve, reject) => {
       if (this.pendingAppends.length === 0) process.nextTick(() => this.flushAppends());
       this.pendingAppends.push({ items, onlyIf, resolve, reject });
@@ -178,6 +181,8 @@ export class RedisStore implements Store {
   }
 
   private sendAppends(calls: PendingAppend[]): void {
+    // The layout of append-entries.lua: the structure as one string of integers, the strings
+    // (field names once per list of names, each field list once, condition fields) as arguments.
     const keyIndex = new Map<string, number>();
     const keys: string[] = [];
     const indexOf = (key: string): number => {
@@ -185,33 +190,48 @@ export class RedisStore implements Store {
       if (i === undefined) keyIndex.set(key, (i = keys.push(this.k(key))));
       return i;
     };
+    const nameIndex = new Map<string, number>();
+    const nameNums: number[] = [];
+    const nameArgs: string[] = [];
     // A field list shared by several entries (a message fanned out) is sent once.
     const setIndex = new Map<Record<string, string>, number>();
+    const setNums: number[] = [];
     const setArgs: string[] = [];
-    const callArgs: string[] = [String(calls.length)];
+    const callNums: number[] = [calls.length];
+    const callArgs: string[] = [];
     for (const call of calls) {
-      callArgs.push(call.onlyIf ? String(indexOf(call.onlyIf.key)) : '0', call.onlyIf?.field ?? '', String(call.items.length));
+      callNums.push(call.onlyIf ? indexOf(call.onlyIf.key) : 0, call.items.length);
+      if (call.onlyIf) callArgs.push(call.onlyIf.field);
       for (const item of call.items) {
         let set = setIndex.get(item.fields);
         if (set === undefined) {
           setIndex.set(item.fields, (set = setIndex.size + 1));
-          let n = 0;
-          const at = setArgs.push('') - 1;
-          for (const field in item.fields) setArgs.push(field, item.fields[field]!), (n += 2);
-          setArgs[at] = String(n);
+          const fieldNames = Object.keys(item.fields);
+          const id = fieldNames.join('\n');
+          let names = nameIndex.get(id);
+          if (names === undefined) {
+            nameIndex.set(id, (names = nameIndex.size + 1));
+            nameNums.push(fieldNames.length);
+            for (const name of fieldNames) nameArgs.push(name);
+          }
+          setNums.push(names);
+          for (const name of fieldNames) setArgs.push(item.fields[name]!);
         }
-        callArgs.push(String(indexOf(item.key)), String(set), String(item.maxLen));
+        callNums.push(indexOf(item.key), set, item.maxLen);
       }
     }
-    const args = [String(setIndex.size), ...setArgs, ...callArgs];
+    const structure = `${nameIndex.size} ${nameNums.join(' ')} ${setIndex.size} ${setNums.join(' ')} ${callNums.join(' ')}`;
+    const args = [structure, ...nameArgs, ...setArgs, ...callArgs];
     this.redis.appendEntriesScript(keys.length, keys, args).then(
       (replies) => {
         calls.forEach((call, c) => {
-          const reply = replies[c] ?? [];
-          if (reply[0] === 'missing') return call.resolve(null);
-          if (reply[0] !== 'ok') return call.reject(new Error(reply[1] ?? 'append failed'));
+          const reply = replies[c] ?? '';
+          if (reply === 'missing') return call.resolve(null);
+          if (!reply.startsWith('ok')) return call.reject(new Error(reply.startsWith('error ') ? reply.slice(6) : `append failed: ${reply}`));
+          // 'ok id prev id prev ...': an empty prev is an empty word between single spaces.
+          const words = reply.split(' ');
           const entries: AppendedEntry[] = [];
-          for (let i = 1; i + 1 < reply.length; i += 2) entries.push({ id: reply[i]!, prev: reply[i + 1]! });
+          for (let i = 1; i + 1 < words.length; i += 2) entries.push({ id: words[i]!, prev: words[i + 1]! });
           call.resolve(entries);
         });
       },

@@ -216,6 +216,50 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       expect((await store.readStream('channel:{x}', { count: 10 })).map((e) => e.fields.n)).toEqual(['while', 'a', 'c']);
     });
 
+    it('appendEntries keeps any field names and values as they are, several name lists and shared field lists in one turn', async () => {
+      const store = kind.make();
+      const odd = ['', ' ', 'two  spaces', 'line\nbreak', 'tab\there', '0 1 2', 'ok', 'missing', 'error x', 'é ü 漢字 🚀', '\u0000nul', 'x'.repeat(20_000)];
+      const shared = { mid: 'm-1', m: 'sealed value', p: '5', x: '' };
+      const agents = 'agents:odd';
+      await store.hashSet(agents, { 'a field with spaces\n': 'yes' });
+      // One turn: callers with different field-name lists, values that look like the script's
+      // own words, a fan-out sharing one field list, a condition field with spaces and a newline.
+      const results = await Promise.all([
+        store.appendEntries(odd.map((v, i) => ({ key: `odd:{${i}}`, fields: { [v === '' ? 'empty' : v]: v, plain: String(i) }, maxLen: 100 }))),
+        store.appendEntries([1, 2, 3].map((n) => ({ key: `fan:{${n}}`, fields: shared, maxLen: 100 }))),
+        store.appendEntries([{ key: 'guarded', fields: { 'name with spaces': 'value\nwith newline', '': 'empty name' }, maxLen: 100 }], { key: agents, field: 'a field with spaces\n' }),
+        store.appendEntries([{ key: 'refused', fields: { n: '1' }, maxLen: 100 }], { key: agents, field: 'a field with spaces' }),
+      ]);
+      expect(results.map((r) => r?.length ?? null)).toEqual([odd.length, 3, 1, null]);
+      for (const [i, v] of odd.entries()) {
+        const [entry] = await store.readStream(`odd:{${i}}`, { count: 10 });
+        expect(entry).toEqual({ id: results[0]![i]!.id, fields: { [v === '' ? 'empty' : v]: v, plain: String(i) } });
+        expect(results[0]![i]!.prev).toBe('');
+      }
+      for (const n of [1, 2, 3]) expect((await store.readStream(`fan:{${n}}`, { count: 10 })).map((e) => e.fields)).toEqual([shared]);
+      expect((await store.readStream('guarded', { count: 10 })).map((e) => e.fields)).toEqual([{ 'name with spaces': 'value\nwith newline', '': 'empty name' }]);
+      expect(await store.readStream('refused', { count: 10 })).toEqual([]);
+      // The chain over entries of one stream appended by one caller.
+      const twice = await store.appendEntries([{ key: 'fan:{1}', fields: shared, maxLen: 100 }, { key: 'fan:{1}', fields: { other: 'names' }, maxLen: 100 }]);
+      expect(twice!.map((e) => e.prev)).toEqual([results[1]![0]!.id, twice![0]!.id]);
+    });
+
+    it('a stream cap that is not a non-negative integer is refused, its caller appends nothing, others go on', async () => {
+      const store = kind.make();
+      for (const maxLen of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 60]) {
+        const settled = await Promise.allSettled([
+          store.appendEntries([{ key: 'capped', fields: { n: 'ok-before' }, maxLen: 10 }]),
+          store.appendEntries([{ key: 'capped', fields: { n: 'bad' }, maxLen: 10 }, { key: 'bad-cap', fields: { n: 'bad' }, maxLen }]),
+          store.appendStreams([{ key: 'bad-cap', fields: { n: 'bad' }, maxLen }]),
+          store.appendEntries([{ key: 'capped', fields: { n: 'ok-after' }, maxLen: 10 }]),
+        ]);
+        expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+        expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/RangeError: the cap of stream bad-cap must be a non-negative integer/);
+      }
+      expect((await store.readStream('capped', { count: 100 })).map((e) => e.fields.n)).toEqual(Array.from({ length: 5 }, () => ['ok-before', 'ok-after']).flat());
+      expect(await store.readStream('bad-cap', { count: 10 })).toEqual([]);
+    });
+
     it('streamInfo: length, oldest and newest id', async () => {
       const store = kind.make();
       expect(await store.streamInfo('missing')).toEqual({ length: 0, firstId: null, lastId: null });
