@@ -13,7 +13,9 @@
  *   broadcast (serialize once, send to every socket).
  * - idle: 10,000 connected agents (typed client) with live inbox subscriptions: hub RSS per
  *   connection, idle CPU; baseline = the same number of bare `ws` connections on the relay.
- * - latency: open loop at 50% of the direct scenario's measured maximum: p50/p90/p99/p99.9/max.
+ * - latency: open loop at 50% of the direct scenario's measured maximum: p50/p90/p99/p99.9/max;
+ *   baseline = the raw relay under the same open loop at the same rate (what the load generator
+ *   and the shared cores alone add to the tail), and the 5 ms p99 goal.
  *
  * The hub is driven by bench/wire-client.ts (the documented wire protocol over a bare `ws`), so
  * the load generator costs about what the relay's raw clients cost; BENCH_CLIENT=typed uses the
@@ -35,7 +37,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
+import { Redis } from 'ioredis';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -140,20 +143,31 @@ const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1000);
  * and script set-up), then `reset()` clears what was counted and `durationMs` is measured.
  * Completions call `start` again while `loop.running`.
  */
-async function closedLoop(loop: Loop, keys: number, perKey: number, start: (key: number) => void, durationMs: number, reset: () => void, server?: Server) {
+async function closedLoop(loop: Loop, keys: number, perKey: number, start: (key: number) => void, durationMs: number, reset: () => void, server?: Server, redis?: Redis) {
   for (let k = 0; k < keys; k++) for (let i = 0; i < perKey; i++) start(k);
   await sleep(WARMUP_MS);
   reset();
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   const serverCpu0 = await server?.cpu();
+  const redisCpu0 = redis && (await redisCpuMs(redis));
   await sleep(durationMs);
   loop.running = false;
   const serverCpu1 = await server?.cpu();
+  const redisCpu1 = redis && (await redisCpuMs(redis));
   const elapsed = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   const serverCpuMs = serverCpu0 && serverCpu1 ? serverCpu1.cpu_ms - serverCpu0.cpu_ms : undefined;
-  return { elapsed, clientCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 100), serverCpuMs, serverElu: serverCpu1?.elu };
+  const clientCpuMs = (cpu.user + cpu.system) / 1000;
+  const redisMs = redisCpu0 !== undefined && redisCpu1 !== undefined ? redisCpu1 - redisCpu0 : undefined;
+  return { elapsed, clientCpuPct: Math.round((clientCpuMs / elapsed) * 100), clientCpuMs, serverCpuMs, redisCpuMs: redisMs, serverElu: serverCpu1?.elu };
+}
+
+/** The Redis server's CPU time so far (user + system, all its threads), in ms. */
+async function redisCpuMs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
 }
 
 // ---------- raw ws baselines ----------
@@ -279,8 +293,12 @@ async function directClients(server: Server, onData: (c: Content) => void): Prom
   };
 }
 
-/** Closed loop on `mode` (`hub <store>` or the bare tRPC floor). */
-async function hubDirect(serverArgs: string[]) {
+/**
+ * Closed loop on `mode` (`hub <store>` or the bare tRPC floor). With `redis`, the Redis server's
+ * CPU over the measured window is counted too: with the load generator and the server, the three
+ * parts that share the machine's cores.
+ */
+async function hubDirect(serverArgs: string[], redis?: Redis) {
   const server = await startServer(serverArgs);
   const latencies: number[] = [];
   const loop: Loop = { running: true };
@@ -292,30 +310,71 @@ async function hubDirect(serverArgs: string[]) {
     latencies.push(performance.now() - content.sent_at);
     if (loop.running) send(content.key);
   });
-  const run = await closedLoop(loop, PAIRS, IN_FLIGHT, send, DURATION_MS, () => (latencies.length = 0), server);
+  const run = await closedLoop(loop, PAIRS, IN_FLIGHT, send, DURATION_MS, () => (latencies.length = 0), server, redis);
   const rate = (latencies.length / run.elapsed) * 1000;
   // The server's CPU time (all its threads) per delivered message: steadier than the rate on a
   // machine whose speed drifts, and what an optimization of the hub's own work changes.
-  const serverUs = run.serverCpuMs === undefined ? undefined : Number(((run.serverCpuMs * 1000) / latencies.length).toFixed(1));
-  const figures = { rate, ...latencyFigures(latencies), cpu: run.clientCpuPct, server_cpu_us_per_msg: serverUs, server_loop_busy: run.serverElu };
+  const perMsg = (ms: number | undefined) => (ms === undefined ? undefined : Number(((ms * 1000) / latencies.length).toFixed(1)));
+  const figures = {
+    rate,
+    ...latencyFigures(latencies),
+    cpu: run.clientCpuPct,
+    server_cpu_us_per_msg: perMsg(run.serverCpuMs),
+    server_loop_busy: run.serverElu,
+    client_cpu_us_per_msg: perMsg(run.clientCpuMs),
+    redis_cpu_us_per_msg: perMsg(run.redisCpuMs),
+  };
   await c.close();
   server.stop();
   return figures;
 }
 
-/** Open loop: sends at a fixed rate whatever comes back; measures delivery latency. */
-async function hubOpenLoop(store: Store, redisUrl: string, perSecond: number) {
-  const server = await startServer(['hub', store, redisUrl, String(PAIRS * 2)]);
+/**
+ * What the run says about the 0.3x target on this machine: the CPU per delivered message of the
+ * load generator, the server and (on Redis) Redis, and how many cores those would need together
+ * at 0.3x the floor's rate if each kept its cost per message (costs per message fall somewhat
+ * with load, as batches grow: an estimate, not a bound).
+ */
+function cpuBudget(f: Awaited<ReturnType<typeof hubDirect>>, floorRate: number) {
+  const total = (f.client_cpu_us_per_msg ?? 0) + (f.server_cpu_us_per_msg ?? 0) + (f.redis_cpu_us_per_msg ?? 0);
+  return {
+    client_cpu_us_per_msg: f.client_cpu_us_per_msg,
+    ...(f.redis_cpu_us_per_msg === undefined ? {} : { redis_cpu_us_per_msg: f.redis_cpu_us_per_msg }),
+    cores_needed_at_0_3x: Number(((total * 0.3 * floorRate) / 1e6).toFixed(2)),
+    cores: availableParallelism(),
+  };
+}
+
+/** The raw relay's senders and receivers, as the open loop drives them (the latency baseline). */
+async function relayClients(server: Server, onData: (c: Content) => void): Promise<DirectClients> {
+  const url = `ws://127.0.0.1:${server.info.port as number}`;
+  const senders = await Promise.all(Array.from({ length: PAIRS }, (_, i) => openRaw(url, `s${i}`)));
+  const receivers = await Promise.all(Array.from({ length: PAIRS }, (_, i) => openRaw(url, `r${i}`)));
+  receivers.forEach((ws) => ws.on('message', (raw) => onData((JSON.parse(raw.toString()) as { payload: { content: Content } }).payload.content)));
+  return {
+    send: async (pair, content) => senders[pair]!.send(JSON.stringify({ to_agent: `r${pair}`, type: 'task', payload: { content } })),
+    close: async () => [...senders, ...receivers].forEach((ws) => ws.terminate()),
+  };
+}
+
+/**
+ * Open loop: sends at a fixed rate whatever comes back; measures delivery latency. `target` is
+ * `relay` (the baseline: the same load generator, on the same cores, against the raw relay) or a
+ * hub's store.
+ */
+async function openLoop(target: Store | 'relay', redisUrl: string, perSecond: number) {
+  const server = await startServer(target === 'relay' ? ['relay'] : ['hub', target, redisUrl, String(PAIRS * 2)]);
   const latencies: number[] = [];
   const trace: [number, number][] = [];
   let measuredFrom = Infinity;
-  const c = await directClients(server, (content) => {
+  const onData = (content: Content) => {
     const now = performance.now();
     // Only messages sent in the measured window count (not a warm-up backlog delivered late).
     if (content.sent_at < measuredFrom) return;
     latencies.push(now - content.sent_at);
     if (process.env.BENCH_TRACE) trace.push([Math.round(now), Number((now - content.sent_at).toFixed(2))]);
-  });
+  };
+  const c = target === 'relay' ? await relayClients(server, onData) : await directClients(server, onData);
   const tickMs = 2;
   let owed = 0;
   let pair = 0;
@@ -342,7 +401,7 @@ async function hubOpenLoop(store: Store, redisUrl: string, perSecond: number) {
   await sleep(500);
   await c.close();
   server.stop();
-  if (process.env.BENCH_TRACE) writeFileSync(`${process.env.BENCH_TRACE}.${store}.json`, JSON.stringify(trace));
+  if (process.env.BENCH_TRACE) writeFileSync(`${process.env.BENCH_TRACE}.${target}.json`, JSON.stringify(trace));
   return { delivered_per_s: Math.round((latencies.length / DURATION_MS) * 1000), ...latencyFigures(latencies), ...tailFigures(latencies) };
 }
 
@@ -446,6 +505,8 @@ async function main() {
     await sleep(300);
   }
   const shape = { pairs: PAIRS, in_flight: IN_FLIGHT, content_bytes: 512, duration_ms: DURATION_MS };
+  // Reads Redis' own CPU time around the measured windows (INFO cpu): not on the hub's connection.
+  const redisInfo = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 20 });
   try {
     const maxRate: Partial<Record<Store, number>> = {};
     if (SCENARIOS.has('direct') || SCENARIOS.has('latency')) {
@@ -455,7 +516,7 @@ async function main() {
       const hubs: Record<Store, Awaited<ReturnType<typeof hubDirect>>[]> = { redis: [], embedded: [] };
       for (let round = 0; round < ROUNDS; round++) {
         floors.push(await relayDirect());
-        for (const store of STORES) hubs[store].push(await hubDirect(['hub', store, redisUrl, String(PAIRS * 2)]));
+        for (const store of STORES) hubs[store].push(await hubDirect(['hub', store, redisUrl, String(PAIRS * 2)], store === 'redis' ? redisInfo : undefined));
       }
       const floorRate = median(floors.map((f) => f.rate));
       const floor = floors.find((f) => f.rate === floorRate)!;
@@ -481,6 +542,7 @@ async function main() {
           server_loop_busy: figures.server_loop_busy,
           ratio: ratio(figures.rate, floors[mid]!.rate),
           round_ratios: ratios.map((r) => Number(r.toFixed(3))),
+          ...cpuBudget(figures, floors[mid]!.rate),
           shape,
         });
       }
@@ -488,8 +550,20 @@ async function main() {
     if (SCENARIOS.has('latency')) {
       for (const store of ['redis', 'embedded'] as const) {
         const rate = Math.round(Number(process.env.BENCH_LATENCY_RATE ?? 0) || (maxRate[store] ?? 1000) / 2);
-        const lat = await hubOpenLoop(store, redisUrl, rate);
-        print({ scenario: 'latency-open-loop-50pct', server: `hub-${store}`, offered_msgs_per_s: rate, ...lat, goal_p99_ms: 5, ratio: ratio(lat.p99_ms, 5) });
+        // The baseline: the raw relay under the same open loop at the same rate, just before.
+        const floor = await openLoop('relay', redisUrl, rate);
+        print({ scenario: 'latency-open-loop-50pct', server: 'raw-ws-relay (baseline)', for: `hub-${store}`, offered_msgs_per_s: rate, ...floor, ratio: 1 });
+        const lat = await openLoop(store, redisUrl, rate);
+        print({
+          scenario: 'latency-open-loop-50pct',
+          server: `hub-${store}`,
+          offered_msgs_per_s: rate,
+          ...lat,
+          baseline_p99_ms: floor.p99_ms,
+          goal_p99_ms: 5,
+          goal_met: lat.p99_ms <= 5,
+          ratio: ratio(lat.p99_ms, floor.p99_ms),
+        });
       }
     }
     if (SCENARIOS.has('broadcast')) {
@@ -507,6 +581,7 @@ async function main() {
       print({ scenario: `idle-${IDLE_AGENTS}`, server: 'hub-redis', ...r, goal_kb_per_connection: 30 });
     }
   } finally {
+    redisInfo.disconnect();
     redis?.kill();
   }
   process.exit(0);
