@@ -207,7 +207,9 @@ export class RedisStore implements Store {
         if (set === undefined) {
           setIndex.set(item.fields, (set = setIndex.size + 1));
           const fieldNames = Object.keys(item.fields);
-          const id = fieldNames.join('\n');
+          // Each name with its length first: no two different lists give the same key.
+          let id = '';
+          for (const name of fieldNames) id += `${name.length}:${name}`;
           let names = nameIndex.get(id);
           if (names === undefined) {
             nameIndex.set(id, (names = nameIndex.size + 1));

@@ -229,8 +229,13 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
         store.appendEntries([1, 2, 3].map((n) => ({ key: `fan:{${n}}`, fields: shared, maxLen: 100 }))),
         store.appendEntries([{ key: 'guarded', fields: { 'name with spaces': 'value\nwith newline', '': 'empty name' }, maxLen: 100 }], { key: agents, field: 'a field with spaces\n' }),
         store.appendEntries([{ key: 'refused', fields: { n: '1' }, maxLen: 100 }], { key: agents, field: 'a field with spaces' }),
+        // Name lists that would read the same joined by a newline, or by nothing.
+        store.appendEntries([{ key: 'names:{1}', fields: { 'a\nb': '1' }, maxLen: 100 }, { key: 'names:{2}', fields: { a: '2', b: '3' }, maxLen: 100 }]),
+        store.appendEntries([{ key: 'names:{3}', fields: { ab: '4' }, maxLen: 100 }, { key: 'names:{4}', fields: { '1:a': '5' }, maxLen: 100 }]),
       ]);
-      expect(results.map((r) => r?.length ?? null)).toEqual([odd.length, 3, 1, null]);
+      expect(results.map((r) => r?.length ?? null)).toEqual([odd.length, 3, 1, null, 2, 2]);
+      const namesRead = await Promise.all([1, 2, 3, 4].map(async (n) => (await store.readStream(`names:{${n}}`, { count: 10 })).map((e) => e.fields)));
+      expect(namesRead).toEqual([[{ 'a\nb': '1' }], [{ a: '2', b: '3' }], [{ ab: '4' }], [{ '1:a': '5' }]]);
       for (const [i, v] of odd.entries()) {
         const [entry] = await store.readStream(`odd:{${i}}`, { count: 10 });
         expect(entry).toEqual({ id: results[0]![i]!.id, fields: { [v === '' ? 'empty' : v]: v, plain: String(i) } });
