@@ -180,11 +180,19 @@ export function streamIdBefore(id: string): string | undefined {
 
 export const STREAM_ID_PATTERN = /^\d{1,20}-\d{1,20}$/;
 
+/** Fields one stream entry may have (Redis' Lua `unpack` of an entry's fields stops near 4,000). */
+export const MAX_ENTRY_FIELDS = 1000;
+
 /**
- * The first append whose cap is not a non-negative safe integer, as a RangeError for its caller
- * (both stores refuse it before appending anything of that caller); undefined when all are fine.
+ * The first append that no store takes, as a RangeError for its caller (both stores refuse it
+ * before appending anything of that caller): a cap that is not a non-negative safe integer, or
+ * more than MAX_ENTRY_FIELDS fields. Undefined when all are fine.
  */
-export function badStreamCap(items: readonly StreamAppend[]): RangeError | undefined {
-  const bad = items.find((item) => !Number.isSafeInteger(item.maxLen) || item.maxLen < 0);
-  return bad && new RangeError(`the cap of stream ${bad.key} must be a non-negative integer, got ${bad.maxLen}`);
+export function badStreamAppend(items: readonly StreamAppend[]): RangeError | undefined {
+  for (const item of items) {
+    if (!Number.isSafeInteger(item.maxLen) || item.maxLen < 0) return new RangeError(`the cap of stream ${item.key} must be a non-negative integer, got ${item.maxLen}`);
+    let n = 0;
+    for (const _ in item.fields) if (++n > MAX_ENTRY_FIELDS) return new RangeError(`an entry of stream ${item.key} has more than ${MAX_ENTRY_FIELDS} fields`);
+  }
+  return undefined;
 }

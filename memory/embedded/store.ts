@@ -6,7 +6,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { utf8Length } from '../../protocol/json.js';
-import { badStreamCap, compareStreamIds, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
+import { badStreamAppend, compareStreamIds, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
 
 export interface EmbeddedStoreOptions {
   /** Directory for snapshot files. Default: none (snapshots kept in memory). */
@@ -64,14 +64,14 @@ export class EmbeddedStore implements Store {
   }
 
   async appendStreams(items: StreamAppend[]): Promise<string[]> {
-    const badCap = badStreamCap(items);
-    if (badCap) throw badCap;
+    const bad = badStreamAppend(items);
+    if (bad) throw bad;
     return this.append(items).map((e) => e.id);
   }
 
   async appendEntries(items: StreamAppend[], onlyIf?: HashFieldCondition): Promise<AppendedEntry[] | null> {
-    const badCap = badStreamCap(items);
-    if (badCap) throw badCap;
+    const bad = badStreamAppend(items);
+    if (bad) throw bad;
     if (onlyIf && this.hash(onlyIf.key, false)?.has(onlyIf.field) !== true) return null;
     return this.append(items);
   }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { LinkerError } from '../../protocol/errors.js';
 import { utf8Length } from '../../protocol/json.js';
-import { badStreamCap, compareStreamIds, streamIdBefore, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
+import { badStreamAppend, compareStreamIds, streamIdBefore, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
 
 export interface RedisStoreOptions {
   /** `redis://host:port[/db]`. */
@@ -157,9 +157,10 @@ export class RedisStore implements Store {
    */
   appendEntries(items: StreamAppend[], onlyIf?: HashFieldCondition): Promise<AppendedEntry[] | null> {
     if (items.length === 0 && !onlyIf) return Promise.resolve([]);
-    // The cap travels in the script's string of integers (append-entries.lua).
-    const badCap = badStreamCap(items);
-    if (badCap) return Promise.reject(badCap);
+    // Caps travel in the script's string of integers and an entry's fields are unpacked in Lua
+    // (append-entries.lua): refused here, the caller alone, rather than failing the whole call.
+    const bad = badStreamAppend(items);
+    if (bad) return Promise.reject(bad);
     return new Promise((resolve, reject) => {
       if (this.pendingAppends.length === 0) process.nextTick(() => this.flushAppends());
       this.pendingAppends.push({ items, onlyIf, resolve, reject });

@@ -6,7 +6,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { LinkerError } from '../../protocol/errors.js';
 import { RedisStore } from '../../memory/redis/store.js';
-import { compareStreamIds, STREAM_ID_PATTERN, type Store, type StreamEntry } from '../../memory/store.js';
+import { compareStreamIds, MAX_ENTRY_FIELDS, STREAM_ID_PATTERN, type Store, type StreamEntry } from '../../memory/store.js';
 import { freePort } from '../setup/redis-process.js';
 import { cleanup, makeRedisStore, rawRedis, storeKinds, uniquePrefix } from '../setup/stores.js';
 
@@ -263,6 +263,22 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       }
       expect((await store.readStream('capped', { count: 100 })).map((e) => e.fields.n)).toEqual(Array.from({ length: 5 }, () => ['ok-before', 'ok-after']).flat());
       expect(await store.readStream('bad-cap', { count: 10 })).toEqual([]);
+    });
+
+    it(`an entry of more than ${MAX_ENTRY_FIELDS} fields is refused, its caller appends nothing, others of the turn go on`, async () => {
+      const store = kind.make();
+      const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`f${i}`, String(i)]));
+      const settled = await Promise.allSettled([
+        store.appendEntries([{ key: 'wide:{ok}', fields: fields(MAX_ENTRY_FIELDS), maxLen: 10 }]),
+        store.appendEntries([{ key: 'wide:{first}', fields: { n: '1' }, maxLen: 10 }, { key: 'wide:{bad}', fields: fields(MAX_ENTRY_FIELDS + 1), maxLen: 10 }]),
+        store.appendStreams([{ key: 'wide:{bad}', fields: fields(5000), maxLen: 10 }]),
+        store.appendEntries([{ key: 'wide:{after}', fields: { n: '2' }, maxLen: 10 }]),
+      ]);
+      expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+      expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(new RegExp(`RangeError: an entry of stream wide:\\{bad\\} has more than ${MAX_ENTRY_FIELDS} fields`));
+      expect((await store.readStream('wide:{ok}', { count: 10 })).map((e) => Object.keys(e.fields).length)).toEqual([MAX_ENTRY_FIELDS]);
+      for (const key of ['wide:{first}', 'wide:{bad}']) expect(await store.readStream(key, { count: 10 })).toEqual([]);
+      expect((await store.readStream('wide:{after}', { count: 10 })).map((e) => e.fields)).toEqual([{ n: '2' }]);
     });
 
     it('streamInfo: length, oldest and newest id', async () => {

@@ -6,6 +6,8 @@
 -- stream's newest entry before it ('' for an empty stream), which live readers chain on.
 -- An append that fails (a key of another type) fails its caller only; the caller's appends made
 -- before it stay, as with MULTI (scripts are not rolled back); other callers are not affected.
+-- (An entry of thousands of fields would fail `unpack`, and with it the whole call: the store
+-- refuses entries of more than MAX_ENTRY_FIELDS fields before they get here.)
 -- Field lists shared by several entries (a message fanned out to many inboxes) are sent once, and
 -- each list of field names once per call (every message has the same names).
 -- The structure travels as one string of integers (ARGV[1]); ARGV[2...] are only the strings
