@@ -183,11 +183,17 @@ async function openRaw(url: string, id: string): Promise<WebSocket> {
   return ws;
 }
 
-async function relayDirect(): Promise<{ rate: number; p50: number; p99: number; cpu: number; server_cpu_us_per_msg: number; server_loop_busy: number | undefined }> {
-  const server = await startServer(['relay']);
+/** The relay's sender and receiver sockets of the direct scenarios (pair i: `s<i>` sends to `r<i>`). */
+async function relayPairs(server: Server): Promise<{ senders: WebSocket[]; receivers: WebSocket[] }> {
   const url = `ws://127.0.0.1:${server.info.port as number}`;
   const senders = await Promise.all(Array.from({ length: PAIRS }, (_, i) => openRaw(url, `s${i}`)));
   const receivers = await Promise.all(Array.from({ length: PAIRS }, (_, i) => openRaw(url, `r${i}`)));
+  return { senders, receivers };
+}
+
+async function relayDirect(): Promise<{ rate: number; p50: number; p99: number; cpu: number; server_cpu_us_per_msg: number; server_loop_busy: number | undefined }> {
+  const server = await startServer(['relay']);
+  const { senders, receivers } = await relayPairs(server);
   const latencies: number[] = [];
   const loop: Loop = { running: true };
   const send = (pair: number) => senders[pair]!.send(JSON.stringify({ to_agent: `r${pair}`, type: 'task', payload: { content: CONTENT, meta: { sent_at: performance.now(), pair } } }));
@@ -337,19 +343,12 @@ async function hubDirect(serverArgs: string[], redis?: Redis) {
  */
 function cpuBudget(f: Awaited<ReturnType<typeof hubDirect>>, floorRate: number) {
   const total = (f.client_cpu_us_per_msg ?? 0) + (f.server_cpu_us_per_msg ?? 0) + (f.redis_cpu_us_per_msg ?? 0);
-  return {
-    client_cpu_us_per_msg: f.client_cpu_us_per_msg,
-    ...(f.redis_cpu_us_per_msg === undefined ? {} : { redis_cpu_us_per_msg: f.redis_cpu_us_per_msg }),
-    cores_needed_at_0_3x: Number(((total * 0.3 * floorRate) / 1e6).toFixed(2)),
-    cores: availableParallelism(),
-  };
+  return { cores_needed_at_0_3x: Number(((total * 0.3 * floorRate) / 1e6).toFixed(2)), cores: availableParallelism() };
 }
 
 /** The raw relay's senders and receivers, as the open loop drives them (the latency baseline). */
 async function relayClients(server: Server, onData: (c: Content) => void): Promise<DirectClients> {
-  const url = `ws://127.0.0.1:${server.info.port as number}`;
-  const senders = await Promise.all(Array.from({ length: PAIRS }, (_, i) => openRaw(url, `s${i}`)));
-  const receivers = await Promise.all(Array.from({ length: PAIRS }, (_, i) => openRaw(url, `r${i}`)));
+  const { senders, receivers } = await relayPairs(server);
   receivers.forEach((ws) => ws.on('message', (raw) => onData((JSON.parse(raw.toString()) as { payload: { content: Content } }).payload.content)));
   return {
     send: async (pair, content) => senders[pair]!.send(JSON.stringify({ to_agent: `r${pair}`, type: 'task', payload: { content } })),
@@ -542,6 +541,8 @@ async function main() {
           server_loop_busy: figures.server_loop_busy,
           ratio: ratio(figures.rate, floors[mid]!.rate),
           round_ratios: ratios.map((r) => Number(r.toFixed(3))),
+          client_cpu_us_per_msg: figures.client_cpu_us_per_msg,
+          redis_cpu_us_per_msg: figures.redis_cpu_us_per_msg,
           ...cpuBudget(figures, floors[mid]!.rate),
           shape,
         });

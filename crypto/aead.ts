@@ -63,19 +63,22 @@ function putLength64(into: Uint8Array, at: number, n: number): void {
 }
 
 /**
- * Runs the stream over `64 zero bytes ‖ data` in the stream scratch: bytes 0-31 of the result are
- * the one-time key, bytes 64… `data` XOR the key stream from block 1.
+ * Checks the common arguments, runs the stream over `64 zero bytes ‖ data` in the stream scratch
+ * and hands `use` the one-time key (bytes 0-31) and `data` XOR the key stream from block 1 (bytes
+ * 64…); the scratch is wiped afterwards, whether `use` returns or throws.
  */
-function streamWithKeyBlock(key: Uint8Array, nonce: Uint8Array, data: Uint8Array): Uint8Array {
+function withKeyStream<T>(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, data: Uint8Array, use: (oneTimeKey: Uint8Array, xored: Uint8Array) => T): T {
+  assertBytes(key, 'key', 32);
+  assertBytes(nonce, 'nonce', 24);
+  assertBytes(aad, 'aad');
   const work = take(streamScratch, 64 + data.length);
-  work.set(data, 64);
   try {
+    work.set(data, 64);
     xchacha20(key, nonce, work, work, 0);
-  } catch (err) {
+    return use(work.subarray(0, 32), work.subarray(64));
+  } finally {
     work.fill(0);
-    throw err;
   }
-  return work;
 }
 
 /** Poly1305 of `aad ‖ pad16 ‖ ciphertext ‖ pad16 ‖ len(aad) ‖ len(ciphertext)` under `oneTimeKey` (RFC 8439 §2.8). */
@@ -101,25 +104,19 @@ function tagOf(oneTimeKey: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array):
  * @throws TypeError for a non-Uint8Array argument; RangeError when a length is wrong.
  */
 export function xchachaDecryptInto(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array, output: Uint8Array): boolean {
-  assertBytes(key, 'key', 32);
-  assertBytes(nonce, 'nonce', 24);
-  assertBytes(aad, 'aad');
   assertBytes(sealed, 'sealed');
   assertBytes(output, 'output');
   const length = sealed.length - XCHACHA_TAG_LENGTH;
   if (length < 0) throw new RangeError(`sealed data must be at least ${XCHACHA_TAG_LENGTH} bytes, got ${sealed.length}`);
   if (output.length !== length) throw new RangeError(`output must be ${length} bytes, got ${output.length}`);
   const ciphertext = sealed.subarray(0, length);
-  const work = streamWithKeyBlock(key, nonce, ciphertext);
-  try {
-    const tag = tagOf(work.subarray(0, 32), aad, ciphertext);
+  return withKeyStream(key, nonce, aad, ciphertext, (oneTimeKey, plaintext) => {
+    const tag = tagOf(oneTimeKey, aad, ciphertext);
     const ok = equalBytes(tag, sealed.subarray(length));
     tag.fill(0);
-    if (ok) output.set(work.subarray(64), 0);
+    if (ok) output.set(plaintext, 0);
     return ok;
-  } finally {
-    work.fill(0);
-  }
+  });
 }
 
 /**
@@ -128,20 +125,12 @@ export function xchachaDecryptInto(key: Uint8Array, nonce: Uint8Array, aad: Uint
  * @throws TypeError for a non-Uint8Array argument; RangeError when a length is wrong.
  */
 export function xchachaEncryptInto(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, output: Uint8Array): void {
-  assertBytes(key, 'key', 32);
-  assertBytes(nonce, 'nonce', 24);
-  assertBytes(aad, 'aad');
   assertBytes(plaintext, 'plaintext');
   assertBytes(output, 'output', plaintext.length + XCHACHA_TAG_LENGTH);
-  const length = plaintext.length;
-  const work = streamWithKeyBlock(key, nonce, plaintext);
-  try {
-    const ciphertext = work.subarray(64);
-    const tag = tagOf(work.subarray(0, 32), aad, ciphertext);
+  withKeyStream(key, nonce, aad, plaintext, (oneTimeKey, ciphertext) => {
+    const tag = tagOf(oneTimeKey, aad, ciphertext);
     output.set(ciphertext, 0);
-    output.set(tag, length);
+    output.set(tag, plaintext.length);
     tag.fill(0);
-  } finally {
-    work.fill(0);
-  }
+  });
 }
