@@ -8,6 +8,7 @@
 import { LinkerError } from '../protocol/errors.js';
 import type { JsonObject } from '../protocol/json.js';
 import type { AgentRecord, AgentStatus, PublicKeys } from '../protocol/records.js';
+import { dataCorrupted, ignoreCorruption, reasonOf, type CorruptionReporter } from './integrity.js';
 import { keys } from './keys.js';
 import { plainText, type ValueSealer } from './sealing.js';
 import type { Store } from './store.js';
@@ -30,10 +31,19 @@ export class AgentRegistry {
     private readonly sealer: ValueSealer = plainText,
     /** The node this process runs, if it is a hub: its own connections are live whatever its heartbeat says. */
     private readonly localNode: string | null = null,
+    private readonly report: CorruptionReporter = ignoreCorruption,
   ) {}
 
+  /** Opens a registry record; one that fails its integrity check is reported and answers DATA_CORRUPTED. */
   private decode(agentId: string, raw: string): AgentRecord {
-    return JSON.parse(this.sealer.open(raw, keys.agentSeal(agentId))) as AgentRecord;
+    try {
+      const record = JSON.parse(this.sealer.open(raw, keys.agentSeal(agentId))) as AgentRecord;
+      if (record?.agent_id !== agentId) throw new Error(`the record names ${String(record?.agent_id)}`);
+      return record;
+    } catch (err) {
+      this.report({ kind: 'agent', id: agentId, reason: reasonOf(err) });
+      throw dataCorrupted('agent', agentId, `remove it and add it again (skynet-linker agents remove ${agentId})`);
+    }
   }
 
   /** Whether the agent is registered (no decryption: the hot path of every direct send). */
@@ -54,7 +64,8 @@ export class AgentRegistry {
 
   /** Creates or updates an agent; type, metadata and keys given replace the stored ones. */
   async upsert(input: { agent_id: string; agent_type?: string | undefined; metadata?: JsonObject | undefined; public_keys?: PublicKeys | undefined }, now = new Date()): Promise<AgentRecord> {
-    const current = await this.get(input.agent_id);
+    // A record that fails its check is written anew (reported by get): what it held is not trusted.
+    const current = await this.get(input.agent_id).catch(() => null);
     const record: AgentRecord = {
       agent_id: input.agent_id,
       agent_type: input.agent_type ?? current?.agent_type ?? 'agent',
@@ -68,7 +79,8 @@ export class AgentRegistry {
   }
 
   async remove(agentId: string): Promise<boolean> {
-    const existed = (await this.get(agentId)) !== null;
+    // Without opening it: a corrupt record can be removed too.
+    const existed = await this.exists(agentId);
     await this.store.hashDelete(keys.agents(), [agentId]);
     await this.store.hashDelete(keys.lastSeen(), [agentId]);
     await this.store.deleteKeys([keys.presence(agentId)]);
@@ -133,7 +145,15 @@ export class AgentRegistry {
 
   async list(now = Date.now()): Promise<AgentStatus[]> {
     const [all, lastSeen] = await Promise.all([this.store.hashGetAll(keys.agents()), this.store.hashGetAll(keys.lastSeen())]);
-    const records = Object.entries(all).map(([agentId, raw]) => this.decode(agentId, raw));
+    // A record that fails its check is left out (and reported), not a failure of the whole list.
+    const records: AgentRecord[] = [];
+    for (const [agentId, raw] of Object.entries(all)) {
+      try {
+        records.push(this.decode(agentId, raw));
+      } catch {
+        // reported by decode
+      }
+    }
     const nodes = new Map<string, Promise<boolean>>();
     const statuses = await Promise.all(records.map((r) => this.status(r, lastSeen, now, nodes)));
     return statuses.sort((a, b) => a.agent_id.localeCompare(b.agent_id));

@@ -1,7 +1,8 @@
 /** The shared memory: everything the hub's procedures read and write, over one Store. */
 import { AgentRegistry } from './agents.js';
 import { ChannelStore } from './channels.js';
-import { ContextStore } from './contexts.js';
+import { ContextStore, DEFAULT_CONTEXT_LIMITS, type ContextLimits } from './contexts.js';
+import { ignoreCorruption, type CorruptionReporter } from './integrity.js';
 import { DEFAULT_STREAM_LIMITS, MessageStore, type StreamLimits } from './messages.js';
 import { inProcessValues, plainText, type ValueSealer } from './sealing.js';
 import { SessionStore } from './sessions.js';
@@ -27,6 +28,10 @@ export interface SharedMemoryOptions {
   presenceTtlMs?: number;
   /** The hub node this process runs (presence of its own connections never depends on its heartbeat). */
   nodeId?: string;
+  /** Bounds of context documents and of the pushes waiting on one scope. */
+  contextLimits?: Partial<ContextLimits>;
+  /** Told about each record that fails its integrity check (memory/integrity.ts). */
+  onCorrupt?: CorruptionReporter;
 }
 
 export interface SharedMemory {
@@ -53,16 +58,17 @@ export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
   const values = inProcess ? inProcessValues(sealer, valuesSealed) : sealer;
   const limits = { ...DEFAULT_STREAM_LIMITS, ...opts.limits };
   const docs = new VersionedDocs(opts.store, values);
+  const report = opts.onCorrupt ?? ignoreCorruption;
   return {
     store: opts.store,
     sealer,
     valuesSealed,
     messages: new MessageStore(opts.store, values, limits),
     channels: new ChannelStore(opts.store),
-    contexts: new ContextStore(docs),
-    sessions: new SessionStore(opts.store, docs),
-    agents: new AgentRegistry(opts.store, opts.presenceTtlMs, values, opts.nodeId ?? null),
-    tokens: new TokenStore(opts.store),
+    contexts: new ContextStore(docs, { ...DEFAULT_CONTEXT_LIMITS, ...opts.contextLimits }, report),
+    sessions: new SessionStore(opts.store, docs, undefined, values, report),
+    agents: new AgentRegistry(opts.store, opts.presenceTtlMs, values, opts.nodeId ?? null, report),
+    tokens: new TokenStore(opts.store, values, report),
     snapshots: new SnapshotStore(opts.store, sealer),
   };
 }

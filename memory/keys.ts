@@ -37,6 +37,18 @@ export const keys = {
   messageSeal: (messageId: string) => `msg:${messageId}`,
   /** Associated data for a sealed registry record (a field of `agents`): binds it to its agent id. */
   agentSeal: (agentId: string) => `agents:${agentId}`,
+  /** Associated data for a sealed token record (a field of `tokens`): binds it to its token hash. */
+  tokenSeal: (tokenHash: string) => `tokens:${tokenHash}`,
+  /** Associated data for a sealed session summary (a field of `sessions`): binds it to its session id. */
+  sessionIndexSeal: (sessionId: string) => `sessions:${sessionId}`,
+  /**
+   * String with a TTL: where a message went (sender, recipient or channel), so the hub can tell
+   * whether a reply answers a message that was delivered to the replier. Not sealed (routing
+   * metadata, no content).
+   */
+  route: (messageId: string) => `route:{${messageId}}`,
+  /** String with a short TTL: a single-use ticket for a browser's SSE subscription (hash of the ticket). */
+  ticket: (ticketHash: string) => `ticket:{${ticketHash}}`,
   snapshot: (name: string) => `snapshot:${name}`,
   /**
    * Hash: hub node id -> when it last said it was alive (ISO, its own clock; informative). The

@@ -66,6 +66,19 @@ function withEnvelope(fields: Record<string, string>, envelope: Envelope): Recor
   return fields;
 }
 
+/** Where a message went: what the reply check needs to know (memory/keys.ts `route`). */
+export interface MessageRoute {
+  /** Sender. */
+  from: string;
+  /** Recipient of a direct message, else null. */
+  to: string | null;
+  /** Channel of a channel message, else null. */
+  channel: string | null;
+}
+
+/** How long a message can be answered with a reply (its route is kept that long). Default 7 days. */
+export const DEFAULT_REPLY_WINDOW_MS = 7 * 24 * 3600 * 1000;
+
 export interface AckRecord {
   message_id: string;
   by: string;
@@ -132,6 +145,19 @@ export class MessageStore {
     });
     const onChannel = channel ? appended[recipients.length]! : null;
     return { inboxes, inboxPrev, channelStreamId: onChannel?.id ?? null, channelPrev: onChannel?.prev ?? null, fields };
+  }
+
+  /** Remembers where a message went, for `replyWindowMs` (the reply check reads it). */
+  recordRoute(messageId: string, route: MessageRoute, replyWindowMs = DEFAULT_REPLY_WINDOW_MS): Promise<void> {
+    return this.store.setValue(keys.route(messageId), `${route.from}\n${route.to ?? ''}\n${route.channel ?? ''}`, replyWindowMs);
+  }
+
+  /** Where a message went, while it can still be answered; null for an unknown or older message. */
+  async routeOf(messageId: string): Promise<MessageRoute | null> {
+    const raw = await this.store.getValue(keys.route(messageId));
+    if (raw === null) return null;
+    const [from = '', to = '', channel = ''] = raw.split('\n');
+    return { from, to: to || null, channel: channel || null };
   }
 
   /** Opens a stored entry; checks the envelope really belongs where it was read from. */

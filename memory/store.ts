@@ -178,6 +178,15 @@ export function streamIdBefore(id: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Keys of live state that snapshots leave out (and a restore leaves alone): presence, and the
+ * short-lived records with a TTL of their own (message routes for the reply check, SSE tickets),
+ * which a dump would turn into records that never expire.
+ */
+export function isEphemeralKey(key: string): boolean {
+  return key.startsWith('presence:') || key.startsWith('route:') || key.startsWith('ticket:');
+}
+
 export const STREAM_ID_PATTERN = /^\d{1,20}-\d{1,20}$/;
 
 /** Fields one stream entry may have (Redis' Lua `unpack` of an entry's fields stops near 4,000). */

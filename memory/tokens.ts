@@ -4,7 +4,9 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, randomBytes, utf8ToBytes } from '@noble/hashes/utils.js';
+import { ignoreCorruption, reasonOf, type CorruptionReporter } from './integrity.js';
 import { keys } from './keys.js';
+import { plainText, type ValueSealer } from './sealing.js';
 import type { Store } from './store.js';
 
 export const SCOPES = ['agent', 'monitor', 'admin'] as const;
@@ -29,38 +31,73 @@ function base64url(bytes: Uint8Array): string {
 }
 
 export class TokenStore {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** Seals each record under its token hash (integrity: a record changed in the store is refused). */
+    private readonly sealer: ValueSealer = plainText,
+    private readonly report: CorruptionReporter = ignoreCorruption,
+  ) {}
+
+  private encode(hash: string, record: TokenRecord): string {
+    return this.sealer.seal(JSON.stringify(record), keys.tokenSeal(hash));
+  }
+
+  /** The record stored under `hash`, or null (reported) when it fails its integrity check. */
+  private decode(hash: string, raw: string): TokenRecord | null {
+    try {
+      const record = JSON.parse(this.sealer.open(raw, keys.tokenSeal(hash))) as TokenRecord;
+      if (typeof record?.agent_id !== 'string' || !Array.isArray(record.scopes)) throw new Error('not a token record');
+      return record;
+    } catch (err) {
+      this.report({ kind: 'token', id: hash.slice(0, 12), reason: reasonOf(err) });
+      return null;
+    }
+  }
 
   /** Issues a new token for `agentId`; the clear token is returned once and never stored. */
   async issue(agentId: string, scopes: Scope[], now = new Date()): Promise<{ token: string; record: TokenRecord }> {
     const token = `skl_${base64url(randomBytes(32))}`;
     const record: TokenRecord = { agent_id: agentId, scopes: [...new Set(scopes)], created_at: now.toISOString(), hint: token.slice(0, 8) };
-    await this.store.hashSet(keys.tokens(), { [hashToken(token)]: JSON.stringify(record) });
+    const hash = hashToken(token);
+    await this.store.hashSet(keys.tokens(), { [hash]: this.encode(hash, record) });
     return { token, record };
   }
 
   /** Registers a token given in clear (e.g. from config.yaml); only its hash is stored. */
   async register(token: string, agentId: string, scopes: Scope[], now = new Date()): Promise<TokenRecord> {
     const record: TokenRecord = { agent_id: agentId, scopes: [...new Set(scopes)], created_at: now.toISOString(), hint: token.slice(0, 8) };
-    await this.store.hashSet(keys.tokens(), { [hashToken(token)]: JSON.stringify(record) });
+    const hash = hashToken(token);
+    await this.store.hashSet(keys.tokens(), { [hash]: this.encode(hash, record) });
     return record;
   }
 
   async verify(token: string): Promise<TokenRecord | null> {
     if (typeof token !== 'string' || token.length === 0 || token.length > 512) return null;
-    const raw = await this.store.hashGet(keys.tokens(), hashToken(token));
-    return raw ? (JSON.parse(raw) as TokenRecord) : null;
+    return this.verifyHash(hashToken(token));
   }
 
+  /** The record of the token with this hash (a ticket or a live stream holds the hash, not the token). */
+  async verifyHash(hash: string): Promise<TokenRecord | null> {
+    const raw = await this.store.hashGet(keys.tokens(), hash);
+    return raw ? this.decode(hash, raw) : null;
+  }
+
+  /** Every token record that passes its integrity check (others are reported and left out). */
   async list(): Promise<TokenRecord[]> {
-    return Object.values(await this.store.hashGetAll(keys.tokens())).map((v) => JSON.parse(v) as TokenRecord);
+    const out: TokenRecord[] = [];
+    for (const [hash, raw] of Object.entries(await this.store.hashGetAll(keys.tokens()))) {
+      const record = this.decode(hash, raw);
+      if (record) out.push(record);
+    }
+    return out;
   }
 
   /** Revokes every token of an agent; returns how many were removed. */
   async revokeAgent(agentId: string): Promise<number> {
     const all = await this.store.hashGetAll(keys.tokens());
+    // A record that fails its check is no one's token: it stays refused either way.
     const doomed = Object.entries(all)
-      .filter(([, v]) => (JSON.parse(v) as TokenRecord).agent_id === agentId)
+      .filter(([hash, v]) => this.decode(hash, v)?.agent_id === agentId)
       .map(([hash]) => hash);
     await this.store.hashDelete(keys.tokens(), doomed);
     return doomed.length;

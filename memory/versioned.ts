@@ -12,16 +12,39 @@ export interface Versioned<T> {
   value: T;
 }
 
+/** A stored value that fails to open (its seal does not verify) or is not JSON: changed outside the hub. */
+export class CorruptValueError extends Error {
+  override readonly name = 'CorruptValueError';
+  constructor(
+    readonly key: string,
+    cause: unknown,
+  ) {
+    super(`${key}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 export class VersionedDocs {
   constructor(
     private readonly store: Store,
     private readonly sealer: ValueSealer,
   ) {}
 
+  /** Writes `value` as the next version, not reading (or opening) what is there. */
+  overwrite<T>(key: string, value: T): Promise<{ version: number }> {
+    return overwriteDoc(this.store, this.sealer, key, value);
+  }
+
+  /** The document; a stored value that does not open or parse throws CorruptValueError (store failures pass as they are). */
   async read<T>(key: string): Promise<Versioned<T> | null> {
     const doc = await this.store.getDoc(key);
     if (!doc) return null;
-    return { version: doc.version, value: JSON.parse(this.sealer.open(doc.value, key)) as T };
+    let value: T;
+    try {
+      value = JSON.parse(this.sealer.open(doc.value, key)) as T;
+    } catch (err) {
+      throw new CorruptValueError(key, err);
+    }
+    return { version: doc.version, value };
   }
 
   /**
@@ -52,6 +75,16 @@ export class VersionedDocs {
     }
     throw new LinkerError('CONFLICT', `too much contention on ${key}; try again`);
   }
+}
+
+/** Writes `value` as the next version whatever the current one holds (even a value that does not open). */
+export async function overwriteDoc<T>(store: Store, sealer: ValueSealer, key: string, value: T): Promise<{ version: number }> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const version = (await store.getDoc(key))?.version ?? 0;
+    const result = await store.putDocIfVersion(key, version, sealer.seal(JSON.stringify(value), key));
+    if (result.ok) return { version: result.version };
+  }
+  throw new LinkerError('CONFLICT', `too much contention on ${key}; try again`);
 }
 
 function conflict(key: string, expected: number, current: number): LinkerError {

@@ -4,9 +4,20 @@ import { z } from 'zod';
 import { AgentIdSchema } from '../protocol/ids.js';
 import { AgentTypeSchema, PublicKeysSchema } from '../protocol/records.js';
 import { SCOPES } from '../memory/tokens.js';
+import { LinkerError } from '../protocol/errors.js';
+import { utf8Length } from '../protocol/json.js';
+import type { Context } from '../router/context.js';
 import { adminProcedure, agentProcedure, router, scopedProcedure } from '../router/trpc.js';
 
 const anyScope = scopedProcedure('agent', 'monitor', 'admin');
+
+/** Agent metadata is bounded (settings.maxMetadataBytes, config limits.max_metadata_bytes). */
+function assertMetadataSize(ctx: Context, metadata: unknown): void {
+  if (metadata === undefined) return;
+  const bytes = utf8Length(JSON.stringify(metadata));
+  const limit = ctx.hub.settings.maxMetadataBytes;
+  if (bytes > limit) throw new LinkerError('PAYLOAD_TOO_LARGE', `agent metadata is ${bytes} bytes, over the limit of ${limit} bytes (limits.max_metadata_bytes)`);
+}
 
 export const agentsRouter = router({
   /** Every registered agent with online/offline, connected since, last seen, metadata. */
@@ -30,7 +41,10 @@ export const agentsRouter = router({
         public_keys: PublicKeysSchema.optional(),
       }),
     )
-    .mutation(({ ctx, input }) => ctx.hub.memory.agents.upsert({ agent_id: ctx.agent.id, ...input })),
+    .mutation(({ ctx, input }) => {
+      assertMetadataSize(ctx, input.metadata);
+      return ctx.hub.memory.agents.upsert({ agent_id: ctx.agent.id, ...input });
+    }),
 
   /** Registers an agent and issues a token for it (shown once). */
   add: adminProcedure
@@ -43,6 +57,7 @@ export const agentsRouter = router({
       }),
     )
     .mutation(async ({ ctx, input }) => {
+      assertMetadataSize(ctx, input.metadata);
       const record = await ctx.hub.memory.agents.upsert({ agent_id: input.agent_id, agent_type: input.agent_type, metadata: input.metadata });
       await ctx.hub.memory.channels.join(ctx.hub.settings.defaultChannel, input.agent_id);
       const { token, record: tokenRecord } = await ctx.hub.memory.tokens.issue(input.agent_id, input.scopes);
@@ -58,6 +73,8 @@ export const agentsRouter = router({
     }
     const existed = await ctx.hub.memory.agents.remove(input.agent_id);
     if (!existed && revoked === 0) throw new TRPCError({ code: 'NOT_FOUND', message: `unknown agent ${input.agent_id}` });
+    // Its open streams on this node end now (other nodes: within their re-check interval).
+    await ctx.hub.revocation?.checkNow();
     return { agent_id: input.agent_id, tokens_revoked: revoked };
   }),
 

@@ -11,6 +11,7 @@ import type { Context, AuthedAgent } from '../router/context.js';
 import { keys } from '../memory/keys.js';
 import { unknownAgentError } from '../memory/agents.js';
 import { liveStream, type LivePage, type StreamGap } from './live.js';
+import { assertMayReply, assertMaySendToChannel } from './policy.js';
 import { byPriority, liveLimits, notExpired, readEntries, ResumeInput, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
 
 // The content is checked by ContentGuard below (iteratively, and its size in sendMessage against
@@ -109,6 +110,9 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
   }
   const route = routeOf(envelope);
   const sessionId = envelope.payload.context.session_id;
+  const parentId = envelope.payload.context.parent_message_id;
+  // Only whom a message was delivered to may answer it (procedures/policy.ts).
+  if (envelope.type === 'reply' && parentId) await assertMayReply(ctx, parentId);
   let recipients: string[];
   if (route.kind === 'direct') {
     // The recipient's registration is checked in the same step as the append (route() below);
@@ -116,20 +120,26 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
     if (sessionId && !(await hub.memory.agents.exists(route.to))) throw unknownAgentError(route.to);
     recipients = [route.to];
   } else {
-    recipients = (await hub.memory.channels.members(route.channel)).filter((a) => a !== agent.id);
+    const members = await hub.memory.channels.members(route.channel);
+    await assertMaySendToChannel(ctx, route.channel, members);
+    recipients = members.filter((a) => a !== agent.id);
   }
   if (sessionId) {
-    await hub.memory.sessions.addMessage(sessionId, {
-      message_id: envelope.id,
-      from: envelope.from_agent,
-      to: envelope.to_agent,
-      type: envelope.type,
-      timestamp: envelope.timestamp,
-    });
+    // Only participants add to an existing session (FORBIDDEN otherwise); a new one is created.
+    await hub.memory.sessions.addMessage(
+      sessionId,
+      { message_id: envelope.id, from: envelope.from_agent, to: envelope.to_agent, type: envelope.type, timestamp: envelope.timestamp },
+      { admin: isAdmin(agent) },
+    );
   }
   const stored = await hub.memory.messages.prepare(envelope, text);
   const channel = route.kind === 'channel' ? route.channel : null;
-  const result = await hub.memory.messages.route(stored, recipients, channel, route.kind === 'direct' ? route.to : undefined);
+  // Where it went, for the reply check: written beside the append (both before `send` resolves
+  // and before the live event that lets a recipient answer it).
+  const [result] = await Promise.all([
+    hub.memory.messages.route(stored, recipients, channel, route.kind === 'direct' ? route.to : undefined),
+    hub.memory.messages.recordRoute(envelope.id, { from: agent.id, to: route.kind === 'direct' ? route.to : null, channel }, hub.settings.replyWindowMs),
+  ]);
   hub.bus.publishRouted({
     node: hub.bus.nodeId,
     fields: result.fields,

@@ -3,15 +3,9 @@ import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { AgentIdSchema, MessageIdSchema, SessionIdSchema } from '../protocol/ids.js';
 import { MessageTypeSchema } from '../protocol/envelope.js';
-import { SessionMetadataSchema, SessionStatusSchema, type Session } from '../protocol/records.js';
-import type { AuthedAgent } from '../router/context.js';
+import { SessionMetadataSchema, SessionStatusSchema } from '../protocol/records.js';
 import { agentProcedure, isAdmin, router } from '../router/trpc.js';
-
-function assertParticipant(agent: AuthedAgent, session: Session): void {
-  if (!isAdmin(agent) && !session.participants.includes(agent.id)) {
-    throw new TRPCError({ code: 'FORBIDDEN', message: `${agent.id} is not a participant of session ${session.session_id}` });
-  }
-}
+import { assertParticipant } from './policy.js';
 
 const SessionRef = z.strictObject({ session_id: SessionIdSchema });
 
@@ -65,7 +59,7 @@ export const sessionsRouter = router({
         to: input.to,
         type: input.type,
         timestamp: input.timestamp ?? new Date().toISOString(),
-      });
+      }, { admin: isAdmin(ctx.agent) });
       return ctx.hub.memory.sessions.require(input.session_id);
     }),
 

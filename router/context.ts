@@ -99,6 +99,10 @@ export interface HubSettings {
    * check is older than this, so a revoked token (agents.remove) stops working. Default 5 000 ms.
    */
   tokenRecheckMs: number;
+  /** How long a message can be answered with a reply (its route is kept that long). Default 7 days. */
+  replyWindowMs: number;
+  /** Largest agent metadata (agents.update / agents.add), JSON bytes. Default 16 KiB. */
+  maxMetadataBytes: number;
 }
 
 /** Rotates the at-rest key ring and persists it; absent when sealing is off. */
@@ -110,10 +114,17 @@ export interface HubServices {
   logger: Logger;
   metrics: HubMetrics;
   rateLimiter: RateLimiter;
+  /**
+   * Per-agent buckets for every other procedure: queries take from `reads`, mutations and
+   * subscription starts from `writes` (messages.send has `rateLimiter`, as before).
+   */
+  callLimits: { reads: RateLimiter; writes: RateLimiter };
   settings: HubSettings;
   rotateKeys: RotateKeys | null;
   /** Tracks live inbox subscriptions so presence is refreshed while they last. */
   presence: PresenceTracker;
+  /** Ends the streams of revoked tokens (transport/revocation.ts); `checkNow` after a removal. */
+  revocation?: { checkNow(): Promise<void> };
 }
 
 export interface PresenceTracker {
@@ -147,4 +158,6 @@ export interface Context {
   announcedType: string | null;
   /** The token of a WebSocket connection and when it was last verified (see tokenRecheckMs). */
   credential?: { token: string; verifiedAt: number } | null;
+  /** The connection's AbortSignal (aborted when it closes): work queued for it stops. */
+  connectionSignal?: AbortSignal;
 }

@@ -11,6 +11,10 @@ export interface HubMetrics {
   connectedAgents: Gauge;
   connections: Gauge;
   errors: Counter<'code'>;
+  /** Records that failed their integrity check (changed outside the hub), by kind. */
+  corruptRecords: Counter<'kind'>;
+  /** Connections closed by the hub, by reason (auth_timeout, revoked, origin, address_cap). */
+  connectionsRefused: Counter<'reason'>;
 }
 
 export function createHubMetrics(): HubMetrics {
@@ -37,5 +41,7 @@ export function createHubMetrics(): HubMetrics {
     connectedAgents: new Gauge({ name: 'skynet_connected_agents', help: 'Agents with a live inbox subscription on this node', registers: [registry] }),
     connections: new Gauge({ name: 'skynet_ws_connections', help: 'Open WebSocket connections on this node', registers: [registry] }),
     errors: new Counter({ name: 'skynet_errors_total', help: 'Errors returned to callers, by code', labelNames: ['code'], registers: [registry] }),
+    corruptRecords: new Counter({ name: 'skynet_corrupt_records_total', help: 'Stored records that failed their integrity check, by kind', labelNames: ['kind'], registers: [registry] }),
+    connectionsRefused: new Counter({ name: 'skynet_connections_refused_total', help: 'WebSocket connections refused or closed by the hub, by reason', labelNames: ['reason'], registers: [registry] }),
   };
 }

@@ -152,11 +152,12 @@ function unauthorized(ctx: Context): TRPCError {
 export function scopedProcedure(...scopes: Scope[]) {
   // One middleware for auth and error mapping: each tRPC middleware level costs object spreads on
   // every call (measured on the send hot path).
-  return t.procedure.use(async ({ ctx, next, path, getRawInput }) => {
+  return t.procedure.use(async ({ ctx, next, path, type, getRawInput }) => {
     let agent: AuthedAgent;
     try {
       assertInputDepth(await getRawInput());
       agent = await authorize(ctx, scopes);
+      if (path !== 'messages.send') takeCall(ctx, agent, type === 'query' ? 'reads' : 'writes');
     } catch (err) {
       ctx.hub.metrics.errors.inc({ code: toTRPCError(err).code });
       throw toTRPCError(err);
@@ -164,6 +165,16 @@ export function scopedProcedure(...scopes: Scope[]) {
     const result = await next({ ctx: { agent } });
     mapFailure(ctx, path, result);
     return result;
+  });
+}
+
+/** Every procedure but messages.send (which has its own bucket) takes from the caller's read or write bucket. */
+function takeCall(ctx: Context, agent: AuthedAgent, bucket: 'reads' | 'writes'): void {
+  const limiter = ctx.hub.callLimits[bucket];
+  if (limiter.take(agent.id)) return;
+  throw new TRPCError({
+    code: 'TOO_MANY_REQUESTS',
+    message: `rate limit: ${agent.id} may make ${limiter.perSecond} ${bucket === 'reads' ? 'queries' : 'calls that change state or subscribe'} per second (limits.${bucket}_per_second)`,
   });
 }
 
@@ -193,6 +204,4 @@ export const agentProcedure = scopedProcedure('agent', 'admin');
 export const monitorProcedure = scopedProcedure('monitor', 'admin');
 export const adminProcedure = scopedProcedure('admin');
 
-export function isAdmin(agent: AuthedAgent): boolean {
-  return agent.scopes.includes('admin');
-}
+export { isAdmin } from '../procedures/policy.js';

@@ -15,7 +15,7 @@ import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../protocol/envelope.js';
 import { DEFAULT_CHANNEL } from '../protocol/ids.js';
 import { createSharedMemory, type SharedMemory } from '../memory/index.js';
-import type { StreamLimits } from '../memory/messages.js';
+import { DEFAULT_REPLY_WINDOW_MS, type StreamLimits } from '../memory/messages.js';
 import { plainText, type ValueSealer } from '../memory/sealing.js';
 import { EmbeddedStore } from '../memory/embedded/store.js';
 import type { Store } from '../memory/store.js';
@@ -26,6 +26,9 @@ import { createHubMetrics } from '../router/metrics.js';
 import { createRateLimiter, type RateLimitOptions } from '../router/rate-limit.js';
 import { resolveContext } from './auth.js';
 import { StoreBus } from './bus.js';
+import { RevocationWatcher } from './revocation.js';
+import { createConnectionGate } from './gate.js';
+import { createLoadMonitor } from './load.js';
 import { NodePresence } from './presence.js';
 import { socketWrites } from './socket-writes.js';
 import { serveWebSocket } from './ws-adapter.js';
@@ -86,6 +89,29 @@ export interface HubOptions {
   /** Node id in logs, metrics and presence. Default a random id. */
   nodeId?: string;
   logger?: Logger;
+  /** How long a message can be answered with a reply. Default 7 days. */
+  replyWindowMs?: number;
+  /** Largest agent metadata, JSON bytes. Default 16 KiB. */
+  maxMetadataBytes?: number;
+  /** Largest context document, JSON bytes. Default 1 MiB. */
+  maxContextBytes?: number;
+  /** Subscriptions one WebSocket may have open. Default 64. */
+  maxSubscriptionsPerConnection?: number;
+  /** Queries and mutations of one WebSocket running at once (the rest wait in order). Default 32. */
+  maxConcurrentCalls?: number;
+  /** Calls of one WebSocket waiting their turn before TOO_MANY_REQUESTS. Default 1000. */
+  maxQueuedCalls?: number;
+  /**
+   * Per-agent rate of every procedure but messages.send (which has `rateLimit`): queries, and
+   * mutations plus subscription starts. Default 500 and 200 per second, bursts twice that; 0 disables.
+   */
+  callRateLimit?: { readsPerSecond?: number; writesPerSecond?: number };
+  /** A WebSocket without valid credentials by then is closed. Default 10 000 ms. */
+  authTimeoutMs?: number;
+  /** WebSockets from one address that have not authenticated yet; past it upgrades get 429. Default 256. */
+  maxUnauthenticatedPerAddress?: number;
+  /** Event-loop delay past which /health says the hub is overloaded. Default 1 000 ms. */
+  overloadDelayMs?: number;
 }
 
 export interface Hub {
@@ -119,7 +145,20 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
   const nodeId = opts.nodeId ?? `node-${randomUUID().slice(0, 8)}`;
   const logger = opts.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info', base: { node: nodeId } });
   const store: Store = opts.store ?? new EmbeddedStore();
-  const memory = createSharedMemory({ store, sealer: opts.sealer ?? plainText, sealInMemory: opts.sealInMemory, limits: opts.limits, presenceTtlMs: opts.presenceTtlMs, nodeId });
+  const metrics = createHubMetrics();
+  const memory = createSharedMemory({
+    store,
+    sealer: opts.sealer ?? plainText,
+    sealInMemory: opts.sealInMemory,
+    limits: opts.limits,
+    presenceTtlMs: opts.presenceTtlMs,
+    nodeId,
+    contextLimits: opts.maxContextBytes === undefined ? undefined : { maxDocumentBytes: opts.maxContextBytes },
+    onCorrupt: (record) => {
+      metrics.corruptRecords.inc({ kind: record.kind });
+      logger.error({ event: 'record_integrity_failed', kind: record.kind, id: record.id, reason: record.reason }, 'a stored record failed its integrity check (changed outside the hub?): refused');
+    },
+  });
   const maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   const settings: HubSettings = {
     maxPayloadBytes,
@@ -131,8 +170,9 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     maxConnectionBufferBytes: opts.maxConnectionBufferBytes ?? 64 * 1024 * 1024,
     presenceRefreshMs: Math.max(100, Math.floor((opts.presenceTtlMs ?? 60_000) / 3)),
     tokenRecheckMs: opts.tokenRecheckMs ?? 5_000,
+    replyWindowMs: opts.replyWindowMs ?? DEFAULT_REPLY_WINDOW_MS,
+    maxMetadataBytes: opts.maxMetadataBytes ?? 16 * 1024,
   };
-  const metrics = createHubMetrics();
   const bus = new StoreBus(nodeId, store, logger);
   await bus.start();
   const presence = new NodePresence(nodeId, memory.agents, metrics, logger, settings.presenceRefreshMs);
@@ -143,6 +183,10 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     logger,
     metrics,
     rateLimiter: createRateLimiter(opts.rateLimit ?? { perSecond: 1000 }),
+    callLimits: {
+      reads: createRateLimiter({ perSecond: opts.callRateLimit?.readsPerSecond ?? 500 }),
+      writes: createRateLimiter({ perSecond: opts.callRateLimit?.writesPerSecond ?? 200 }),
+    },
     settings,
     rotateKeys: opts.rotateKeys ?? null,
     presence,
@@ -167,14 +211,17 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     createContext: ({ req, info }) => resolveContext(services, { req, connectionParams: info.connectionParams }),
   });
   const cors = opts.corsOrigins ?? [];
+  const load = createLoadMonitor({ overloadDelayMs: opts.overloadDelayMs ?? 1_000 });
+  const revocation = new RevocationWatcher(memory.tokens, settings.tokenRecheckMs, logger, metrics);
+  revocation.start();
+  services.revocation = revocation;
 
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://hub');
     if (url.pathname === '/health' && req.method === 'GET') {
-      let reachable = true;
-      await store.ping().catch(() => (reachable = false));
-      res.writeHead(reachable ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: reachable ? 'ok' : 'degraded', store: { kind: store.kind, reachable }, node: nodeId }));
+      const health = await load.health(() => store.ping());
+      res.writeHead(health.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ...health, store: { kind: store.kind, ...health.store }, node: nodeId }));
       return;
     }
     if (url.pathname === '/metrics' && req.method === 'GET') {
@@ -201,6 +248,15 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     : createHttpServer((req, res) => void onRequest(req, res));
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes });
+  const gate = createConnectionGate({
+    allowedOrigins: cors,
+    authTimeoutMs: opts.authTimeoutMs ?? 10_000,
+    maxUnauthenticatedPerAddress: opts.maxUnauthenticatedPerAddress ?? 256,
+    onRefused: (reason, address) => {
+      metrics.connectionsRefused.inc({ reason });
+      logger.warn({ event: 'connection_refused', reason, address }, reason === 'auth_timeout' ? 'closed a WebSocket that did not authenticate in time' : 'refused a WebSocket upgrade');
+    },
+  });
   // Before the tRPC adapter's own listener: every frame it sends goes through this.
   const wrapWrites = socketWrites({
     // Subscriptions pause at maxBufferedBytes (plus at most a frame); replies keep coming while the
@@ -223,11 +279,20 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     createContext: ({ req, socket, connectionParams }) => resolveContext(services, { req, socket, connectionParams }),
     keepAlive: { enabled: true, pingMs: 30_000, pongWaitMs: 10_000, ...opts.keepAlive },
     onInternalError: (err) => logger.error({ event: 'ws_adapter_error', err }, 'WebSocket adapter failure'),
+    maxSubscriptions: opts.maxSubscriptionsPerConnection ?? 64,
+    maxConcurrentCalls: opts.maxConcurrentCalls ?? 32,
+    maxQueuedCalls: opts.maxQueuedCalls ?? 1000,
+    onContext: (ctx, connection) => {
+      const socket = ctx.socket as unknown as import('ws').WebSocket | null;
+      if (ctx.agent && socket) gate.authenticated(socket);
+      return revocation.watch(ctx, connection);
+    },
   });
   let closing = false;
   let clientsGone: (() => void) | null = null;
-  wss.on('connection', (socket) => {
+  wss.on('connection', (socket, req: IncomingMessage) => {
     metrics.connections.inc();
+    gate.opened(socket, req);
     socket.once('close', () => {
       metrics.connections.dec();
       if (wss.clients.size === 0) clientsGone?.();
@@ -253,6 +318,11 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     const path = new URL(req.url ?? '/', 'http://hub').pathname;
     if (closing || path !== '/ws') {
       socket.end(closing ? 'HTTP/1.1 503 Service Unavailable\r\n\r\n' : 'HTTP/1.1 404 Not Found\r\n\r\n');
+      return;
+    }
+    const refused = gate.refuseUpgrade(req);
+    if (refused) {
+      socket.end(refused);
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
@@ -298,6 +368,9 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
       server.closeAllConnections?.();
       await serverClosed;
       presence.stop();
+      revocation.stop();
+      load.stop();
+      gate.stop();
       await presence.clear();
       wss.close();
       await bus.stop();

@@ -65,6 +65,28 @@ export interface WireAdapterOptions<TContext> {
   keepAlive?: { enabled: boolean; pingMs?: number; pongWaitMs?: number };
   /** A failure of the adapter itself (an error that could not be formatted or sent). Default: console.error. */
   onInternalError?: (err: unknown) => void;
+  /** Subscriptions one connection may have open at once; past it TOO_MANY_REQUESTS. Default 64. */
+  maxSubscriptions?: number;
+  /**
+   * Queries and mutations of one connection that run at once (however many frames and batches
+   * they came in); the rest wait their turn, in order. Default 32.
+   */
+  maxConcurrentCalls?: number;
+  /** Calls of one connection waiting for their turn; past it TOO_MANY_REQUESTS. Default 1000. */
+  maxQueuedCalls?: number;
+  /**
+   * Called once a connection has its context; may return a cleanup called when it closes. The
+   * connection's handle ends all its subscriptions with an error (a revoked token).
+   */
+  onContext?: (ctx: TContext, connection: ConnectionHandle) => (() => void) | void;
+}
+
+/** What `onContext` may do with a connection. */
+export interface ConnectionHandle {
+  /** Ends every open subscription of the connection with `error` (sent as each one's error). */
+  endSubscriptions(error: TRPCError): void;
+  /** The connection's open subscriptions. */
+  readonly subscriptions: number;
 }
 
 export interface WireAdapter {
@@ -175,10 +197,25 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
   const procedures = router._def.procedures as Record<string, Procedure | undefined>;
   const internalError = opts.onInternalError ?? ((err: unknown) => console.error('[skynet-linker ws adapter]', err));
 
+  const maxSubscriptions = opts.maxSubscriptions ?? 64;
+  const maxConcurrentCalls = opts.maxConcurrentCalls ?? 32;
+  const maxQueuedCalls = opts.maxQueuedCalls ?? 1000;
+
   opts.wss.on('connection', (client: WebSocket, req: IncomingMessage) => {
     const subscriptions = new Map<RequestId, AbortController>();
+    /** Subscriptions ended by the hub with an error (said instead of `stopped`). */
+    const endedWith = new Map<RequestId, TRPCError>();
     const connection = new AbortController();
     let ctx: TContext | undefined;
+    let cleanup: (() => void) | void = undefined;
+    // The work one connection can start is bounded: calls beyond maxConcurrentCalls wait in order.
+    let running = 0;
+    const waiting: (() => void)[] = [];
+    const runNext = () => {
+      running--;
+      const next = waiting.shift();
+      if (next && !connection.signal.aborted) next();
+    };
     if (opts.keepAlive?.enabled) handleKeepAlive(client, opts.keepAlive.pingMs, opts.keepAlive.pongWaitMs);
 
     const send = (frame: unknown): void => {
@@ -213,6 +250,19 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
     const createCtx = async (connectionParams: () => Record<string, string> | null): Promise<{ ok: true } | { ok: false; error: TRPCError }> => {
       try {
         ctx = await opts.createContext({ req, socket: client, connectionParams: connectionParams() });
+        if (opts.onContext && !connection.signal.aborted) {
+          cleanup = opts.onContext(ctx, {
+            endSubscriptions(error) {
+              for (const [id, abort] of subscriptions) {
+                endedWith.set(id, error);
+                abort.abort();
+              }
+            },
+            get subscriptions() {
+              return subscriptions.size;
+            },
+          });
+        }
         return { ok: true };
       } catch (cause) {
         const error = getTRPCErrorFromUnknown(cause);
@@ -307,6 +357,22 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
         sendError(id, jsonrpc, new TRPCError({ code: 'BAD_REQUEST', message: `Duplicate id ${id}` }), type, path, input);
         return;
       }
+      if (type === 'subscription' && subscriptions.size >= maxSubscriptions) {
+        sendError(id, jsonrpc, new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `a connection may have at most ${maxSubscriptions} subscriptions open (limits.max_subscriptions_per_connection); stop one first` }), type, path, input);
+        return;
+      }
+      if (type !== 'subscription') {
+        if (running >= maxConcurrentCalls) {
+          if (waiting.length >= maxQueuedCalls) {
+            sendError(id, jsonrpc, new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `${waiting.length} calls are already waiting on this connection (limits.max_queued_calls); wait for answers before sending more` }), type, path, input);
+            return;
+          }
+          await new Promise<void>((resolve) => waiting.push(resolve));
+          // The connection closed while this call waited: it is dropped, nothing runs.
+          if (connection.signal.aborted) return;
+        }
+        running++;
+      }
       const abort = type === 'subscription' ? new AbortController() : null;
       if (abort) subscriptions.set(id, abort);
       try {
@@ -341,16 +407,22 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
           throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: `Subscription ${path} did not return an observable or a AsyncGenerator` });
         }
         await runSubscription(id, jsonrpc, result, abort, path, input);
-        respond(id, jsonrpc, { type: 'stopped' });
+        const ended = endedWith.get(id);
+        if (ended) sendError(id, jsonrpc, ended, type, path, input);
+        else respond(id, jsonrpc, { type: 'stopped' });
       } catch (cause) {
         const error = getTRPCErrorFromUnknown(cause);
         // A subscription stopped while it was being set up gives up with an AbortError: only
         // `stopped` is said. Any other failure to start is answered with its error alone.
         const cancelled = abort?.signal.aborted && error.code === 'INTERNAL_SERVER_ERROR' && isAbortError(error.cause);
-        if (cancelled) respond(id, jsonrpc, { type: 'stopped' });
+        const ended = endedWith.get(id);
+        if (ended) sendError(id, jsonrpc, ended, type, path, input);
+        else if (cancelled) respond(id, jsonrpc, { type: 'stopped' });
         else sendError(id, jsonrpc, error, type, path, input);
       } finally {
         if (abort && subscriptions.get(id) === abort) subscriptions.delete(id);
+        if (abort) endedWith.delete(id);
+        else runNext();
       }
     }
 
@@ -402,6 +474,9 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
       for (const abort of subscriptions.values()) abort.abort();
       subscriptions.clear();
       connection.abort();
+      // Calls still waiting their turn are dropped (their connection is gone).
+      for (const wake of waiting.splice(0)) wake();
+      cleanup?.();
     });
   });
 

@@ -6,7 +6,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { utf8Length } from '../../protocol/json.js';
-import { badStreamAppend, compareStreamIds, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
+import { badStreamAppend, compareStreamIds, isEphemeralKey, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
 
 export interface EmbeddedStoreOptions {
   /** Directory for snapshot files. Default: none (snapshots kept in memory). */
@@ -185,7 +185,32 @@ export class EmbeddedStore implements Store {
   }
 
   async setValue(key: string, value: string, ttlMs?: number): Promise<void> {
-    this.values.set(key, { value, expiresAt: ttlMs ? this.now() + ttlMs : null });
+    const expiresAt = ttlMs ? this.now() + ttlMs : null;
+    this.values.set(key, { value, expiresAt });
+    if (expiresAt !== null) this.expireLater(key, expiresAt);
+  }
+
+  /**
+   * Values with a TTL that nobody reads again (message routes, tickets) would stay forever with
+   * expiry on read alone: they are queued in the order they were set and dropped once expired, a
+   * few per write (routes all share one TTL, so the queue is in expiry order for them).
+   */
+  private readonly expiring: { key: string; at: number }[] = [];
+  private expiringHead = 0;
+  private expireLater(key: string, at: number): void {
+    this.expiring.push({ key, at });
+    const now = this.now();
+    for (let n = 0; n < 4 && this.expiringHead < this.expiring.length; n++) {
+      const next = this.expiring[this.expiringHead]!;
+      if (next.at > now) break;
+      this.expiringHead++;
+      const item = this.values.get(next.key);
+      if (item && item.expiresAt !== null && item.expiresAt <= now) this.values.delete(next.key);
+    }
+    if (this.expiringHead > 1024 && this.expiringHead * 2 > this.expiring.length) {
+      this.expiring.splice(0, this.expiringHead);
+      this.expiringHead = 0;
+    }
   }
 
   async deleteKeys(keys: string[]): Promise<void> {
@@ -226,7 +251,7 @@ export class EmbeddedStore implements Store {
     }
     for (const key of this.values.keys()) {
       const v = this.live(this.values, key);
-      if (v !== undefined) dump.values[key] = v;
+      if (v !== undefined && !isEphemeralKey(key)) dump.values[key] = v;
     }
     return dump;
   }
@@ -237,7 +262,7 @@ export class EmbeddedStore implements Store {
     this.docs.clear();
     // Presence is live state, not part of a dump: it stays, as in the Redis store.
     for (const key of [...this.hashes.keys()]) if (!key.startsWith('presence:')) this.hashes.delete(key);
-    this.values.clear();
+    for (const key of [...this.values.keys()]) if (!isEphemeralKey(key)) this.values.delete(key);
     for (const [key, entries] of Object.entries(dump.streams)) {
       this.streams.set(key, entries.map(copy));
       const last = entries.at(-1);

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { LinkerError } from '../../protocol/errors.js';
 import { utf8Length } from '../../protocol/json.js';
-import { badStreamAppend, compareStreamIds, streamIdBefore, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
+import { badStreamAppend, compareStreamIds, isEphemeralKey, streamIdBefore, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
 
 export interface RedisStoreOptions {
   /** `redis://host:port[/db]`. */
@@ -434,7 +434,7 @@ export class RedisStore implements Store {
   }
 
   private static kept(key: string): boolean {
-    return !key.startsWith('presence:') && !key.startsWith('snapshot:') && key !== SNAPSHOT_INDEX;
+    return !isEphemeralKey(key) && !key.startsWith('snapshot:') && key !== SNAPSHOT_INDEX;
   }
 
   async exportState(): Promise<StoreDump> {

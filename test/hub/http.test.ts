@@ -24,7 +24,12 @@ describe.each<StoreKind>(['redis', 'embedded'])('HTTP endpoints on %s', (kind) =
     const res = await fetch(`${t.hub.httpUrl}/health`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json');
-    expect(await res.json()).toEqual({ status: 'ok', store: { kind, reachable: true }, node: 'node-health' });
+    expect(await res.json()).toEqual({
+      status: 'ok',
+      store: { kind, reachable: true, latency_ms: expect.any(Number) },
+      event_loop: { delay_ms: expect.any(Number), max_delay_ms: expect.any(Number), overloaded: false },
+      node: 'node-health',
+    });
   });
 
   it('GET /metrics exposes messages, delivery latency and connected agents in Prometheus text', async () => {

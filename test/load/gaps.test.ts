@@ -155,6 +155,7 @@ describe.each<StoreKind>(['redis', 'embedded'])('unrecoverable gaps on %s', (kin
     const bobToken = await t.addAgent('bob');
     const alice = await t.agent('alice');
     const bob = t.client(bobToken).trpc;
+    await bob.channels.join.mutate({ channel: 'ops' });
     const first = await alice.send({ channel: 'ops', type: 'broadcast', payload: { content: 'first' } });
     const cursor = (await t.hub.memory.store.readStream(keys.channel('ops'), { count: 1 }))[0]!.id;
     expect(first.channel).toBe('ops');

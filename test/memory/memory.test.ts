@@ -141,8 +141,8 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
       expect(await m.channels.exists('ops')).toBe(true);
       expect(await m.channels.members('ops')).toEqual(['alice', 'bob']);
       expect(await m.channels.list()).toEqual([
-        { name: 'dev', members: ['carol'], created_at: now.toISOString() },
-        { name: 'ops', members: ['alice', 'bob'], created_at: now.toISOString() },
+        { name: 'dev', members: ['carol'], created_at: now.toISOString(), policy: 'open', created_by: 'carol' },
+        { name: 'ops', members: ['alice', 'bob'], created_at: now.toISOString(), policy: 'open', created_by: 'bob' },
       ]);
       await m.channels.leave('ops', 'bob');
       await m.channels.leave('ops', 'nobody');
@@ -299,9 +299,12 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
       const refs = [
         { message_id: 'm1', from: 'alice', to: 'bob', type: 'task' as const, timestamp: '2026-11-25T10:00:00.000Z' },
         { message_id: 'm2', from: 'bob', to: 'alice', type: 'reply' as const, timestamp: '2026-11-25T10:00:01.000Z' },
-        { message_id: 'm3', from: 'carol', to: null, type: 'context_update' as const, timestamp: '2026-11-25T10:00:02.000Z' },
+        { message_id: 'm3', from: 'bob', to: 'carol', type: 'context_update' as const, timestamp: '2026-11-25T10:00:02.000Z' },
       ];
       for (const ref of refs) await m.sessions.addMessage('sess_123', ref);
+      // Only a participant adds to a session that exists (an admin may too).
+      const outsider = { message_id: 'm4', from: 'mallory', to: 'alice', type: 'task' as const, timestamp: '2026-11-25T10:00:03.000Z' };
+      expect((await linkerError(m.sessions.addMessage('sess_123', outsider))).code).toBe('FORBIDDEN');
       const s = await m.sessions.require('sess_123');
       expect(s).toMatchObject({ session_id: 'sess_123', created_by: 'alice', status: 'active', participants: ['alice', 'bob', 'carol'] });
       expect(s.messages).toEqual(refs);
