@@ -120,7 +120,8 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
 
   const seen = new Set<string>();
   const seenOrder: string[] = [];
-  const pendingRequests = new Map<string, { resolve: (m: IncomingMessage) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  /** Requests waiting for their reply, by message id; only a reply from `to` (the agent asked) answers one. */
+  const pendingRequests = new Map<string, { to: string; resolve: (m: IncomingMessage) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
   let pendingAcks: { message_id: string; stream_id: string }[] = [];
   let cursor: string | undefined = opts.resumeFrom;
   let cursorFlushed: string | undefined = opts.resumeFrom;
@@ -178,7 +179,10 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
         await checkSignature(env);
         const message: IncomingMessage = { envelope: env, content: await openContent(env), streamId, replayed };
         const parent = env.payload.context.parent_message_id;
-        const waiter = parent && env.type === 'reply' ? pendingRequests.get(parent) : undefined;
+        const pending = parent && env.type === 'reply' ? pendingRequests.get(parent) : undefined;
+        // A reply from anyone but the agent asked does not answer the request (the hub refuses
+        // such replies too; this holds whatever the hub).
+        const waiter = pending && pending.to === env.from_agent ? pending : undefined;
         if (waiter) {
           pendingRequests.delete(parent!);
           clearTimeout(waiter.timer);
@@ -320,7 +324,7 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
           pendingRequests.delete(id);
           reject(new Error(`request ${id} to ${to}: no reply within ${timeoutMs} ms`));
         }, timeoutMs);
-        pendingRequests.set(id, { resolve, reject, timer });
+        pendingRequests.set(id, { to, resolve, reject, timer });
       });
       try {
         await agent.send(

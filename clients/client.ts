@@ -119,6 +119,17 @@ export function createLinkerClient(opts: LinkerClientOptions): LinkerConnection 
   const headers: Record<string, string> = {};
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   if (opts.agentId) headers['x-agent-id'] = opts.agentId;
+  const calls = httpBatchLink({ url: `${base}/trpc`, transformer: superjson, headers });
+  // An SSE URL never carries the token: each (re)connection asks for a single-use ticket first
+  // (auth.ticket, over HTTP with the Authorization header) and puts that in the URL.
+  const ticketClient = createTRPCClient<AppRouter>({ links: [calls] });
+  const sseParams = async (): Promise<Record<string, string>> => {
+    const params = connectionParams(opts);
+    if (!params.token) return params;
+    const { token: _token, ...rest } = params;
+    const { ticket } = await ticketClient.auth.ticket.mutate();
+    return { ...rest, ticket };
+  };
   const trpc = createTRPCClient<AppRouter>({
     links: [
       splitLink({
@@ -126,10 +137,10 @@ export function createLinkerClient(opts: LinkerClientOptions): LinkerConnection 
         true: httpSubscriptionLink({
           url: `${base}/trpc`,
           transformer: superjson,
-          connectionParams: connectionParams(opts),
+          connectionParams: sseParams,
           EventSource: opts.EventSource as typeof EventSource | undefined,
         }),
-        false: httpBatchLink({ url: `${base}/trpc`, transformer: superjson, headers }),
+        false: calls,
       }),
     ],
   });

@@ -103,6 +103,40 @@ export class TokenStore {
     return doomed.length;
   }
 
+  /**
+   * A short-lived, single-use ticket standing for the token with hash `tokenHash` (a browser's SSE
+   * URL carries it instead of the token). Stored hashed, with its TTL.
+   */
+  async issueTicket(tokenHash: string, agentId: string, ttlMs: number): Promise<string> {
+    const ticket = `skt_${base64url(randomBytes(24))}`;
+    await this.store.setValue(keys.ticket(hashToken(ticket)), JSON.stringify({ token_hash: tokenHash, agent_id: agentId }), ttlMs);
+    return ticket;
+  }
+
+  /**
+   * The token hash a ticket stands for, once: the ticket is deleted as it is read. (Two hub nodes
+   * redeeming one ticket in the same instant could both succeed: the store has no get-and-delete;
+   * on one node it is strictly single-use.)
+   */
+  async redeemTicket(ticket: string): Promise<{ tokenHash: string; agentId: string } | null> {
+    if (typeof ticket !== 'string' || !ticket.startsWith('skt_') || ticket.length > 128) return null;
+    const key = keys.ticket(hashToken(ticket));
+    if (this.redeeming.has(key)) return null;
+    this.redeeming.add(key);
+    try {
+      const raw = await this.store.getValue(key);
+      if (raw === null) return null;
+      await this.store.deleteKeys([key]);
+      const parsed = JSON.parse(raw) as { token_hash?: unknown; agent_id?: unknown };
+      if (typeof parsed.token_hash !== 'string' || typeof parsed.agent_id !== 'string') return null;
+      return { tokenHash: parsed.token_hash, agentId: parsed.agent_id };
+    } finally {
+      this.redeeming.delete(key);
+    }
+  }
+
+  private readonly redeeming = new Set<string>();
+
   async count(): Promise<number> {
     return Object.keys(await this.store.hashGetAll(keys.tokens())).length;
   }

@@ -1,6 +1,7 @@
 /** The hub's router: one sub-router per procedure group. Clients import only `type AppRouter`. */
 import { adminRouter, healthProcedure } from '../procedures/admin.js';
 import { agentsRouter } from '../procedures/agents.js';
+import { authRouter } from '../procedures/auth.js';
 import { channelsRouter } from '../procedures/channels.js';
 import { contextRouter } from '../procedures/context.js';
 import { messagesRouter } from '../procedures/messages.js';
@@ -10,6 +11,7 @@ import { router } from './trpc.js';
 
 export const appRouter = router({
   health: healthProcedure,
+  auth: authRouter,
   messages: messagesRouter,
   channels: channelsRouter,
   context: contextRouter,

@@ -156,8 +156,11 @@ export interface Context {
   socket: SocketLike | null;
   /** Agent type announced by the client at connect time (connectionParams.agent_type). */
   announcedType: string | null;
-  /** The token of a WebSocket connection and when it was last verified (see tokenRecheckMs). */
-  credential?: { token: string; verifiedAt: number } | null;
+  /**
+   * The hash of the token a WebSocket connection or an SSE stream authenticated with, and when it
+   * was last verified (see tokenRecheckMs): a revoked token stops its calls and streams.
+   */
+  credential?: { tokenHash: string; verifiedAt: number } | null;
   /** The connection's AbortSignal (aborted when it closes): work queued for it stops. */
   connectionSignal?: AbortSignal;
 }

@@ -164,8 +164,49 @@ export function scopedProcedure(...scopes: Scope[]) {
     }
     const result = await next({ ctx: { agent } });
     mapFailure(ctx, path, result);
+    // An SSE stream (no socket to watch) ends by itself once its token is revoked.
+    if (type === 'subscription' && !ctx.socket && ctx.credential && result.ok) {
+      const ok = result as { data: unknown };
+      if (isAsyncIterable(ok.data)) ok.data = revocable(ok.data, ctx, ctx.credential.tokenHash, agent.id);
+    }
     return result;
   });
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
+}
+
+/**
+ * The subscription's events until its token is revoked: checked every tokenRecheckMs, the stream
+ * then fails with UNAUTHORIZED (what the WebSocket side does through transport/revocation.ts).
+ */
+async function* revocable(source: AsyncIterable<unknown>, ctx: Context, tokenHash: string, agentId: string): AsyncGenerator<unknown> {
+  const iterator = source[Symbol.asyncIterator]();
+  let timer: NodeJS.Timeout | undefined;
+  const revoked = new Promise<never>((_, reject) => {
+    timer = setInterval(() => {
+      ctx.hub.memory.tokens.verifyHash(tokenHash).then(
+        (record) => {
+          if (record && record.agent_id === agentId) return;
+          reject(new TRPCError({ code: 'UNAUTHORIZED', message: `the token of ${agentId} was revoked; get a new one from an admin` }));
+        },
+        () => {}, // store unreachable: nothing concluded, checked again next time
+      );
+    }, Math.max(250, ctx.hub.settings.tokenRecheckMs));
+    timer.unref();
+  });
+  revoked.catch(() => {}); // raced below; never an unhandled rejection between two events
+  try {
+    for (;;) {
+      const next = await Promise.race([iterator.next(), revoked]);
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    clearInterval(timer);
+    await iterator.return?.();
+  }
 }
 
 /** Every procedure but messages.send (which has its own bucket) takes from the caller's read or write bucket. */
@@ -184,7 +225,7 @@ async function authorize(ctx: Context, scopes: Scope[]): Promise<AuthedAgent> {
   const credential = ctx.credential;
   if (credential && Date.now() - credential.verifiedAt >= ctx.hub.settings.tokenRecheckMs) {
     // A long-lived connection: make sure its token was not revoked since it connected.
-    const record = await ctx.hub.memory.tokens.verify(credential.token);
+    const record = await ctx.hub.memory.tokens.verifyHash(credential.tokenHash);
     if (!record || record.agent_id !== ctx.agent.id) {
       // The context belongs to the connection: it stays unauthenticated from now on.
       Object.assign(ctx, { agent: null, credential: null, authProblem: `the token of ${ctx.agent.id} was revoked; get a new one from an admin` });

@@ -10,6 +10,7 @@ import { AgentIdSchema } from '../protocol/ids.js';
 import { AgentTypeSchema } from '../protocol/records.js';
 import { TRPCError } from '@trpc/server';
 import { LinkerError } from '../protocol/errors.js';
+import { hashToken } from '../memory/tokens.js';
 import type { AuthedAgent, Context, HubServices, SocketLike } from '../router/context.js';
 
 function bearer(req: IncomingMessage | undefined): string | null {
@@ -49,14 +50,29 @@ export async function resolveContext(
         }
       }
     } else {
-      const token = param(params, 'token') ?? bearer(opts.req);
-      if (token) {
-        const record = await hub.memory.tokens.verify(token);
+      const ticket = opts.socket ? null : param(params, 'ticket');
+      // Over HTTP, connectionParams travel in the URL (SSE): a long-lived token there would end up
+      // in logs and browser consoles. Browsers pass a short-lived ticket instead (auth.ticket).
+      const urlToken = opts.socket ? null : param(params, 'token');
+      const token = opts.socket ? param(params, 'token') : bearer(opts.req);
+      if (urlToken && !token && !ticket) {
+        authProblem = 'a token in a URL is refused: send it as Authorization: Bearer <token>, or pass a single-use ticket from auth.ticket in connectionParams { ticket }';
+      } else if (ticket && !token) {
+        const redeemed = await hub.memory.tokens.redeemTicket(ticket);
+        const record = redeemed ? await hub.memory.tokens.verifyHash(redeemed.tokenHash) : null;
+        if (!redeemed || !record || record.agent_id !== redeemed.agentId) authProblem = 'invalid ticket: tickets are single-use and valid for seconds; get a new one (auth.ticket)';
+        else {
+          agent = { id: record.agent_id, scopes: record.scopes };
+          credential = { tokenHash: redeemed.tokenHash, verifiedAt: Date.now() };
+        }
+      } else if (token) {
+        const tokenHash = token.length <= 512 ? hashToken(token) : '';
+        const record = await hub.memory.tokens.verifyHash(tokenHash);
         if (!record) authProblem = 'invalid token: this hub does not know it (revoked, mistyped, or issued by another hub)';
         else {
           agent = { id: record.agent_id, scopes: record.scopes };
-          // A WebSocket lives on: remember the token to check it again later (revocation).
-          if (opts.socket) credential = { token, verifiedAt: Date.now() };
+          // A WebSocket or an SSE stream lives on: its token is checked again later (revocation).
+          credential = { tokenHash, verifiedAt: Date.now() };
           if (base.announcedType) {
             const existing = await hub.memory.agents.get(agent.id);
             if (existing && existing.agent_type !== base.announcedType) await hub.memory.agents.upsert({ agent_id: agent.id, agent_type: base.announcedType });

@@ -59,7 +59,7 @@ export class RevocationWatcher {
   private async check(): Promise<void> {
     const byToken = new Map<string, Watched[]>();
     for (const w of this.watched) {
-      const token = w.ctx.credential?.token;
+      const token = w.ctx.credential?.tokenHash;
       if (!token) continue;
       const list = byToken.get(token);
       if (list) list.push(w);
@@ -68,7 +68,7 @@ export class RevocationWatcher {
     for (const [token, entries] of byToken) {
       let record;
       try {
-        record = await this.tokens.verify(token);
+        record = await this.tokens.verifyHash(token);
       } catch {
         // The store is unreachable: nothing is concluded; the next round checks again.
         continue;

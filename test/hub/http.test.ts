@@ -149,9 +149,16 @@ describe.each<StoreKind>(['redis', 'embedded'])('HTTP endpoints on %s', (kind) =
       streamIds.push(((await res.json()) as { result: { data: { json: { stream_ids: { alice: string } } } } }).result.data.json.stream_ids.alice);
     }
 
-    // SSE, authenticated by connectionParams in the URL (what a browser EventSource can do), resumed after "one".
+    // SSE, authenticated by a single-use ticket in the URL (what a browser EventSource can do; a
+    // token there is refused), resumed after "one".
+    const inboxUrl = (params: Record<string, string>) => `${t.hub.httpUrl}/trpc/messages.inbox?input=${input({})}&connectionParams=${encodeURIComponent(JSON.stringify(params))}`;
+    const refused = await fetch(inboxUrl({ token: aliceToken }));
+    expect(await refused.text()).toContain('a token in a URL is refused');
+    const ticketReply = await fetch(`${t.hub.httpUrl}/trpc/auth.ticket`, { method: 'POST', headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json' }, body: '{}' });
+    const { ticket } = ((await ticketReply.json()) as { result: { data: { json: { ticket: string } } } }).result.data.json;
+    expect(ticket).toMatch(/^skt_/);
     const ac = new AbortController();
-    const sse = await fetch(`${t.hub.httpUrl}/trpc/messages.inbox?input=${input({})}&connectionParams=${encodeURIComponent(JSON.stringify({ token: aliceToken }))}`, {
+    const sse = await fetch(inboxUrl({ ticket }), {
       headers: { 'last-event-id': streamIds[0]! },
       signal: ac.signal,
     });
