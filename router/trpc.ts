@@ -205,7 +205,9 @@ async function* revocable(source: AsyncIterable<unknown>, ctx: Context, tokenHas
     }
   } finally {
     clearInterval(timer);
-    await iterator.return?.();
+    // Not awaited: a generator suspended inside its own next() (waiting for entries) takes the
+    // return only once that settles; it stops on the request's abort signal when the stream closes.
+    void Promise.resolve(iterator.return?.()).catch(() => {});
   }
 }
 
