@@ -62,6 +62,23 @@ export const ConfigSchema = z.strictObject({
     .optional(),
   connectors: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
   sealing: z.strictObject({ enabled: z.boolean().optional(), in_memory: z.boolean().optional() }).optional(),
+  /** Bounds on what one caller can grow (docs/security.md, "Limits"). */
+  limits: z
+    .strictObject({
+      max_context_bytes: z.number().int().min(1024).max(256 * 1024 * 1024).optional(),
+      max_metadata_bytes: z.number().int().min(256).max(16 * 1024 * 1024).optional(),
+      max_subscriptions_per_connection: z.number().int().min(1).max(100_000).optional(),
+      max_concurrent_calls: z.number().int().min(1).max(10_000).optional(),
+      max_queued_calls: z.number().int().min(0).max(1_000_000).optional(),
+      reads_per_second: z.number().min(0).optional(),
+      writes_per_second: z.number().min(0).optional(),
+      auth_timeout_s: z.number().min(0.1).max(3600).optional(),
+      max_unauthenticated_per_address: z.number().int().min(1).max(1_000_000).optional(),
+      reply_window_s: z.number().int().min(1).max(366 * 24 * 3600).optional(),
+      token_recheck_s: z.number().min(0).max(3600).optional(),
+      overload_delay_ms: z.number().int().min(10).max(600_000).optional(),
+    })
+    .optional(),
   data_dir: z.string().optional(),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
 });

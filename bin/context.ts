@@ -75,3 +75,20 @@ export class ContextPullCommand extends LinkerCommand {
     } else this.context.stdout.write(text);
   }
 }
+
+export class ContextResetCommand extends LinkerCommand {
+  static override paths = [['context', 'reset']];
+  static override usage = Command.Usage({
+    description: 'Empty a shared context (admin), e.g. one that answers DATA_CORRUPTED',
+    details: 'Writes an empty document as the next version of the scope, whatever the current one holds (a record that fails its integrity check included). Needs an admin token.',
+    examples: [['Reset the global context', 'skynet-linker context reset --scope global']],
+  });
+  scope = Option.String('--scope', { required: true, description: 'global | agent:<id> | session:<id>' });
+  agentId = Option.String('--agent-id', { description: 'Act as this agent (default: the admin credential)' });
+
+  async run() {
+    const scope = resolveScope(this.scope, null);
+    const doc = await (await this.clientAs(this.actingAgentId(this.agentId))).context.reset.mutate({ scope });
+    this.print(`${scope} reset: now empty at version ${doc.version}`);
+  }
+}

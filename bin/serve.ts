@@ -12,7 +12,7 @@ import { createSharedMemory } from '../memory/index.js';
 import { keyRingSealer, plainText, type ValueSealer } from '../memory/sealing.js';
 import type { Scope } from '../memory/tokens.js';
 import { createHub, type Hub } from '../transport/hub.js';
-import { findConfigPath, loadConfig } from './config.js';
+import { findConfigPath, loadConfig, type Config } from './config.js';
 import { CliError, describeError, EXIT_CODES } from './errors.js';
 import { adminCredentialPath, dataHome, ensureDir, keyFilePassphrase, readCredential, writeCredential } from './home.js';
 
@@ -182,6 +182,7 @@ export class ServeCommand extends Command {
         rateLimit,
         tls: tlsCert && tlsKey ? { certPath: tlsCert, keyPath: tlsKey } : undefined,
         drainTimeoutMs,
+        ...limitOptions(config.limits),
       });
     } catch (err) {
       await store.close();
@@ -250,4 +251,23 @@ export class ServeCommand extends Command {
     });
     return EXIT_CODES.OK;
   }
+}
+
+/** config.yaml `limits:` as hub options (docs/security.md, "Limits"). */
+function limitOptions(limits: Config['limits']) {
+  if (!limits) return {};
+  const seconds = (s: number | undefined) => (s === undefined ? undefined : Math.round(s * 1000));
+  return {
+    maxContextBytes: limits.max_context_bytes,
+    maxMetadataBytes: limits.max_metadata_bytes,
+    maxSubscriptionsPerConnection: limits.max_subscriptions_per_connection,
+    maxConcurrentCalls: limits.max_concurrent_calls,
+    maxQueuedCalls: limits.max_queued_calls,
+    callRateLimit: { readsPerSecond: limits.reads_per_second, writesPerSecond: limits.writes_per_second },
+    authTimeoutMs: seconds(limits.auth_timeout_s),
+    maxUnauthenticatedPerAddress: limits.max_unauthenticated_per_address,
+    replyWindowMs: seconds(limits.reply_window_s),
+    tokenRecheckMs: seconds(limits.token_recheck_s),
+    overloadDelayMs: limits.overload_delay_ms,
+  };
 }

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { AgentsAddCommand, AgentsListCommand, AgentsRemoveCommand } from './agents.js';
 import { ConnectCommand } from './connect.js';
 import { ConnectorsListCommand } from './connectors.js';
-import { ContextPullCommand, ContextPushCommand } from './context.js';
+import { ContextPullCommand, ContextPushCommand, ContextResetCommand } from './context.js';
 import { EXIT_CODES } from './errors.js';
 import { KeysGenerateCommand, KeysRotateCommand, KeysShowCommand } from './keys.js';
 import { MonitorCommand } from './monitor.js';
@@ -27,6 +27,7 @@ export function buildCli(): Cli {
     SendCommand,
     ContextPushCommand,
     ContextPullCommand,
+    ContextResetCommand,
     AgentsAddCommand,
     AgentsListCommand,
     AgentsRemoveCommand,

@@ -72,7 +72,7 @@ export class ContextStore {
           const data = mergeContext(current?.data ?? {}, patch);
           const bytes = utf8Length(JSON.stringify(data));
           if (bytes > this.limits.maxDocumentBytes) {
-            throw new LinkerError('PAYLOAD_TOO_LARGE', `context ${scope} would be ${bytes} bytes after this push, over the limit of ${this.limits.maxDocumentBytes} bytes (context.max_document_bytes)`);
+            throw new LinkerError('PAYLOAD_TOO_LARGE', `context ${scope} would be ${bytes} bytes after this push, over the limit of ${this.limits.maxDocumentBytes} bytes (limits.max_context_bytes)`);
           }
           return { data, updated_by: by, updated_at: at };
         },

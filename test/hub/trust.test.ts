@@ -234,7 +234,7 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
     await trpc.context.push.mutate({ scope: 'global', patch: { b: big } });
     const tooBig = await rejection(trpc.context.push.mutate({ scope: 'global', patch: { c: big, d: big } }));
     expect(code(tooBig)).toBe('PAYLOAD_TOO_LARGE');
-    expect(tooBig.message).toMatch(/^context global would be \d+ bytes after this push, over the limit of 65536 bytes \(context.max_document_bytes\)$/);
+    expect(tooBig.message).toMatch(/^context global would be \d+ bytes after this push, over the limit of 65536 bytes \(limits.max_context_bytes\)$/);
     expect(Object.keys((await trpc.context.pull.query({ scope: 'global' })).data)).toEqual(['a', 'b']);
     // Agent metadata.
     const meta = await rejection(trpc.agents.update.mutate({ metadata: { blob: 'y'.repeat(500 * 1024) } }));
