@@ -102,6 +102,8 @@ async function hub(storeKind: string, redisUrl: string | undefined, agents: numb
     sealInMemory: process.env.BENCH_SEAL_IN_MEMORY === '1',
     port: 0,
     rateLimit: { perSecond: 0 },
+    // The load generators run on one address and open hundreds of sockets at once.
+    maxUnauthenticatedPerAddress: 100_000,
     logger: pino({ level: 'silent' }),
   });
   const tokens: Record<string, string> = {};
