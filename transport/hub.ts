@@ -99,7 +99,7 @@ export interface HubOptions {
   maxSubscriptionsPerConnection?: number;
   /** Queries and mutations of one WebSocket running at once (the rest wait in order). Default 32. */
   maxConcurrentCalls?: number;
-  /** Calls of one WebSocket waiting their turn before TOO_MANY_REQUESTS. Default 1000. */
+  /** Calls of one WebSocket waiting their turn before TOO_MANY_REQUESTS (also at most 64 MiB of their frames). Default 10 000. */
   maxQueuedCalls?: number;
   /**
    * Per-agent rate of every procedure but messages.send (which has `rateLimit`): queries, and
@@ -281,7 +281,7 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     onInternalError: (err) => logger.error({ event: 'ws_adapter_error', err }, 'WebSocket adapter failure'),
     maxSubscriptions: opts.maxSubscriptionsPerConnection ?? 64,
     maxConcurrentCalls: opts.maxConcurrentCalls ?? 32,
-    maxQueuedCalls: opts.maxQueuedCalls ?? 1000,
+    maxQueuedCalls: opts.maxQueuedCalls ?? 10_000,
     onContext: (ctx, connection) => {
       const socket = ctx.socket as unknown as import('ws').WebSocket | null;
       if (ctx.agent && socket) gate.authenticated(socket);

@@ -72,8 +72,10 @@ export interface WireAdapterOptions<TContext> {
    * they came in); the rest wait their turn, in order. Default 32.
    */
   maxConcurrentCalls?: number;
-  /** Calls of one connection waiting for their turn; past it TOO_MANY_REQUESTS. Default 1000. */
+  /** Calls of one connection waiting for their turn; past it TOO_MANY_REQUESTS. Default 10 000. */
   maxQueuedCalls?: number;
+  /** Bytes of frames whose calls wait their turn on one connection; past it TOO_MANY_REQUESTS. Default 64 MiB. */
+  maxQueuedCallBytes?: number;
   /**
    * Called once a connection has its context; may return a cleanup called when it closes. The
    * connection's handle ends all its subscriptions with an error (a revoked token).
@@ -199,7 +201,8 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
 
   const maxSubscriptions = opts.maxSubscriptions ?? 64;
   const maxConcurrentCalls = opts.maxConcurrentCalls ?? 32;
-  const maxQueuedCalls = opts.maxQueuedCalls ?? 1000;
+  const maxQueuedCalls = opts.maxQueuedCalls ?? 10_000;
+  const maxQueuedCallBytes = opts.maxQueuedCallBytes ?? 64 * 1024 * 1024;
 
   opts.wss.on('connection', (client: WebSocket, req: IncomingMessage) => {
     const subscriptions = new Map<RequestId, AbortController>();
@@ -211,6 +214,8 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
     // The work one connection can start is bounded: calls beyond maxConcurrentCalls wait in order.
     let running = 0;
     const waiting: (() => void)[] = [];
+    /** Bytes of the frames the waiting calls came in (each call counts its share of its frame). */
+    let waitingBytes = 0;
     const runNext = () => {
       running--;
       const next = waiting.shift();
@@ -336,7 +341,7 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
       }
     }
 
-    async function handleRequest(msg: ReturnType<typeof parseTRPCMessage>, batchIndex: number, ready: NonNullable<typeof ctxReady>): Promise<void> {
+    async function handleRequest(msg: ReturnType<typeof parseTRPCMessage>, batchIndex: number, ready: NonNullable<typeof ctxReady>, bytes: number): Promise<void> {
       const { id, jsonrpc } = msg;
       if (id === null) {
         sendError(null, jsonrpc, new TRPCError({ code: 'PARSE_ERROR', message: '`id` is required' }), 'unknown', undefined, undefined);
@@ -363,11 +368,14 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
       }
       if (type !== 'subscription') {
         if (running >= maxConcurrentCalls) {
-          if (waiting.length >= maxQueuedCalls) {
-            sendError(id, jsonrpc, new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `${waiting.length} calls are already waiting on this connection (limits.max_queued_calls); wait for answers before sending more` }), type, path, input);
+          if (waiting.length >= maxQueuedCalls || waitingBytes + bytes > maxQueuedCallBytes) {
+            const what = waiting.length >= maxQueuedCalls ? `${waiting.length} calls are already waiting` : `${waitingBytes} bytes of calls are already waiting`;
+            sendError(id, jsonrpc, new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `${what} on this connection (limits.max_queued_calls); wait for answers before sending more` }), type, path, input);
             return;
           }
+          waitingBytes += bytes;
           await new Promise<void>((resolve) => waiting.push(resolve));
+          waitingBytes -= bytes;
           // The connection closed while this call waited: it is dropped, nothing runs.
           if (connection.signal.aborted) return;
         }
@@ -464,7 +472,8 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
         return;
       }
       const ready = ctxReady;
-      for (let i = 0; i < messages.length; i++) handleRequest(messages[i]!, i, ready).catch(internalError);
+      const share = Math.ceil(raw.length / messages.length);
+      for (let i = 0; i < messages.length; i++) handleRequest(messages[i]!, i, ready, share).catch(internalError);
     });
 
     client.on('error', () => {

@@ -222,10 +222,14 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
     // The typed client, 300 pushes at once (its own batching included), is served in full.
     const all = await Promise.all(Array.from({ length: 300 }, (_, i) => trpc.context.push.mutate({ scope: 'session:typed', patch: { [`t${i}`]: i } })));
     expect(Math.max(...all.map((d) => d.version))).toBe(300);
+    // And 2,000 sends at once (far over the calls that run at once): every one is stored.
+    await t.addAgent('bob');
+    const sent = await Promise.all(Array.from({ length: 2000 }, (_, i) => trpc.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content: i } })));
+    expect(new Set(sent.map((r) => r.id)).size).toBe(2000);
   });
 
   it('every resource a caller grows is bounded with an error naming the limit', async () => {
-    t = await startTestHub(kind, { maxContextBytes: 64 * 1024, callRateLimit: { readsPerSecond: 50 } });
+    t = await startTestHub(kind, { maxContextBytes: 64 * 1024, callRateLimit: { readsPerSecond: 50 }, maxQueuedCalls: 1000 });
     const token = await t.addAgent('alice');
     const trpc = t.client(token).trpc;
     // Context documents.
@@ -251,8 +255,8 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
     expect(refused.error.json.message).toBe('a connection may have at most 64 subscriptions open (limits.max_subscriptions_per_connection); stop one first');
     expect((await s.reply(70)).error.json.data.code).toBe('TOO_MANY_REQUESTS');
 
-    // 5,000 queries in one frame: 32 run at once, 1,000 wait, the rest are refused at once; of
-    // those that run, the read bucket refuses what exceeds the rate.
+    // 5,000 queries in one frame: 32 run at once, 1,000 wait (the limit set for this hub), the
+    // rest are refused at once; of those that run, the read bucket refuses what exceeds the rate.
     const q = await raw({ token: await t.addAgent('carol') });
     q.send(Array.from({ length: 5000 }, (_, i) => ({ id: i + 1, method: 'query', params: { path: 'agents.list' } })));
     const answers = await Promise.all(Array.from({ length: 5000 }, (_, i) => q.reply(i + 1, 60_000)));
