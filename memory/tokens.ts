@@ -82,6 +82,14 @@ export class TokenStore {
     return raw ? this.decode(hash, raw) : null;
   }
 
+  /**
+   * The stored form of the record under `hash` (null when there is none), unopened: a caller that
+   * verified these very bytes before knows the record is unchanged without opening it again.
+   */
+  storedRecord(hash: string): Promise<string | null> {
+    return this.store.hashGet(keys.tokens(), hash);
+  }
+
   /** Every token record that passes its integrity check (others are reported and left out). */
   async list(): Promise<TokenRecord[]> {
     const out: TokenRecord[] = [];

@@ -11,7 +11,7 @@ import { TRPCError } from '@trpc/server';
 import type { Logger } from 'pino';
 import type { Context } from '../router/context.js';
 import type { ConnectionHandle } from './ws-adapter.js';
-import type { TokenStore } from '../memory/tokens.js';
+import type { TokenRecord, TokenStore } from '../memory/tokens.js';
 import type { HubMetrics } from '../router/metrics.js';
 
 interface Watched {
@@ -23,6 +23,8 @@ export class RevocationWatcher {
   private readonly watched = new Set<Watched>();
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
+  /** Token hash -> the stored record bytes last verified and what they said. */
+  private readonly verified = new Map<string, { stored: string; record: TokenRecord }>();
 
   constructor(
     private readonly tokens: TokenStore,
@@ -65,10 +67,21 @@ export class RevocationWatcher {
       if (list) list.push(w);
       else byToken.set(token, [w]);
     }
+    // Forget what was verified for tokens no connection holds any more.
+    for (const token of this.verified.keys()) if (!byToken.has(token)) this.verified.delete(token);
     for (const [token, entries] of byToken) {
       let record;
       try {
-        record = await this.tokens.verifyHash(token);
+        // The bytes verified last time, unchanged, need no opening again (the AEAD open is most
+        // of a check's cost with thousands of idle connections).
+        const stored = await this.tokens.storedRecord(token);
+        const known = this.verified.get(token);
+        if (stored !== null && known && known.stored === stored) record = known.record;
+        else {
+          record = stored === null ? null : await this.tokens.verifyHash(token);
+          if (record && stored !== null) this.verified.set(token, { stored, record });
+          else this.verified.delete(token);
+        }
       } catch {
         // The store is unreachable: nothing is concluded; the next round checks again.
         continue;

@@ -401,6 +401,19 @@ describe('records changed in Redis are refused (integrity under the key ring)', 
     expect(code(await rejection(t.client(token).trpc.agents.whoami.query()))).toBe('UNAUTHORIZED');
   });
 
+  it("an open stream ends once its token's record is changed in Redis (the re-check sees different bytes)", async () => {
+    t = await startTestHub('redis', { tokenRecheckMs: 300 });
+    redis = new Redis(inject('redisUrl'));
+    const token = await t.addAgent('alice');
+    const trpc = t.client(token).trpc;
+    const started = deferred<void>();
+    let ended: string | undefined;
+    trpc.messages.inbox.subscribe(undefined, { onStarted: () => started.resolve(), onData: () => {}, onError: (e) => (ended = code(e as TRPCClientError<any>)) });
+    await started.promise;
+    await redis.hset(`${t.prefix}${keys.tokens()}`, hashToken(token), JSON.stringify({ agent_id: 'alice', scopes: ['admin'], created_at: new Date().toISOString(), hint: 'skl_xxxx' }));
+    await vi.waitFor(() => expect(ended).toBe('UNAUTHORIZED'), { timeout: 5_000 });
+  });
+
   it('a session record or agent record rewritten in Redis is refused (participants cannot be added from outside)', async () => {
     t = await startTestHub('redis');
     redis = new Redis(inject('redisUrl'));
