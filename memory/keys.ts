@@ -42,11 +42,11 @@ export const keys = {
   /** Associated data for a sealed session summary (a field of `sessions`): binds it to its session id. */
   sessionIndexSeal: (sessionId: string) => `sessions:${sessionId}`,
   /**
-   * String with a TTL: where a message went (sender, recipient or channel), so the hub can tell
-   * whether a reply answers a message that was delivered to the replier. Not sealed (routing
-   * metadata, no content).
+   * Hash with a TTL, one per UTC day (`YYYYMMDD`): message id -> where it went (sender, recipient
+   * or channel), so the hub can tell whether a reply answers a message delivered to the replier.
+   * Written once per event-loop turn for all the turn's messages. Not sealed (routing metadata).
    */
-  route: (messageId: string) => `route:{${messageId}}`,
+  routes: (day: string) => `routes:{${day}}`,
   /** String with a short TTL: a single-use ticket for a browser's SSE subscription (hash of the ticket). */
   ticket: (ticketHash: string) => `ticket:{${ticketHash}}`,
   snapshot: (name: string) => `snapshot:${name}`,

@@ -184,7 +184,7 @@ export function streamIdBefore(id: string): string | undefined {
  * which a dump would turn into records that never expire.
  */
 export function isEphemeralKey(key: string): boolean {
-  return key.startsWith('presence:') || key.startsWith('route:') || key.startsWith('ticket:');
+  return key.startsWith('presence:') || key.startsWith('routes:') || key.startsWith('ticket:');
 }
 
 export const STREAM_ID_PATTERN = /^\d{1,20}-\d{1,20}$/;

@@ -87,7 +87,7 @@ export async function assertScopeAccess(ctx: Context & { agent: AuthedAgent }, s
 export async function assertMayReply(ctx: Context & { agent: AuthedAgent }, parentId: string): Promise<void> {
   const { agent } = ctx;
   if (isAdmin(agent)) return;
-  const route = await ctx.hub.memory.messages.routeOf(parentId);
+  const route = await ctx.hub.memory.messages.routeOf(parentId, ctx.hub.settings.replyWindowMs);
   const window = `${Math.round(ctx.hub.settings.replyWindowMs / 3_600_000)} h`;
   if (!route) throw forbidden(`a reply must answer a message delivered to ${agent.id}: no message ${parentId} is known (unknown id, or older than the reply window of ${window})`);
   if (route.to !== null) {
