@@ -180,7 +180,8 @@ export class MessageStore {
       batch = { windowMs: replyWindowMs, day: utcDay(this.now()), fields: {}, done: deferredVoid() };
       this.routeBatch = batch;
       const b = batch;
-      setImmediate(() => this.flushRoutes(b));
+      // With the turn's appends (the Redis store sends those on process.nextTick too): one round trip.
+      process.nextTick(() => this.flushRoutes(b));
     }
     batch.fields[messageId] = `${route.from}\n${route.to ?? ''}\n${route.channel ?? ''}`;
     return batch.done.promise;
