@@ -19,13 +19,13 @@ const SAMPLE_MS = 100;
 
 export function createLoadMonitor(opts: { overloadDelayMs: number; pingTimeoutMs?: number }): LoadMonitor {
   const pingTimeoutMs = opts.pingTimeoutMs ?? 2_000;
-  // Delays of the last few seconds (one per sample), newest last.
+  // Delays of the last second (one per sample), newest last: a stall past it is history, not load.
   const recent: number[] = [];
   let expected = performance.now() + SAMPLE_MS;
   const timer = setInterval(() => {
     const now = performance.now();
     recent.push(Math.max(0, now - expected));
-    if (recent.length > 50) recent.shift();
+    if (recent.length > 10) recent.shift();
     expected = now + SAMPLE_MS;
   }, SAMPLE_MS);
   timer.unref();
