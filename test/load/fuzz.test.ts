@@ -10,7 +10,7 @@
  * FUZZ_FRAMES (default 100 000), FUZZ_SEED and FUZZ_STORE (redis | embedded) reproduce a run;
  * LOAD_FIGURES=1 prints figures.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import ts from 'typescript';
 import { fork, type ChildProcess } from 'node:child_process';
