@@ -62,6 +62,8 @@ export const ConfigSchema = z.strictObject({
     .optional(),
   connectors: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
   sealing: z.strictObject({ enabled: z.boolean().optional(), in_memory: z.boolean().optional() }).optional(),
+  /** The embedded (SQLite) store: `process` survives a killed hub, `power` also a power loss (synchronous=FULL). */
+  store: z.strictObject({ durability: z.enum(['process', 'power']).optional() }).optional(),
   data_dir: z.string().optional(),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
 });

@@ -64,6 +64,6 @@ export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
     sessions: new SessionStore(opts.store, docs),
     agents: new AgentRegistry(opts.store, opts.presenceTtlMs, values, opts.nodeId ?? null),
     tokens: new TokenStore(opts.store),
-    snapshots: new SnapshotStore(opts.store, sealer),
+    snapshots: new SnapshotStore(opts.store, sealer, valuesSealed ? values : undefined),
   };
 }
