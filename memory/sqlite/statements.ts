@@ -21,14 +21,18 @@ CREATE TABLE IF NOT EXISTS streams (
   deleted_ms INTEGER,
   deleted_seq INTEGER
 );
--- Fields as one JSON object (keeps their order; any name or value, NUL included).
+-- Fields as one JSON object (keeps their order; any name or value, NUL included). A rowid table:
+-- entries (a sealed message is about 1 KiB) are appended at its end in dense pages, and only the
+-- small index is kept in stream order (keyed by stream, a WITHOUT ROWID table interleaved every
+-- inbox's appends across half-full pages: 4.6 KiB of file per message, measured).
 CREATE TABLE IF NOT EXISTS entries (
+  id INTEGER PRIMARY KEY,
   stream INTEGER NOT NULL,
   ms INTEGER NOT NULL,
   seq INTEGER NOT NULL,
-  fields TEXT NOT NULL,
-  PRIMARY KEY (stream, ms, seq)
-) WITHOUT ROWID;
+  fields TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_stream ON entries (stream, ms, seq);
 CREATE TABLE IF NOT EXISTS docs (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hashes (key TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (key, field)) WITHOUT ROWID;
 -- expires_at: ms since the epoch, NULL for never.

@@ -348,12 +348,17 @@ export class SqliteStore implements Store {
   }
 
   setMaxStreamId(key: string, streamId: string): Promise<string> {
+    let next: [number, number];
+    try {
+      next = idParts(streamId);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const current = (this.st.getValue.get(key, this.now()) as { value: string } | undefined)?.value;
     if (current !== undefined) {
       const [cm, cs] = idParts(current);
-      const [nm, ns] = idParts(streamId);
-      if (nm < cm || (nm === cm && ns <= cs)) return Promise.resolve(current);
-    } else idParts(streamId); // refuses what is not an id
+      if (next[0] < cm || (next[0] === cm && next[1] <= cs)) return Promise.resolve(current);
+    }
     return this.write(() => {
       this.st.setValue.run(key, streamId, null);
       return streamId;
