@@ -1,13 +1,15 @@
 /**
- * One hub process per data directory. The lock itself is SQLite's: the database is opened in
- * exclusive locking mode and written once, so the OS holds the file lock until the process ends
- * (a `kill -9` releases it, nothing stale is left behind). The pid file only lets a second
- * process say who holds it.
+ * One hub process per data directory. The lock itself is SQLite's: a small lock database
+ * (`hub.lock`) is opened in exclusive locking mode and written once, so the OS holds its file lock
+ * until the process ends (a `kill -9` releases it, nothing stale is left behind). The pid file only
+ * lets a second process say who holds it.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const PID_FILE = 'hub.pid';
+/** The SQLite file whose exclusive lock is the data directory's lock. */
+export const LOCK_FILE = 'hub.lock';
 
 /** A second process opened a data directory another one holds. */
 export class DataDirInUseError extends Error {

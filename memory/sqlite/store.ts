@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { LinkerError } from '../../protocol/errors.js';
 import { SnapshotFiles } from '../snapshot-files.js';
 import { badStreamAppend, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
-import { DataDirInUseError, isBusy, lockHolder, removePidFile, writePidFile } from './lock.js';
+import { Checkpointer } from './checkpointer.js';
+import { DataDirInUseError, isBusy, LOCK_FILE, lockHolder, removePidFile, writePidFile } from './lock.js';
 import { SCHEMA, SCHEMA_VERSION, SQL, type StatementName } from './statements.js';
 
 /** `process`: synchronous=NORMAL (survives a killed process); `power`: synchronous=FULL (survives power loss). */
@@ -94,6 +95,9 @@ export class SqliteStore implements Store {
   readonly created: boolean;
   readonly durability: Durability;
   private readonly db: Database.Database;
+  /** Held open in exclusive locking mode for the life of the store: the data directory's lock. */
+  private readonly lockDb: Database.Database;
+  private readonly checkpointer: Checkpointer;
   private readonly st: { [K in StatementName]: Database.Statement };
   private readonly files: SnapshotFiles;
   private readonly now: () => number;
@@ -114,28 +118,37 @@ export class SqliteStore implements Store {
     this.path = join(opts.dataDir, DATABASE_FILE);
     this.created = !existsSync(this.path);
     this.files = new SnapshotFiles(opts.dataDir);
-    // Created 0600 before SQLite opens it: SQLite gives its -wal file the database file's mode.
-    closeSync(openSync(this.path, 'a', 0o600));
-    this.db = new Database(this.path, { timeout: 0 });
+    // The lock first: a tiny database opened in exclusive locking mode and written once, so the
+    // OS holds its lock until close or process exit and a second hub fails here, before touching
+    // the real database (which is shared with the checkpoint thread, so it cannot be exclusive).
+    const lockPath = join(opts.dataDir, LOCK_FILE);
+    closeSync(openSync(lockPath, 'a', 0o600));
+    this.lockDb = new Database(lockPath, { timeout: 0 });
     try {
-      // Exclusive locking mode: the first write takes the file lock and keeps it until close or
-      // process exit; a second hub on this directory fails here instead of sharing the file.
-      this.db.pragma('locking_mode = EXCLUSIVE');
-      this.db.pragma('journal_mode = WAL');
-      this.db.exec('BEGIN EXCLUSIVE; COMMIT');
+      this.lockDb.pragma('locking_mode = EXCLUSIVE');
+      this.lockDb.exec('BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS held (pid INTEGER); DELETE FROM held; COMMIT');
     } catch (err) {
-      this.db.close();
+      this.lockDb.close();
       if (isBusy(err)) throw new DataDirInUseError(opts.dataDir, lockHolder(opts.dataDir));
       throw err;
     }
     writePidFile(opts.dataDir);
+    // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database file's mode.
+    closeSync(openSync(this.path, 'a', 0o600));
+    this.db = new Database(this.path, { timeout: 5000 });
+    this.db.pragma('journal_mode = WAL');
+    // Checkpoints run in a thread (checkpointer.ts); after one, the WAL restarts from its start
+    // and is cut back to this size.
+    this.db.pragma('wal_autocheckpoint = 0');
+    this.db.pragma('journal_size_limit = 67108864');
     this.db.pragma(`synchronous = ${this.durability === 'power' ? 'FULL' : 'NORMAL'}`);
     this.db.exec(SCHEMA);
+    this.checkpointer = new Checkpointer(this.path, this.durability === 'power' ? 'FULL' : 'NORMAL');
     this.st = Object.fromEntries(Object.entries(SQL).map(([name, sql]) => [name, this.db.prepare(sql)])) as { [K in StatementName]: Database.Statement };
     const version = (this.st.getMeta.get('schema_version') as { value: string } | undefined)?.value;
     if (version === undefined) this.st.setMeta.run('schema_version', String(SCHEMA_VERSION));
     else if (Number(version) > SCHEMA_VERSION) {
-      this.close().catch(() => {});
+      void this.close().catch(() => {});
       throw new Error(`${this.path} has schema version ${version}; this build reads up to ${SCHEMA_VERSION} (a newer build wrote it)`);
     }
     const newest = this.st.maxLastId.get() as { ms: number; seq: number } | undefined;
@@ -184,6 +197,7 @@ export class SqliteStore implements Store {
       for (const w of waiting) w.reject(mapped);
       return;
     }
+    this.checkpointer.wrote();
     for (const w of waiting) w.resolve();
   }
 
@@ -481,7 +495,10 @@ export class SqliteStore implements Store {
     this.listeners.clear();
     if (!this.db.open) return;
     this.commit();
-    removePidFile(this.opts.dataDir);
+    await this.checkpointer.close();
+    // The last connection to close checkpoints the WAL into the database and removes it.
     this.db.close();
+    removePidFile(this.opts.dataDir);
+    this.lockDb.close();
   }
 }
