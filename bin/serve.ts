@@ -8,8 +8,7 @@ import { createKeyFile, DEFAULT_KEY_FILE_NAME, readKeyFile, writeKeyFile } from 
 import { CryptoError } from '../crypto/errors.js';
 import { RedisStore } from '../memory/redis/store.js';
 import { createSharedMemory } from '../memory/index.js';
-import { DataDirInUseError } from '../memory/sqlite/lock.js';
-import { SqliteStore, type Durability } from '../memory/sqlite/store.js';
+import type { Durability, SqliteStore } from '../memory/sqlite/store.js';
 import { importPreviousBuild } from '../memory/sqlite/upgrade.js';
 import { keyRingSealer, plainText, type ValueSealer } from '../memory/sealing.js';
 import type { Scope } from '../memory/tokens.js';
@@ -64,7 +63,9 @@ async function readWinnersKeyRing(path: string, passphrase: string): Promise<Key
 }
 
 /** The embedded store's database; a data directory another hub holds is a clear error. */
-function openDatabase(dataDir: string, durability: Durability): SqliteStore {
+async function openDatabase(dataDir: string, durability: Durability): Promise<SqliteStore> {
+  // Loaded only to serve on it: client commands (this same binary) never load the native module.
+  const [{ SqliteStore }, { DataDirInUseError }] = await Promise.all([import('../memory/sqlite/store.js'), import('../memory/sqlite/lock.js')]);
   try {
     return new SqliteStore({ dataDir, durability });
   } catch (err) {
@@ -137,7 +138,8 @@ export class ServeCommand extends Command {
     const durabilityText = this.durability ?? process.env.SKYNET_LINKER_DURABILITY ?? config.store?.durability ?? 'process';
     if (durabilityText !== 'process' && durabilityText !== 'power') throw new CliError('USAGE', `--durability must be process or power (got "${durabilityText}")`);
     const durability: Durability = durabilityText;
-    const store = redisUrl ? new RedisStore({ url: redisUrl, prefix: this.prefix ?? config.redis?.prefix }) : openDatabase(join(home, 'data'), durability);
+    const sqlite = redisUrl ? null : await openDatabase(join(home, 'data'), durability);
+    const store = sqlite ?? new RedisStore({ url: redisUrl!, prefix: this.prefix ?? config.redis?.prefix });
     if (redisUrl) {
       await store.ping().catch((err) => {
         void store.close();
@@ -159,20 +161,20 @@ export class ServeCommand extends Command {
     }
     const out = (line: string) => this.context.stdout.write(line + '\n');
     const storeLine =
-      store instanceof SqliteStore
-        ? `embedded store (no Redis; SQLite database ${store.path}, each write committed before it is acknowledged; durability: ${durability === 'power' ? 'power loss' : 'killed process'})`
+      sqlite
+        ? `embedded store (no Redis; SQLite database ${sqlite.path}, each write committed before it is acknowledged; durability: ${durability === 'power' ? 'power loss' : 'killed process'})`
         : `Redis store at ${redisUrl}`;
 
     let importedLine: string | undefined;
-    if (store instanceof SqliteStore) {
-      const snapshots = createSharedMemory({ store, sealer, sealInMemory }).snapshots;
-      const imported = await importPreviousBuild(store, snapshots).catch(async (err) => {
-        await store.close();
+    if (sqlite) {
+      const snapshots = createSharedMemory({ store: sqlite, sealer, sealInMemory }).snapshots;
+      const imported = await importPreviousBuild(sqlite, snapshots).catch(async (err) => {
+        await sqlite.close();
         throw new CliError('ERROR', `cannot import the previous build's state from ${join(home, 'data', 'snapshots')}: ${(err as Error).message}`);
       });
       if (imported) {
         logger.info({ event: 'previous_build_imported', snapshot: imported.name }, 'state of the previous build imported into the database');
-        importedLine = `imported the state of the previous build (snapshot ${imported.name} of ${imported.createdAt}) into ${store.path}; done once, the snapshot files stay`;
+        importedLine = `imported the state of the previous build (snapshot ${imported.name} of ${imported.createdAt}) into ${sqlite.path}; done once, the snapshot files stay`;
       }
     }
 

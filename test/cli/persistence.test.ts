@@ -134,7 +134,8 @@ describe('embedded (SQLite) store persistence across serve restarts', () => {
       expect(first.banner[2]).toMatch(/^imported the state of the previous build \(snapshot autosave of \d{4}-\d\d-\d\dT[\d:.]+Z\) into (\S+); done once, the snapshot files stay$/);
       expect(first.banner[2]).toContain(` into ${join(old.home, 'data', DATABASE_FILE)};`);
       expect(snapshot.name).toBe('autosave');
-      expect(first.proc.stderr).toContain('"event":"previous_build_imported"');
+      // The log line too (pino writes stderr asynchronously: it may come after the banner).
+      await first.proc.waitForLine('"event":"previous_build_imported"', { stream: 'stderr' });
       expect(JSON.parse(await old.ok(['context', 'pull', '--agent-id', 'claude_cli']))).toMatchObject({ version: 1, data: { project: 'old-context-canary' } });
       // Imported values are sealed one by one in the database, like any new one.
       for (const clear of ['old-bio-canary', 'old-context-canary', 'old-message-canary']) expect(databaseBytes(old.home)).not.toContain(clear);
