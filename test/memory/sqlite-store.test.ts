@@ -12,8 +12,12 @@ import { describe, expect, it, vi } from 'vitest';
 import { DataDirInUseError } from '../../memory/sqlite/lock.js';
 import { DATABASE_FILE, SqliteStore } from '../../memory/sqlite/store.js';
 import { compareStreamIds } from '../../memory/store.js';
+import { KeyRing } from '../../crypto/keyring.js';
+import { createSharedMemory, type SharedMemory } from '../../memory/index.js';
+import { keyRingSealer } from '../../memory/sealing.js';
 import { ROOT } from '../cli/helpers.js';
-import { makeSqliteStore, tempDir } from '../setup/stores.js';
+import { makeEmbeddedStore, makeRedisStore, makeSqliteStore, tempDir } from '../setup/stores.js';
+import { send } from './helpers.js';
 
 type Internals = { db: { inTransaction: boolean; pragma(sql: string, opts: { simple: true }): unknown }; commit(): void };
 const internals = (store: SqliteStore) => store as unknown as Internals;
@@ -112,6 +116,51 @@ describe('SqliteStore specifics', () => {
       expect(existsSync(file)).toBe(true);
       expect(statSync(file).mode & 0o777).toBe(0o600);
     }
+  });
+});
+
+describe('snapshots move between the SQLite, Redis and in-memory stores', () => {
+  async function fill(memory: SharedMemory, label: string) {
+    await memory.agents.upsert({ agent_id: 'alice', metadata: { note: `${label} alice` } });
+    await memory.agents.upsert({ agent_id: 'bob' });
+    await send(memory, { from: 'alice', to: 'bob', content: `${label} message` });
+    await memory.contexts.push('global', { note: `${label} context` }, 'alice');
+    return memory.snapshots.create();
+  }
+  async function read(memory: SharedMemory) {
+    return {
+      inbox: (await memory.messages.readInbox('bob', undefined, 10)).map((m) => m.envelope.payload.content),
+      context: (await memory.contexts.pull('global')).data,
+      alice: (await memory.agents.require('alice')).metadata,
+    };
+  }
+
+  it('a snapshot taken on one store restores on the others, with the same keys', async () => {
+    const ring = KeyRing.generate();
+    const sealer = keyRingSealer(ring, { offThread: false });
+    const sources = {
+      sqlite: createSharedMemory({ store: makeSqliteStore(), sealer }),
+      redis: createSharedMemory({ store: makeRedisStore(), sealer }),
+      memory: createSharedMemory({ store: makeEmbeddedStore(), sealer }),
+    };
+    const taken: { from: string; name: string; text: string }[] = [];
+    for (const [from, source] of Object.entries(sources)) {
+      const snapshot = await fill(source, from);
+      taken.push({ from, name: snapshot.name, text: (await source.store.loadSnapshot(snapshot.name))! });
+    }
+    for (const { from, name, text } of taken) {
+      for (const [to, target] of Object.entries(sources)) {
+        if (to === from) continue;
+        // A snapshot is sealed under its own name: it restores under that name.
+        await target.store.saveSnapshot(name, text);
+        await target.snapshots.restore(name);
+        expect(await read(target), `${from} -> ${to}`).toEqual({ inbox: [`${from} message`], context: { note: `${from} context` }, alice: { note: `${from} alice` } });
+      }
+    }
+    // What the in-memory store's snapshot held as it is was sealed on its way into SQLite.
+    const dump = JSON.stringify(await sources.sqlite.store.exportState());
+    expect(dump).not.toContain('memory message');
+    expect(dump).not.toContain('memory context');
   });
 });
 
