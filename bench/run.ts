@@ -28,8 +28,10 @@
  * open loop's rate, BENCH_TRACE=<path> writes its (time, latency) samples, BENCH_SEAL_THREAD=0
  * seals on the event loop instead of the sealing thread (memory/seal-pool.ts), BENCH_NO_SEAL=1
  * runs the hub without at-rest sealing (what sealing costs on Redis), BENCH_SEAL_IN_MEMORY=1 seals
- * each value on the embedded store too (config sealing.in_memory), BENCH_STORES=redis|embedded picks the
- * hub's stores, BENCH_CEILING=0 skips the bare-tRPC lines.
+ * each value on the in-memory store too (config sealing.in_memory), BENCH_STORES=redis|embedded picks the
+ * hub's stores ("embedded" is the SQLite store `serve` runs on, on a file in a temporary directory;
+ * BENCH_EMBEDDED=memory uses the in-memory store of tests instead, BENCH_DURABILITY=power runs
+ * SQLite with synchronous=FULL), BENCH_CEILING=0 skips the bare-tRPC lines.
  *
  * Direct lines also print server_cpu_us_per_msg (the server process's CPU time, all threads, per
  * delivered message: steadier than the rate while the machine's speed drifts) and

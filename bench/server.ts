@@ -13,6 +13,10 @@ import { serveWebSocket } from '../transport/ws-adapter.js';
 import { wrapSocketWrites } from '../transport/socket-writes.js';
 import { RedisStore } from '../memory/redis/store.js';
 import { EmbeddedStore } from '../memory/embedded/store.js';
+import { SqliteStore } from '../memory/sqlite/store.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { keyRingSealer } from '../memory/sealing.js';
 import { KeyRing } from '../crypto/keyring.js';
 
@@ -94,8 +98,21 @@ async function trpcFloor(adapter: 'trpc' | 'hub'): Promise<void> {
   console.log(JSON.stringify({ port, url: `ws://127.0.0.1:${port}/ws`, tokens: {}, floor: 'trpc' }));
 }
 
+/**
+ * The embedded store `serve` runs on: SQLite on a file in a temporary directory (removed when the
+ * bench stops this process), or with BENCH_EMBEDDED=memory the in-memory store of tests.
+ */
+function embeddedStore(): SqliteStore | EmbeddedStore {
+  if (process.env.BENCH_EMBEDDED === 'memory') return new EmbeddedStore();
+  const dir = mkdtempSync(join(tmpdir(), 'skynet-bench-'));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', remove);
+  process.once('SIGTERM', () => process.exit(0));
+  return new SqliteStore({ dataDir: dir, durability: process.env.BENCH_DURABILITY === 'power' ? 'power' : 'process' });
+}
+
 async function hub(storeKind: string, redisUrl: string | undefined, agents: number): Promise<void> {
-  const store = storeKind === 'redis' ? new RedisStore({ url: redisUrl!, prefix: `bench:${Date.now()}:` }) : new EmbeddedStore();
+  const store = storeKind === 'redis' ? new RedisStore({ url: redisUrl!, prefix: `bench:${Date.now()}:` }) : embeddedStore();
   const h = await createHub({
     store,
     ...(process.env.BENCH_NO_SEAL ? {} : { sealer: keyRingSealer(KeyRing.generate(), { offThread: process.env.BENCH_SEAL_THREAD !== '0' }) }),

@@ -79,6 +79,8 @@ export const ConfigSchema = z.strictObject({
       overload_delay_ms: z.number().int().min(10).max(600_000).optional(),
     })
     .optional(),
+  /** The embedded (SQLite) store: `process` survives a killed hub, `power` also a power loss (synchronous=FULL). */
+  store: z.strictObject({ durability: z.enum(['process', 'power']).optional() }).optional(),
   data_dir: z.string().optional(),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
 });

@@ -6,9 +6,10 @@ import { pino } from 'pino';
 import { KeyRing } from '../crypto/keyring.js';
 import { createKeyFile, DEFAULT_KEY_FILE_NAME, readKeyFile, writeKeyFile } from '../crypto/keyfile-node.js';
 import { CryptoError } from '../crypto/errors.js';
-import { EmbeddedStore } from '../memory/embedded/store.js';
 import { RedisStore } from '../memory/redis/store.js';
 import { createSharedMemory } from '../memory/index.js';
+import type { Durability, SqliteStore } from '../memory/sqlite/store.js';
+import { importPreviousBuild } from '../memory/sqlite/upgrade.js';
 import { keyRingSealer, plainText, type ValueSealer } from '../memory/sealing.js';
 import type { Scope } from '../memory/tokens.js';
 import { createHub, type Hub } from '../transport/hub.js';
@@ -61,6 +62,18 @@ async function readWinnersKeyRing(path: string, passphrase: string): Promise<Key
   }
 }
 
+/** The embedded store's database; a data directory another hub holds is a clear error. */
+async function openDatabase(dataDir: string, durability: Durability): Promise<SqliteStore> {
+  // Loaded only to serve on it: client commands (this same binary) never load the native module.
+  const [{ SqliteStore }, { DataDirInUseError }] = await Promise.all([import('../memory/sqlite/store.js'), import('../memory/sqlite/lock.js')]);
+  try {
+    return new SqliteStore({ dataDir, durability });
+  } catch (err) {
+    if (err instanceof DataDirInUseError) throw new CliError('CONFLICT', err.message);
+    throw new CliError('ERROR', `cannot open the embedded store's database in ${dataDir}: ${(err as Error).message}`);
+  }
+}
+
 export class ServeCommand extends Command {
   static override paths = [['serve']];
   static override usage = Command.Usage({
@@ -68,7 +81,7 @@ export class ServeCommand extends Command {
     details: `
       Serves WebSocket at /ws, tRPC over HTTP at /trpc, /health and /metrics on one port.
 
-      Without \`--redis\` the hub runs on the embedded store: state lives in this process and is saved as a sealed snapshot in the data directory (every minute and at shutdown) and restored at the next start. With \`--redis\` (or \`redis.url\` in config.yaml, or SKYNET_LINKER_REDIS_URL) Redis is the source of truth and several hubs can share it.
+      Without \`--redis\` the hub runs on the embedded store: a SQLite database in the data directory (\`data/skynet-linker.db\`), where every write is committed before the hub acknowledges it, so a killed hub loses nothing it acknowledged (\`--durability power\` also survives a power loss). One hub per data directory. A data directory of an earlier build (snapshot files only) is imported at the first start. With \`--redis\` (or \`redis.url\` in config.yaml, or SKYNET_LINKER_REDIS_URL) Redis is the source of truth and several hubs can share it.
 
       On first start with no tokens configured it creates an admin credential in the data directory (mode 0600); CLI commands on this machine find it by themselves. \`--insecure-no-auth\` turns authentication off for experiments and says so loudly.
     `,
@@ -90,7 +103,8 @@ export class ServeCommand extends Command {
   tlsCert = Option.String('--tls-cert', { description: 'PEM certificate: serve wss:// and https://' });
   tlsKey = Option.String('--tls-key', { description: 'PEM private key for --tls-cert' });
   cors = Option.Array('--cors-origin', { description: 'Browser origin allowed to call /trpc (repeatable)' });
-  snapshotInterval = Option.String('--snapshot-interval', { description: 'Embedded store: seconds between autosaves (default 60; 0 = only at shutdown)' });
+  snapshotInterval = Option.String('--snapshot-interval', { description: 'Embedded store: seconds between automatic "autosave" snapshots, also taken at shutdown (default 0: none; the database keeps every acknowledged write)' });
+  durability = Option.String('--durability', { description: 'Embedded store: process (default; survives a killed hub) or power (also a power loss, slower writes)' });
   drainTimeout = Option.String('--drain-timeout', { description: 'On SIGTERM/SIGINT: seconds to let clients move to another node before closing their connections (default 10)' });
   logLevel = Option.String('--log-level', { description: 'fatal|error|warn|info|debug (default info; logs go to stderr)' });
 
@@ -119,7 +133,13 @@ export class ServeCommand extends Command {
     const sealInMemory = config.sealing?.in_memory === true;
     const logger = pino({ level: this.logLevel ?? config.log_level ?? process.env.LOG_LEVEL ?? 'info' }, pino.destination(2));
 
-    const store = redisUrl ? new RedisStore({ url: redisUrl, prefix: this.prefix ?? config.redis?.prefix }) : new EmbeddedStore({ dataDir: join(home, 'data') });
+    const intervalS = Number(this.snapshotInterval ?? 0);
+    if (!Number.isFinite(intervalS) || intervalS < 0) throw new CliError('USAGE', `--snapshot-interval must be a number of seconds (got "${this.snapshotInterval}")`);
+    const durabilityText = this.durability ?? process.env.SKYNET_LINKER_DURABILITY ?? config.store?.durability ?? 'process';
+    if (durabilityText !== 'process' && durabilityText !== 'power') throw new CliError('USAGE', `--durability must be process or power (got "${durabilityText}")`);
+    const durability: Durability = durabilityText;
+    const sqlite = redisUrl ? null : await openDatabase(join(home, 'data'), durability);
+    const store = sqlite ?? new RedisStore({ url: redisUrl!, prefix: this.prefix ?? config.redis?.prefix });
     if (redisUrl) {
       await store.ping().catch((err) => {
         void store.close();
@@ -140,13 +160,22 @@ export class ServeCommand extends Command {
       };
     }
     const out = (line: string) => this.context.stdout.write(line + '\n');
-    const storeLine = redisUrl ? `Redis store at ${redisUrl}` : `embedded store (no Redis; state saved in ${join(home, 'data')})`;
+    const storeLine =
+      sqlite
+        ? `embedded store (no Redis; SQLite database ${sqlite.path}, each write committed before it is acknowledged; durability: ${durability === 'power' ? 'power loss' : 'killed process'})`
+        : `Redis store at ${redisUrl}`;
 
-    if (!redisUrl) {
-      const restored = await createSharedMemory({ store, sealer, sealInMemory }).snapshots.restoreLatest().catch((err) => {
-        throw new CliError('ERROR', `cannot restore the embedded store from ${join(home, 'data')}: ${(err as Error).message}`);
+    let importedLine: string | undefined;
+    if (sqlite) {
+      const snapshots = createSharedMemory({ store: sqlite, sealer, sealInMemory }).snapshots;
+      const imported = await importPreviousBuild(sqlite, snapshots).catch(async (err) => {
+        await sqlite.close();
+        throw new CliError('ERROR', `cannot import the previous build's state from ${join(home, 'data', 'snapshots')}: ${(err as Error).message}`);
       });
-      if (restored) logger.info({ event: 'snapshot_restored', name: restored }, 'embedded store restored from its latest snapshot');
+      if (imported) {
+        logger.info({ event: 'previous_build_imported', snapshot: imported.name }, 'state of the previous build imported into the database');
+        importedLine = `imported the state of the previous build (snapshot ${imported.name} of ${imported.createdAt}) into ${sqlite.path}; done once, the snapshot files stay`;
+      }
     }
 
     const tokens = (config.auth?.tokens ?? []).map((t) => {
@@ -195,6 +224,7 @@ export class ServeCommand extends Command {
     // On the embedded store what rests on disk is its snapshot files (memory/sealing.ts, inProcessValues).
     const sealedWhat = hub.memory.valuesSealed ? '' : '; embedded store: snapshot files sealed';
     out(`sealing at rest: ${sealingOn ? `on (keys in ${keyPath}${sealedWhat})` : 'OFF'}`);
+    if (importedLine) out(importedLine);
     for (const agent of config.agents ?? []) {
       await hub.memory.agents.upsert({ agent_id: agent.id, agent_type: agent.type });
       for (const ch of agent.channels ?? ['skynet_core']) await hub.memory.channels.join(ch, agent.id);
@@ -223,11 +253,10 @@ export class ServeCommand extends Command {
 
     let saving: Promise<unknown> = Promise.resolve();
     const autosave = () => {
-      if (redisUrl) return Promise.resolve();
+      if (redisUrl || intervalS === 0) return Promise.resolve();
       saving = saving.then(() => hub.memory.snapshots.create(new Date(), AUTOSAVE)).catch((err) => logger.error({ event: 'autosave_failed', err }, 'autosave failed'));
       return saving;
     };
-    const intervalS = Number(this.snapshotInterval ?? 60);
     const timer = !redisUrl && intervalS > 0 ? setInterval(() => void autosave(), intervalS * 1000) : undefined;
     timer?.unref();
 

@@ -14,8 +14,9 @@ import { VersionedDocs } from './versioned.js';
 export interface SharedMemoryOptions {
   store: Store;
   /**
-   * Seals values before they reach the store. Default: plain text (no sealing). On the embedded
-   * store (the hub's own memory) only snapshots are sealed; see `inProcessValues` in sealing.ts.
+   * Seals values before they reach the store. Default: plain text (no sealing). On Redis and on
+   * SQLite (the database file and its WAL are at rest) each value is sealed; on the in-memory
+   * embedded store (the hub's own memory) only snapshots are, see `inProcessValues` in sealing.ts.
    */
   sealer?: ValueSealer;
   /**
@@ -51,8 +52,8 @@ export interface SharedMemory {
 
 export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
   const sealer = opts.sealer ?? plainText;
-  // What each value is sealed with in the store: on Redis the sealer; in the hub's own memory
-  // nothing (the snapshots that reach the disk are sealed whole), unless asked.
+  // What each value is sealed with in the store: on Redis and SQLite the sealer; in the hub's own
+  // memory nothing (the snapshots that reach the disk are sealed whole), unless asked.
   const inProcess = opts.store.kind === 'embedded';
   const valuesSealed = sealer.enabled && (!inProcess || opts.sealInMemory === true);
   const values = inProcess ? inProcessValues(sealer, valuesSealed) : sealer;
@@ -69,6 +70,6 @@ export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
     sessions: new SessionStore(opts.store, docs, undefined, values, report),
     agents: new AgentRegistry(opts.store, opts.presenceTtlMs, values, opts.nodeId ?? null, report),
     tokens: new TokenStore(opts.store, values, report),
-    snapshots: new SnapshotStore(opts.store, sealer),
+    snapshots: new SnapshotStore(opts.store, sealer, valuesSealed ? values : undefined),
   };
 }

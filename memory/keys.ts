@@ -42,9 +42,10 @@ export const keys = {
   /** Associated data for a sealed session summary (a field of `sessions`): binds it to its session id. */
   sessionIndexSeal: (sessionId: string) => `sessions:${sessionId}`,
   /**
-   * Hash with a TTL, one per UTC day (`YYYYMMDD`): message id -> where it went (sender, recipient
-   * or channel), so the hub can tell whether a reply answers a message delivered to the replier.
-   * Written once per event-loop turn for all the turn's messages. Not sealed (routing metadata).
+   * Hash, one per UTC day (`YYYYMMDD`): message id -> where it went (sender, recipient or
+   * channel), so the hub can tell whether a reply answers a message delivered to the replier.
+   * Written once per event-loop turn for all the turn's messages; a day's bucket is deleted once
+   * it leaves the reply window. Not sealed (routing metadata).
    */
   routes: (day: string) => `routes:{${day}}`,
   /** String with a short TTL: a single-use ticket for a browser's SSE subscription (hash of the ticket). */

@@ -193,9 +193,18 @@ export class MessageStore {
     if (this.routeBatch === batch) this.routeBatch = null;
     if (batch.done.flushed) return;
     batch.done.flushed = true;
-    // The bucket lives one day past the window after its day's last write.
-    this.store.hashSetWithExpiry(keys.routes(batch.day), batch.fields, batch.windowMs + DAY_MS).then(batch.done.resolve, batch.done.reject);
+    this.store.hashSet(keys.routes(batch.day), batch.fields).then(batch.done.resolve, batch.done.reject);
+    if (batch.day !== this.routesCleanedFor) {
+      // A new day's bucket: the week of buckets that just left the window goes (every store
+      // the same way, TTLs or not; deleting a bucket twice is harmless, so every node may).
+      this.routesCleanedFor = batch.day;
+      const oldest = Date.parse(`${batch.day.slice(0, 4)}-${batch.day.slice(4, 6)}-${batch.day.slice(6)}T00:00:00Z`) - batch.windowMs - DAY_MS;
+      const doomed = Array.from({ length: 7 }, (_, i) => keys.routes(utcDay(oldest - i * DAY_MS)));
+      this.store.deleteKeys(doomed).catch(() => {});
+    }
   }
+
+  private routesCleanedFor: string | null = null;
 
   /** Where a message went, while it can still be answered; null for an unknown or older message. */
   async routeOf(messageId: string, replyWindowMs = DEFAULT_REPLY_WINDOW_MS): Promise<MessageRoute | null> {

@@ -5,7 +5,7 @@
 import { LinkerError } from '../protocol/errors.js';
 import { utf8Length } from '../protocol/json.js';
 import { keys } from './keys.js';
-import type { ValueSealer } from './sealing.js';
+import { isSealedText, type ValueSealer } from './sealing.js';
 import type { SnapshotInfo, Store, StoreDump } from './store.js';
 
 interface SnapshotDocument {
@@ -24,6 +24,11 @@ export class SnapshotStore {
   constructor(
     private readonly store: Store,
     private readonly sealer: ValueSealer,
+    /**
+     * When the store keeps each value sealed (Redis, SQLite): what seals the values a snapshot
+     * holds as they are (one taken on the in-memory store), before they are restored.
+     */
+    private readonly valueSealer?: ValueSealer,
   ) {}
 
   /** Takes a snapshot; `fixedName` overwrites that snapshot (the embedded store's autosave). */
@@ -42,6 +47,11 @@ export class SnapshotStore {
   }
 
   async restore(name: string): Promise<void> {
+    await this.store.importState(await this.read(name));
+  }
+
+  /** A snapshot's state, opened and checked, ready for `importState` (its plain values sealed, see `valueSealer`). */
+  async read(name: string): Promise<StoreDump> {
     const text = await this.store.loadSnapshot(name);
     if (text === null) throw new LinkerError('NOT_FOUND', `no snapshot named ${name}`);
     let doc: SnapshotDocument;
@@ -51,7 +61,7 @@ export class SnapshotStore {
       throw new LinkerError('BAD_REQUEST', `snapshot ${name} cannot be opened with the current keys: ${(err as Error).message}`);
     }
     if (doc.format !== 'skynet-linker-snapshot') throw new LinkerError('BAD_REQUEST', `snapshot ${name} is not a Skynet Linker snapshot`);
-    await this.store.importState(doc.dump);
+    return this.valueSealer ? sealPlainValues(doc.dump, this.valueSealer) : doc.dump;
   }
 
   /** Restores the newest snapshot if there is one; returns its name. */
@@ -61,4 +71,27 @@ export class SnapshotStore {
     await this.restore(latest.name);
     return latest.name;
   }
+}
+
+/**
+ * Seals, under their own key names, the values a dump holds as they are: the in-memory store keeps
+ * them so (memory/sealing.ts, inProcessValues) and its snapshots are sealed whole instead. The
+ * values are those the memory layer seals on Redis: each message (`m` of an entry with a `mid`),
+ * every versioned document (contexts, sessions), every registry record. Sealed ones are left alone.
+ */
+export function sealPlainValues(dump: StoreDump, sealer: ValueSealer): StoreDump {
+  const streams: StoreDump['streams'] = {};
+  for (const [key, entries] of Object.entries(dump.streams)) {
+    streams[key] = entries.map((e) => {
+      const { m, mid } = e.fields;
+      if (m === undefined || mid === undefined || isSealedText(m)) return e;
+      return { id: e.id, fields: { ...e.fields, m: sealer.seal(m, keys.messageSeal(mid)) } };
+    });
+  }
+  const docs: StoreDump['docs'] = {};
+  for (const [key, doc] of Object.entries(dump.docs)) docs[key] = isSealedText(doc.value) ? doc : { version: doc.version, value: sealer.seal(doc.value, key) };
+  const hashes = { ...dump.hashes };
+  const agents = dump.hashes[keys.agents()];
+  if (agents) hashes[keys.agents()] = Object.fromEntries(Object.entries(agents).map(([id, v]) => [id, isSealedText(v) ? v : sealer.seal(v, keys.agentSeal(id))]));
+  return { streams, docs, hashes, values: dump.values };
 }

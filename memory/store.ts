@@ -1,6 +1,7 @@
 /**
- * The narrow storage interface the shared memory is built on. Two implementations: Redis (the
- * source of truth for several hub nodes) and embedded (in-process, the zero-config default).
+ * The narrow storage interface the shared memory is built on. Three implementations: Redis (the
+ * source of truth for several hub nodes), SQLite (one database file: the zero-config default of
+ * `serve`) and embedded (in process memory only: tests and experiments).
  * Keys passed in are relative (e.g. `history:{gemini}`); each store puts its own prefix in front.
  * Values are opaque strings: sealing happens above, in the memory layer.
  */
@@ -73,7 +74,7 @@ export interface SnapshotInfo {
 export type Unsubscribe = () => Promise<void>;
 
 export interface Store {
-  readonly kind: 'redis' | 'embedded';
+  readonly kind: 'redis' | 'sqlite' | 'embedded';
 
   /**
    * Appends to one or more capped streams in one isolated step (no reader sees some of the appends

@@ -3,9 +3,8 @@
  * for one hub. Snapshots are files in `dataDir` (mode 0600) so state survives a restart; without
  * a dataDir they stay in memory.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
-import { join } from 'node:path';
 import { utf8Length } from '../../protocol/json.js';
+import { SnapshotFiles } from '../snapshot-files.js';
 import { badStreamAppend, compareStreamIds, isEphemeralKey, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
 
 export interface EmbeddedStoreOptions {
@@ -19,8 +18,6 @@ interface Expiring<T> {
   value: T;
   expiresAt: number | null;
 }
-
-const SNAPSHOT_NAME = /^[A-Za-z0-9_.:-]+$/;
 
 /** How far past `maxLen` a stream may grow before it is trimmed back to `maxLen` (Redis `MAXLEN ~` keeps up to about 100 more). */
 function trimSlack(maxLen: number): number {
@@ -40,10 +37,11 @@ export class EmbeddedStore implements Store {
   private lastMs = 0;
   private lastSeq = 0;
   private readonly now: () => number;
+  private readonly files: SnapshotFiles | undefined;
 
-  constructor(private readonly opts: EmbeddedStoreOptions = {}) {
+  constructor(opts: EmbeddedStoreOptions = {}) {
     this.now = opts.now ?? Date.now;
-    if (opts.dataDir) mkdirSync(join(opts.dataDir, 'snapshots'), { recursive: true, mode: 0o700 });
+    this.files = opts.dataDir ? new SnapshotFiles(opts.dataDir) : undefined;
   }
 
   private nextId(): string {
@@ -277,45 +275,19 @@ export class EmbeddedStore implements Store {
     for (const [key, v] of Object.entries(dump.values)) this.values.set(key, { value: v, expiresAt: null });
   }
 
-  private snapshotPath(name: string): string {
-    if (!SNAPSHOT_NAME.test(name)) throw new RangeError(`invalid snapshot name: ${name}`);
-    return join(this.opts.dataDir!, 'snapshots', `${name}.json`);
-  }
-
   async saveSnapshot(name: string, text: string): Promise<void> {
-    if (!this.opts.dataDir) {
-      this.memorySnapshots.set(name, { text, createdAt: new Date(this.now()).toISOString() });
-      return;
-    }
-    const path = this.snapshotPath(name);
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, text, { mode: 0o600 });
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, path);
+    if (this.files) return this.files.save(name, text);
+    this.memorySnapshots.set(name, { text, createdAt: new Date(this.now()).toISOString() });
   }
 
   async loadSnapshot(name: string): Promise<string | null> {
-    if (!this.opts.dataDir) return this.memorySnapshots.get(name)?.text ?? null;
-    try {
-      return readFileSync(this.snapshotPath(name), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
+    if (this.files) return this.files.load(name);
+    return this.memorySnapshots.get(name)?.text ?? null;
   }
 
   async listSnapshots(): Promise<SnapshotInfo[]> {
-    if (!this.opts.dataDir) {
-      return [...this.memorySnapshots].map(([name, s]) => ({ name, createdAt: s.createdAt, bytes: utf8Length(s.text) })).sort(byName);
-    }
-    const dir = join(this.opts.dataDir, 'snapshots');
-    return readdirSync(dir)
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => {
-        const st = statSync(join(dir, f));
-        return { name: f.slice(0, -5), createdAt: st.mtime.toISOString(), bytes: st.size };
-      })
-      .sort(byName);
+    if (this.files) return this.files.list();
+    return [...this.memorySnapshots].map(([name, s]) => ({ name, createdAt: s.createdAt, bytes: utf8Length(s.text) })).sort(byName);
   }
 
   async ping(): Promise<void> {}

@@ -30,10 +30,13 @@ describe.each<StoreKind>(['redis', 'embedded'])('the seed scenario with the CLI,
   });
 
   it('serve says which store it runs on and creates a 0600 admin credential', () => {
-    const storeText = kind === 'redis' ? `Redis store at ${inject('redisUrl')}` : `embedded store (no Redis; state saved in ${join(m.home, 'data')})`;
+    const storeText =
+      kind === 'redis'
+        ? `Redis store at ${inject('redisUrl')}`
+        : `embedded store (no Redis; SQLite database ${join(m.home, 'data', 'skynet-linker.db')}, each write committed before it is acknowledged; durability: killed process)`;
     expect(hub.banner).toEqual([
       `Skynet Linker hub on ws://localhost:${hub.port}/ws — ${storeText}`,
-      `sealing at rest: on (keys in ${join(m.home, '.skynet_linker.keys')}${kind === 'redis' ? '' : '; embedded store: snapshot files sealed'})`,
+      `sealing at rest: on (keys in ${join(m.home, '.skynet_linker.keys')})`,
       `created an admin credential in ${join(m.home, 'admin.json')} (mode 0600); CLI commands on this machine use it automatically`,
     ]);
     expect(statSync(join(m.home, 'admin.json')).mode & 0o777).toBe(0o600);

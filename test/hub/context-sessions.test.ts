@@ -15,7 +15,7 @@ import { createHub } from '../../transport/hub.js';
 import { redisUrl } from '../setup/stores.js';
 import { deferred, recordingWebSocket, rejection, startTestHub, type StoreKind, type TestHub } from './harness.js';
 
-describe.each<StoreKind>(['redis', 'embedded'])('context over the wire on %s', (kind) => {
+describe.each<StoreKind>(['redis', 'sqlite', 'embedded'])('context over the wire on %s', (kind) => {
   let t: TestHub;
   afterEach(async () => t?.close());
 
@@ -119,7 +119,7 @@ describe.each<StoreKind>(['redis', 'embedded'])('context over the wire on %s', (
   });
 });
 
-describe.each<StoreKind>(['redis', 'embedded'])('sessions over the wire on %s', (kind) => {
+describe.each<StoreKind>(['redis', 'sqlite', 'embedded'])('sessions over the wire on %s', (kind) => {
   let t: TestHub;
   afterEach(async () => t?.close());
 
@@ -210,7 +210,7 @@ describe.each<StoreKind>(['redis', 'embedded'])('sessions over the wire on %s', 
   });
 });
 
-describe.each<StoreKind>(['redis', 'embedded'])('presence and the registry on %s', (kind) => {
+describe.each<StoreKind>(['redis', 'sqlite', 'embedded'])('presence and the registry on %s', (kind) => {
   let t: TestHub;
   afterEach(async () => t?.close());
 

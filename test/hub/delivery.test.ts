@@ -9,7 +9,7 @@ import { deferred, startTestHub, type StoreKind, type TestHub } from './harness.
 import { compareStreamIds } from '../../memory/store.js';
 import { rejectionOf, watchInbox } from './delivery-helpers.js';
 
-describe.each<StoreKind>(['redis', 'embedded'])('delivery on %s', (kind) => {
+describe.each<StoreKind>(['redis', 'sqlite', 'embedded'])('delivery on %s', (kind) => {
   let t: TestHub;
   afterEach(async () => t?.close());
 

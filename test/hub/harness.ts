@@ -1,6 +1,6 @@
 /**
- * Test harness: a real hub on port 0 over a real store (private Redis from the global setup, or
- * embedded), agents registered with real tokens, real typed clients. Everything is closed by `close()`.
+ * Test harness: a real hub on port 0 over a real store (private Redis from the global setup, the
+ * SQLite store on a file in a temporary directory, or the in-memory embedded store), agents registered with real tokens, real typed clients. Everything is closed by `close()`.
  */
 import { inject } from 'vitest';
 import { TRPCClientError } from '@trpc/client';
@@ -10,13 +10,17 @@ import { randomUUID } from 'node:crypto';
 import { createHub, type Hub, type HubOptions } from '../../transport/hub.js';
 import { RedisStore } from '../../memory/redis/store.js';
 import { EmbeddedStore } from '../../memory/embedded/store.js';
+import { SqliteStore } from '../../memory/sqlite/store.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { keyRingSealer } from '../../memory/sealing.js';
 import { KeyRing } from '../../crypto/keyring.js';
 import type { Scope } from '../../memory/tokens.js';
 import { createLinkerClient, type LinkerConnection } from '../../clients/client.js';
 import { connectAgent, type AgentOptions, type LinkerAgent } from '../../clients/agent.js';
 
-export type StoreKind = 'redis' | 'embedded';
+export type StoreKind = 'redis' | 'sqlite' | 'embedded';
 
 export interface TestHub {
   hub: Hub;
@@ -31,7 +35,8 @@ export interface TestHub {
 
 export async function startTestHub(kind: StoreKind, opts: HubOptions = {}): Promise<TestHub> {
   const prefix = `t:${randomUUID()}:`;
-  const store = kind === 'redis' ? new RedisStore({ url: inject('redisUrl'), prefix }) : new EmbeddedStore();
+  const dataDir = kind === 'sqlite' ? mkdtempSync(join(tmpdir(), 'skynet-hub-')) : undefined;
+  const store = kind === 'redis' ? new RedisStore({ url: inject('redisUrl'), prefix }) : dataDir ? new SqliteStore({ dataDir }) : new EmbeddedStore();
   const hub = await createHub({
     store,
     sealer: keyRingSealer(KeyRing.generate()),
@@ -69,6 +74,7 @@ export async function startTestHub(kind: StoreKind, opts: HubOptions = {}): Prom
       await Promise.all(agents.map((a) => a.close().catch(() => {})));
       await Promise.all(connections.map((c) => c.close().catch(() => {})));
       await hub.close();
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
   return t;

@@ -12,7 +12,7 @@ import type { IncomingMessage, SendResult } from '../../clients/agent.js';
 import { startTestHub, type StoreKind, type TestHub } from './harness.js';
 import { closedPortUrl, deliveredMessageIds, recordingWebSocket, subscriptionRequests, watchInbox } from './delivery-helpers.js';
 
-describe.each<StoreKind>(['redis', 'embedded'])('resume on %s', (kind) => {
+describe.each<StoreKind>(['redis', 'sqlite', 'embedded'])('resume on %s', (kind) => {
   let t: TestHub;
   afterEach(async () => t?.close());
 

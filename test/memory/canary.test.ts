@@ -5,11 +5,13 @@
  * sealer proves the search would have found it.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KeyRing } from '../../crypto/index.js';
 import { createSharedMemory, type SharedMemory } from '../../memory/index.js';
 import { keyRingSealer, plainText, type ValueSealer } from '../../memory/sealing.js';
-import { deletePrefix, dumpPrefix, makeRedisStore, rawRedis, uniquePrefix, type RawKey } from '../setup/stores.js';
+import { deletePrefix, dumpPrefix, makeRedisStore, makeSqliteStore, rawRedis, tempDir, uniquePrefix, type RawKey } from '../setup/stores.js';
 import { send } from './helpers.js';
 import { keys } from '../../memory/keys.js';
 
@@ -127,5 +129,45 @@ describe('sealing at rest (Redis)', () => {
       expect(holders(raw, needle)).toHaveLength(1);
     }
     expect(await dumpPrefix(prefix)).toEqual([]);
+  });
+});
+
+/** Every byte the SQLite store keeps at rest: the database file, its WAL, the snapshot files. */
+function filesAtRest(dataDir: string): { name: string; bytes: string }[] {
+  const names = ['skynet-linker.db', 'skynet-linker.db-wal', ...readdirSync(join(dataDir, 'snapshots')).map((f) => join('snapshots', f))];
+  // latin1: one character per byte, so any ASCII canary is found wherever it sits.
+  return names.filter((n) => existsSync(join(dataDir, n))).map((name) => ({ name, bytes: readFileSync(join(dataDir, name)).toString('latin1') }));
+}
+
+describe('sealing at rest (SQLite: the database file and its WAL)', () => {
+  async function runOnFile(sealer: ValueSealer) {
+    const canary = `CANARY-${randomUUID()}`;
+    const dir = tempDir('skynet-canary-');
+    const memory = createSharedMemory({ store: makeSqliteStore({ dataDir: dir }), sealer });
+    const written = await writeEverything(memory, canary);
+    return { canary, dir, memory, written, files: filesAtRest(dir) };
+  }
+
+  it('with a key ring, the canary is in no byte of the database file, its WAL or a snapshot file, yet everything reads back', async () => {
+    const { canary, memory, written, files } = await runOnFile(keyRingSealer(KeyRing.generate()));
+    // Not vacuous: the WAL holds the writes (committed, not yet checkpointed) and keys are readable there.
+    const wal = files.find((f) => f.name === 'skynet-linker.db-wal');
+    expect(wal!.bytes.length).toBeGreaterThan(10_000);
+    expect(files.map((f) => f.bytes).join('')).toContain('history:{bob}');
+    expect(files.some((f) => f.name.startsWith('snapshots'))).toBe(true);
+    expect(files.filter((f) => f.bytes.includes(canary)).map((f) => f.name)).toEqual([]);
+
+    const [d] = await memory.messages.readInbox('bob', undefined, 10);
+    expect(d!.envelope.payload.content).toEqual({ text: `direct ${canary}` });
+    expect((await memory.contexts.pull('global')).data).toMatchObject({ note: `global ${canary}` });
+    expect((await memory.sessions.require('sess-2')).metadata.goal).toBe(`goal ${canary}`);
+    expect((await memory.agents.require('alice')).metadata).toEqual({ bio: `alice ${canary}` });
+    await memory.snapshots.restore(written.snapshot.name);
+    expect((await memory.contexts.pull('session:sess-1')).data).toEqual({ plan: [`step ${canary}`] });
+  });
+
+  it('control: with the plain sealer the same search finds the canary in the WAL', async () => {
+    const { canary, files } = await runOnFile(plainText);
+    expect(files.filter((f) => f.bytes.includes(canary)).map((f) => f.name)).toContain('skynet-linker.db-wal');
   });
 });

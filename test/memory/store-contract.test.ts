@@ -1,5 +1,6 @@
 /**
- * The Store contract, run against the Redis store and the embedded store alike. Where Redis is
+ * The Store contract, run against the Redis store, the SQLite store (on a real file) and the
+ * in-memory embedded store alike. Where Redis is
  * approximate (stream trimming with `MAXLEN ~`), the contract says what both must do: the newest
  * `maxLen` entries are always kept, and a stream's length stays bounded.
  */

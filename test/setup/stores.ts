@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { afterAll, inject, onTestFinished } from 'vitest';
 import { EmbeddedStore, type EmbeddedStoreOptions } from '../../memory/embedded/store.js';
 import { RedisStore, type RedisStoreOptions } from '../../memory/redis/store.js';
+import { SqliteStore, type SqliteStoreOptions } from '../../memory/sqlite/store.js';
 import type { Store } from '../../memory/store.js';
 
 type Cleanup = () => unknown;
@@ -150,6 +151,13 @@ export function makeEmbeddedStore(opts: EmbeddedStoreOptions = {}): EmbeddedStor
   return store;
 }
 
+/** A SqliteStore on a real database file, in a fresh temporary directory unless one is given. */
+export function makeSqliteStore(opts: Partial<SqliteStoreOptions> = {}): SqliteStore {
+  const store = new SqliteStore({ dataDir: opts.dataDir ?? tempDir('skynet-sqlite-'), ...opts });
+  cleanup(() => store.close());
+  return store;
+}
+
 /** A fresh temporary directory, removed on cleanup. */
 export function tempDir(label = 'skynet-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), label));
@@ -163,7 +171,8 @@ export interface StoreKind {
   make(): Store;
   /**
    * Another handle on the same data, as a second hub node would have: a separate connection on
-   * the same prefix for Redis, the same instance for the embedded store (it lives in one process).
+   * the same prefix for Redis, the same instance for the SQLite and embedded stores (one process
+   * holds them).
    */
   peer(store: Store): Store;
 }
@@ -176,6 +185,11 @@ export const storeKinds: StoreKind[] = [
       if (!(store instanceof RedisStore)) throw new TypeError('peer() of the redis kind needs a RedisStore');
       return makeRedisStore(store.prefix);
     },
+  },
+  {
+    name: 'sqlite',
+    make: () => makeSqliteStore(),
+    peer: (store) => store,
   },
   {
     name: 'embedded',
