@@ -8,6 +8,7 @@ import { ConnectorsListCommand } from './connectors.js';
 import { ContextPullCommand, ContextPushCommand } from './context.js';
 import { EXIT_CODES } from './errors.js';
 import { KeysGenerateCommand, KeysRotateCommand, KeysShowCommand } from './keys.js';
+import { McpCommand, McpConfigCommand } from './mcp.js';
 import { MonitorCommand } from './monitor.js';
 import { SendCommand } from './send.js';
 import { ServeCommand } from './serve.js';
@@ -31,6 +32,8 @@ export function buildCli(): Cli {
     AgentsListCommand,
     AgentsRemoveCommand,
     MonitorCommand,
+    McpCommand,
+    McpConfigCommand,
     SessionsCreateCommand,
     SessionsListCommand,
     SessionsShowCommand,
