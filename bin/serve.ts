@@ -11,8 +11,8 @@ import { RedisStore } from '../memory/redis/store.js';
 import { createSharedMemory } from '../memory/index.js';
 import { keyRingSealer, plainText, type ValueSealer } from '../memory/sealing.js';
 import type { Scope } from '../memory/tokens.js';
-import { createHub, type Hub } from '../transport/hub.js';
-import { findConfigPath, loadConfig } from './config.js';
+import { createHub, type Hub, type HubOptions } from '../transport/hub.js';
+import { findConfigPath, loadConfig, type Config } from './config.js';
 import { CliError, describeError, EXIT_CODES } from './errors.js';
 import { adminCredentialPath, dataHome, ensureDir, keyFilePassphrase, readCredential, writeCredential } from './home.js';
 
@@ -182,6 +182,7 @@ export class ServeCommand extends Command {
         rateLimit,
         tls: tlsCert && tlsKey ? { certPath: tlsCert, keyPath: tlsKey } : undefined,
         drainTimeoutMs,
+        guards: guardLimits(config.guards),
       });
     } catch (err) {
       await store.close();
@@ -250,4 +251,16 @@ export class ServeCommand extends Command {
     });
     return EXIT_CODES.OK;
   }
+}
+
+/** config.yaml's `guards:` section as hub options (absent fields keep their defaults). */
+function guardLimits(g: Config['guards']): HubOptions['guards'] {
+  if (!g) return undefined;
+  return {
+    ...(g.max_hops !== undefined ? { maxHops: g.max_hops } : {}),
+    ...(g.session_max_agent_messages !== undefined ? { sessionMaxAgentMessages: g.session_max_agent_messages } : {}),
+    ...(g.session_max_tokens !== undefined ? { sessionMaxTokens: g.session_max_tokens } : {}),
+    ...(g.pair_max_messages !== undefined ? { pairMaxMessages: g.pair_max_messages } : {}),
+    ...(g.pair_window_seconds !== undefined ? { pairWindowMs: g.pair_window_seconds * 1000 } : {}),
+  };
 }

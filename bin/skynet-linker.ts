@@ -12,7 +12,7 @@ import { McpCommand, McpConfigCommand } from './mcp.js';
 import { MonitorCommand } from './monitor.js';
 import { SendCommand } from './send.js';
 import { ServeCommand } from './serve.js';
-import { SessionsCloseCommand, SessionsCreateCommand, SessionsListCommand, SessionsShowCommand } from './sessions.js';
+import { SessionsCloseCommand, SessionsCreateCommand, SessionsListCommand, SessionsResumeCommand, SessionsShowCommand } from './sessions.js';
 import { SnapshotCreateCommand, SnapshotListCommand, SnapshotRestoreCommand } from './snapshot.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -38,6 +38,7 @@ export function buildCli(): Cli {
     SessionsListCommand,
     SessionsShowCommand,
     SessionsCloseCommand,
+    SessionsResumeCommand,
     KeysGenerateCommand,
     KeysRotateCommand,
     KeysShowCommand,

@@ -2,6 +2,7 @@
 import { AgentRegistry } from './agents.js';
 import { ChannelStore } from './channels.js';
 import { ContextStore } from './contexts.js';
+import { GuardStore } from './guards.js';
 import { DEFAULT_STREAM_LIMITS, MessageStore, type StreamLimits } from './messages.js';
 import { inProcessValues, plainText, type ValueSealer } from './sealing.js';
 import { SessionStore } from './sessions.js';
@@ -42,6 +43,8 @@ export interface SharedMemory {
   readonly agents: AgentRegistry;
   readonly tokens: TokenStore;
   readonly snapshots: SnapshotStore;
+  /** Loop guards' counters (hop counts, session budgets). */
+  readonly guards: GuardStore;
 }
 
 export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
@@ -64,5 +67,6 @@ export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
     agents: new AgentRegistry(opts.store, opts.presenceTtlMs, values, opts.nodeId ?? null),
     tokens: new TokenStore(opts.store),
     snapshots: new SnapshotStore(opts.store, sealer),
+    guards: new GuardStore(opts.store, docs),
   };
 }

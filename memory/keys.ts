@@ -38,6 +38,10 @@ export const keys = {
   /** Associated data for a sealed registry record (a field of `agents`): binds it to its agent id. */
   agentSeal: (agentId: string) => `agents:${agentId}`,
   snapshot: (name: string) => `snapshot:${name}`,
+  /** String with a TTL: a message's hop count (loop guard), stored only when above 0. */
+  hops: (messageId: string) => `hops:{${messageId}}`,
+  /** Versioned document: a session's loop-guard counters and pause (memory/guards.ts). */
+  sessionGuard: (sessionId: string) => `guard:session:{${sessionId}}`,
   /**
    * Hash: hub node id -> when it last said it was alive (ISO, its own clock; informative). The
    * registry of nodes to look for; live state, so `presence:` (not in snapshots).
