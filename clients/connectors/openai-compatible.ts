@@ -15,6 +15,8 @@ export interface CompatibleOptions {
   maxTokensField: 'max_completion_tokens' | 'max_tokens';
   /** Reads sources from a response (Perplexity's `citations` / `search_results`). */
   citations?: (completion: Record<string, unknown>) => string[] | undefined;
+  /** Whether the API takes `tools` (function calling). Default true. */
+  toolCalling?: boolean;
 }
 
 export async function createChatCompletionsConnector(def: ConnectorDefinition, options: ConnectorOptions, compat: CompatibleOptions): Promise<Connector> {
@@ -46,7 +48,8 @@ export async function createChatCompletionsConnector(def: ConnectorDefinition, o
       ];
       // Function calling: the bus tools as `tools`; each round's `tool_calls` are run and their
       // results sent back as `tool` messages, until the model answers in text (or the bound).
-      const tools = task.tools?.definitions.map((d) => ({ type: 'function' as const, function: { name: d.name, description: d.description, parameters: d.parameters } }));
+      const offered = compat.toolCalling === false ? undefined : task.tools;
+      const tools = offered?.definitions.map((d) => ({ type: 'function' as const, function: { name: d.name, description: d.description, parameters: d.parameters } }));
       const usage = new UsageTotal();
       let completion: unknown;
       let choice: { message?: { content?: unknown; refusal?: unknown; tool_calls?: unknown }; finish_reason?: unknown } | undefined;
@@ -79,12 +82,12 @@ export async function createChatCompletionsConnector(def: ConnectorDefinition, o
         choice = Array.isArray(c.choices) ? c.choices[0] : undefined;
         if (!choice) throw new ConnectorError(`${def.name}: the response has no choices`, 'invalid_response');
         const calls = Array.isArray(choice.message?.tool_calls) ? (choice.message.tool_calls as { id?: unknown; function?: { name?: unknown; arguments?: unknown } }[]) : [];
-        if (!task.tools || calls.length === 0) break;
-        if (round >= task.tools.maxRounds) throw toolRoundsExceeded(def.name, task.tools.maxRounds);
+        if (!offered || calls.length === 0) break;
+        if (round >= offered.maxRounds) throw toolRoundsExceeded(def.name, offered.maxRounds);
         messages.push({ role: 'assistant', content: typeof choice.message?.content === 'string' ? choice.message.content : null, tool_calls: calls });
         for (const call of calls) {
           const args = parseToolArguments(call.function?.arguments);
-          const outcome = args.ok ? await task.tools.call(String(call.function?.name ?? ''), args.value) : { ok: false as const, error: args.error };
+          const outcome = args.ok ? await offered.call(String(call.function?.name ?? ''), args.value) : { ok: false as const, error: args.error };
           messages.push({ role: 'tool', tool_call_id: String(call.id ?? ''), content: toolResultText(outcome) });
         }
       }
