@@ -5,7 +5,7 @@
  * answers; bad tool calls come back to the model as errors; the round limit ends a model that
  * never stops calling tools.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runConnectorAgent } from '../../clients/connectors/runtime.js';
 import { startTestHub, type TestHub } from '../hub/harness.js';
 import type { FakeVendor } from './fake-vendor.js';
@@ -87,5 +87,59 @@ describe.each(TOOL_VENDORS)('$name connector with the bus tools', (vendor) => {
     // The first request and three rounds of answered calls: four requests, no more.
     expect(fake.requests).toHaveLength(4);
     expect(JSON.parse(vendor.toolResults(fake.requests[3]!)[0]!)).toEqual({ agent_id: 'planner', agent_type: 'planner', scopes: ['agent'] });
+  });
+});
+
+describe('a looping pair of API connectors', () => {
+  let t: TestHub;
+  const fakes: FakeVendor[] = [];
+  afterEach(async () => {
+    await t?.close();
+    await Promise.all(fakes.splice(0).map((f) => f.close()));
+  });
+
+  /** Two openai-model agents whose models answer every task by sending a new task to the other. */
+  async function pair(sessionId?: string) {
+    const openai = TOOL_VENDORS.find((v) => v.name === 'openai')!;
+    const refusals: string[] = [];
+    const WebSocket = (await import('ws')).default;
+    for (const [self, other] of [['ping', 'pong'], ['pong', 'ping']] as const) {
+      const fake = await startScriptedModel(openai, (req) => {
+        const results = openai.toolResults(req);
+        if (results.length === 0) return { calls: [{ name: 'send_message', args: { to: other, content: `your turn, ${other}`, ...(sessionId ? { session_id: sessionId } : {}) } }] };
+        if (results[0]!.startsWith('error: ')) refusals.push(`${self}: ${results[0]}`);
+        return { text: results[0]!.startsWith('error: ') ? 'the hub stopped us' : 'sent' };
+      });
+      fakes.push(fake);
+      const token = await t.addAgent(self);
+      const connector = await openai.def.create({ env: connectorEnv(openai, fake.url) });
+      const agent = await runConnectorAgent({ url: t.hub.url, token, agentId: self, WebSocket, connector, busTools: true });
+      await agent.ready;
+    }
+    return refusals;
+  }
+
+  it('is stopped at max_hops: each new task is caused by the one in hand', async () => {
+    t = await startTestHub('embedded', { guards: { maxHops: 4 } });
+    const refusals = await pair();
+    const starter = await t.agent('starter');
+    await starter.send({ to_agent: 'ping', type: 'task', payload: { content: 'go' } });
+    await vi.waitFor(() => expect(refusals).toHaveLength(1), { timeout: 20_000 });
+    expect(refusals[0]).toMatch(/^ping: error: CONFLICT: LOOP_DETECTED: this message would be hop 5 of a chain/);
+    const ops = t.client(await t.addAgent('ops', { scopes: ['agent', 'admin'] })).trpc;
+    const hopsIn = async (agent: string) => (await ops.messages.history.query({ agent_id: agent })).items.filter((i) => i.message.type === 'task').map((i) => i.message.hops ?? 0).sort();
+    expect(await hopsIn('ping')).toEqual([0, 2, 4]);
+    expect(await hopsIn('pong')).toEqual([1, 3]);
+  });
+
+  it('pauses their session at the pair limit, before max_hops', async () => {
+    t = await startTestHub('embedded', { guards: { maxHops: 1000, pairMaxMessages: 5 } });
+    const refusals = await pair('sess_pingpong');
+    const starter = await t.agent('starter');
+    await starter.send({ to_agent: 'ping', type: 'task', payload: { content: 'go', context: { session_id: 'sess_pingpong' } } });
+    await vi.waitFor(() => expect(refusals).toHaveLength(1), { timeout: 20_000 });
+    expect(refusals[0]).toMatch(/SESSION_PAUSED: session sess_pingpong is paused by a loop guard \(ping and pong exchanged more than 5 messages/);
+    const session = await t.hub.memory.sessions.require('sess_pingpong');
+    expect(session.status).toBe('paused');
   });
 });
