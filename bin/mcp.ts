@@ -10,7 +10,6 @@ import { dirname, join } from 'node:path';
 import { AgentIdSchema } from '../protocol/ids.js';
 import { CliError } from './errors.js';
 import { LinkerCommand } from './base.js';
-import { serveMcpBus } from './mcp-server.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -48,6 +47,8 @@ export class McpCommand extends LinkerCommand {
     // Fails here, not on the first tool call, when the token is refused.
     const me = await trpc.agents.whoami.query();
     if (me.agent_id !== agentId.data) throw new CliError('AUTH', `the token is ${me.agent_id}'s, not ${agentId.data}'s`);
+    // Loaded here, not at the top: every other command would pay for the MCP SDK at start.
+    const { serveMcpBus } = await import('./mcp-server.js');
     const served = await serveMcpBus({ trpc, agentId: agentId.data, version: pkg.version, channelNotifications: !this.noChannel, log });
     const stop = () => void served.close();
     process.once('SIGINT', stop);

@@ -37,8 +37,9 @@ function limits(ctx: Context) {
   return ctx.hub.settings.guards ?? DEFAULT_GUARD_LIMITS;
 }
 
-function refuse(ctx: Context, agent: AuthedAgent, envelope: Envelope, error: LinkerError): never {
-  ctx.hub.metrics.errors.inc({ code: error.code });
+function refuse(ctx: Context, agent: AuthedAgent, envelope: Envelope, guard: string, error: LinkerError): never {
+  // (skynet_errors_total counts it too, as CONFLICT, where the router maps the error.)
+  ctx.hub.metrics.loopGuardRefusals.inc({ guard });
   ctx.hub.logger.warn(
     { event: 'loop_guard', agent_id: agent.id, message_id: envelope.id, trace_id: envelope.trace_id, session_id: envelope.payload.context.session_id, ...error.details },
     error.message,
@@ -63,6 +64,7 @@ export async function guardMessage(ctx: Context & { agent: AuthedAgent }, envelo
         ctx,
         agent,
         envelope,
+        'max_hops',
         new LinkerError('CONFLICT', `LOOP_DETECTED: this message would be hop ${hops} of a chain of messages (parent_message_id / caused_by links); the hub allows ${limit.maxHops}`, {
           guard: LOOP_DETECTED,
           hops,
@@ -82,6 +84,7 @@ export async function guardMessage(ctx: Context & { agent: AuthedAgent }, envelo
         ctx,
         agent,
         envelope,
+        trip.guard,
         new LinkerError('CONFLICT', `${SESSION_PAUSED}: session ${sessionId} is paused by a loop guard (${trip.reason}); a human resumes it with \`skynet-linker sessions resume ${sessionId}\``, {
           guard: SESSION_PAUSED,
           session_id: sessionId,

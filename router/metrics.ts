@@ -11,6 +11,8 @@ export interface HubMetrics {
   connectedAgents: Gauge;
   connections: Gauge;
   errors: Counter<'code'>;
+  /** Sends refused by a loop guard, by the guard that tripped (max_hops, session_messages, session_tokens, pair_messages). */
+  loopGuardRefusals: Counter<'guard'>;
 }
 
 export function createHubMetrics(): HubMetrics {
@@ -37,5 +39,6 @@ export function createHubMetrics(): HubMetrics {
     connectedAgents: new Gauge({ name: 'skynet_connected_agents', help: 'Agents with a live inbox subscription on this node', registers: [registry] }),
     connections: new Gauge({ name: 'skynet_ws_connections', help: 'Open WebSocket connections on this node', registers: [registry] }),
     errors: new Counter({ name: 'skynet_errors_total', help: 'Errors returned to callers, by code', labelNames: ['code'], registers: [registry] }),
+    loopGuardRefusals: new Counter({ name: 'skynet_loop_guard_refusals_total', help: 'Sends refused by a loop guard, by guard', labelNames: ['guard'], registers: [registry] }),
   };
 }
