@@ -70,6 +70,27 @@ describe.each<StoreKind>(['embedded', 'redis'])('loop guards on the %s store', (
     const bHistory = await loop.b.trpc.messages.history.query({ limit: 50 });
     expect(bHistory.items.map((i) => i.message.hops ?? 0).sort()).toEqual([0, 2, 4]);
     expect(bHistory.items.find((i) => i.message.id === first.id)?.message.hops).toBeUndefined();
+    const refusals = await t.hub.services.metrics.loopGuardRefusals.get();
+    expect(refusals.values).toEqual([{ labels: { guard: 'max_hops' }, value: 1 }]);
+  });
+
+  it('sets hops outside the signature: signed replies down a chain still verify at the recipient', async () => {
+    await hub({});
+    const errors: Error[] = [];
+    const got: { hops?: number; content: unknown }[] = [];
+    const a = await t.agent('signer_a', { e2e: { sign: true, requireSignatures: true }, onError: (e) => errors.push(e), onMessage: (m) => void got.push({ hops: m.envelope.hops, content: m.content }) });
+    const b = await t.agent('signer_b', {
+      e2e: { sign: true, requireSignatures: true },
+      onError: (e) => errors.push(e),
+      onTask: () => 'signed answer',
+    });
+    void b;
+    const answer = await a.request('signer_b', 'signed question', { timeoutMs: 10_000 });
+    expect(answer.content).toBe('signed answer');
+    expect(answer.envelope.hops).toBe(1);
+    expect(answer.envelope.signature).toMatch(/==$/);
+    expect(errors).toEqual([]);
+    expect(got).toEqual([]);
   });
 
   it('a sender cannot reset the count by naming a parent: a reply to a deep message is deeper still', async () => {
