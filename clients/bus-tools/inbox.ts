@@ -166,12 +166,13 @@ export class ToolInbox {
     const deadline = Date.now() + timeoutMs;
     while (this.pending() === 0 && !signal?.aborted && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
-        function done() {
+        const done = () => {
           clearTimeout(timer);
           signal?.removeEventListener('abort', done);
+          this.wakers.delete(done);
           resolve();
-        }
+        };
+        const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
         signal?.addEventListener('abort', done);
         this.wakers.add(done);
       });
