@@ -70,6 +70,7 @@ export const ConfigSchema = z.strictObject({
       session_max_tokens: z.number().int().min(0).optional(),
       pair_max_messages: z.number().int().min(1).max(1_000_000).optional(),
       pair_window_seconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
+      cycle_max_messages: z.number().int().min(2).max(1000).optional(),
     })
     .optional(),
   sealing: z.strictObject({ enabled: z.boolean().optional(), in_memory: z.boolean().optional() }).optional(),

@@ -262,5 +262,6 @@ function guardLimits(g: Config['guards']): HubOptions['guards'] {
     ...(g.session_max_tokens !== undefined ? { sessionMaxTokens: g.session_max_tokens } : {}),
     ...(g.pair_max_messages !== undefined ? { pairMaxMessages: g.pair_max_messages } : {}),
     ...(g.pair_window_seconds !== undefined ? { pairWindowMs: g.pair_window_seconds * 1000 } : {}),
+    ...(g.cycle_max_messages !== undefined ? { cycleMaxMessages: g.cycle_max_messages } : {}),
   };
 }

@@ -20,6 +20,11 @@ export interface GuardLimits {
   pairMaxMessages: number;
   /** The pair window. Default 600 000 ms (10 minutes). */
   pairWindowMs: number;
+  /**
+   * Direct messages in a session that keep going round the same cycle of 2 to 8 agents
+   * (A → B → C → A → B → C …) without progress. Default 50; at most 1000.
+   */
+  cycleMaxMessages: number;
   /** How long a message's hop count is remembered (a reply after that counts from 1 again). Default 86 400 000 ms (1 day). */
   hopsTtlMs: number;
 }
@@ -30,10 +35,11 @@ export const DEFAULT_GUARD_LIMITS: GuardLimits = {
   sessionMaxTokens: 2_000_000,
   pairMaxMessages: 50,
   pairWindowMs: 600_000,
+  cycleMaxMessages: 50,
   hopsTtlMs: 86_400_000,
 };
 
-export type GuardName = 'max_hops' | 'session_messages' | 'session_tokens' | 'pair_messages';
+export type GuardName = 'max_hops' | 'session_messages' | 'session_tokens' | 'pair_messages' | 'cycle_messages';
 
 /** Why a session was paused. */
 export interface GuardTrip {
@@ -56,11 +62,13 @@ export interface SessionGuardState {
   pairs: Record<string, PairWindow>;
   /** The session context's version when the pair windows were last reset: a new version is progress. */
   context_version: number;
+  /** The last direct messages' `from>to` since progress, oldest first (cycle detection; capped). */
+  recent?: string[];
   paused: GuardTrip | null;
 }
 
 export function emptyGuardState(contextVersion = 0): SessionGuardState {
-  return { agent_messages: 0, tokens: 0, pairs: {}, context_version: contextVersion, paused: null };
+  return { agent_messages: 0, tokens: 0, pairs: {}, context_version: contextVersion, recent: [], paused: null };
 }
 
 export interface SessionMessageFacts {
@@ -73,6 +81,28 @@ export interface SessionMessageFacts {
   /** Current version of the session's shared context (`session:<id>`). */
   contextVersion: number;
   now: number;
+}
+
+/** Longest cycle of agents looked for, and the most messages a cycle is checked over. */
+export const MAX_CYCLE_LENGTH = 8;
+export const MAX_CYCLE_WINDOW = 1000;
+
+/**
+ * The agents of a cycle (in order) when the last `over` edges repeat with a period of 2 to
+ * MAX_CYCLE_LENGTH and the cycle is closed (each edge starts where the previous one ended).
+ */
+export function repeatingCycle(edges: readonly string[], over: number): string[] | null {
+  for (let period = 2; period <= MAX_CYCLE_LENGTH; period++) {
+    if (edges.length < over + period) continue;
+    let periodic = true;
+    for (let i = edges.length - over; i < edges.length && periodic; i++) periodic = edges[i] === edges[i - period];
+    if (!periodic) continue;
+    const loop = edges.slice(edges.length - period);
+    const agents = loop.map((e) => e.split('>')[0]!);
+    const closed = loop.every((e, i) => e.split('>')[1] === agents[(i + 1) % period]);
+    if (closed && new Set(agents).size === period) return agents;
+  }
+  return null;
 }
 
 /** Most pairs tracked per session: older windows are dropped first (bounds the document). */
@@ -92,6 +122,7 @@ export function countSessionMessage(state: SessionGuardState, m: SessionMessageF
   const next: SessionGuardState = { ...state, pairs: { ...state.pairs } };
   if (m.contextVersion !== state.context_version) {
     next.pairs = {};
+    next.recent = [];
     next.context_version = m.contextVersion;
   }
   next.agent_messages += 1;
@@ -112,6 +143,17 @@ export function countSessionMessage(state: SessionGuardState, m: SessionMessageF
       trip = {
         guard: 'pair_messages',
         reason: `${a} and ${b} exchanged more than ${limits.pairMaxMessages} messages within ${Math.round(limits.pairWindowMs / 1000)} s without progress (no new version of the session context, no human message)`,
+        at,
+      };
+    }
+    const recent = [...(next.recent ?? []), `${m.from}>${m.to}`];
+    const keep = Math.min(limits.cycleMaxMessages, MAX_CYCLE_WINDOW) + MAX_CYCLE_LENGTH;
+    next.recent = recent.length > keep ? recent.slice(recent.length - keep) : recent;
+    const cycle = trip ? null : repeatingCycle(next.recent, Math.min(limits.cycleMaxMessages, MAX_CYCLE_WINDOW));
+    if (cycle) {
+      trip = {
+        guard: 'cycle_messages',
+        reason: `${cycle.join(' → ')} → ${cycle[0]} went round more than ${limits.cycleMaxMessages} messages without progress (no new version of the session context, no human message)`,
         at,
       };
     }

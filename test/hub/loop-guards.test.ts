@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { LinkerAgent } from '../../clients/agent.js';
 import { agentToolHost } from '../../clients/bus-tools/agent-host.js';
 import { busToolsFor, callBusTool, type ToolOutcome } from '../../clients/bus-tools/tools.js';
-import { countSessionMessage, DEFAULT_GUARD_LIMITS, emptyGuardState, type GuardLimits } from '../../memory/guards.js';
+import { countSessionMessage, DEFAULT_GUARD_LIMITS, emptyGuardState, repeatingCycle, type GuardLimits } from '../../memory/guards.js';
 import { rejection, startTestHub, type StoreKind, type TestHub } from './harness.js';
 
 interface Loop {
@@ -149,6 +149,17 @@ describe.each<StoreKind>(['embedded', 'redis'])('loop guards on the %s store', (
     expect(loop.outcomes.filter((o) => o.ok)).toHaveLength(29);
   });
 
+  it('pauses a session where three agents keep going round the same cycle without progress', async () => {
+    await hub({ pairMaxMessages: 1000, cycleMaxMessages: 9 });
+    const agents = [await t.agent('c1'), await t.agent('c2'), await t.agent('c3')];
+    const send = (i: number) => agents[i % 3]!.send({ to_agent: `c${((i + 1) % 3) + 1}`, type: 'task', payload: { content: `turn ${i}`, context: { session_id: 'sess_cycle' } } });
+    // 11 messages round c1 → c2 → c3 → c1 pass; the 12th makes 9 that repeat the cycle before them.
+    for (let i = 0; i < 11; i++) await send(i);
+    const err = await rejection(send(11));
+    expect(err.data).toMatchObject({ code: 'CONFLICT', details: { guard: 'SESSION_PAUSED', tripped: 'cycle_messages' } });
+    expect(err.message).toMatch(/c1 → c2 → c3 → c1 went round more than 9 messages without progress/);
+  });
+
   it('pauses a session past its agent-message budget; a human message in between resets it', async () => {
     await hub({ sessionMaxAgentMessages: 8, pairMaxMessages: 1000 });
     await t.addAgent('operator', { scopes: ['agent', 'admin'] });
@@ -212,6 +223,22 @@ describe('the session counter rules', () => {
     const paused = { ...s, paused: { guard: 'pair_messages' as const, reason: 'r', at: 'now' } };
     expect(countSessionMessage(paused, msg({ human: true }), limits).trip).toBeNull();
     expect(countSessionMessage(paused, msg(), limits).trip?.guard).toBe('pair_messages');
+  });
+
+  it('finds a closed cycle of up to eight agents, not a mere repetition', () => {
+    const round = (agents: string[], times: number) => Array.from({ length: agents.length * times }, (_, i) => `${agents[i % agents.length]}>${agents[(i + 1) % agents.length]}`);
+    expect(repeatingCycle(round(['a', 'b', 'c'], 4), 9)).toEqual(['a', 'b', 'c']);
+    expect(repeatingCycle(round(['a', 'b', 'c'], 4).slice(0, 11), 9)).toBeNull();
+    expect(repeatingCycle(round(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'], 3), 16)).toHaveLength(8);
+    expect(repeatingCycle(round(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'], 3), 18)).toBeNull();
+    // The same edge over and over (a broadcast-like fan-out to one agent) is no cycle.
+    expect(repeatingCycle(Array(30).fill('a>b'), 9)).toBeNull();
+    // A progress signal (new context version) forgets the cycle so far.
+    let s = emptyGuardState();
+    const limits2 = { ...limits, pairMaxMessages: 1000, cycleMaxMessages: 4 };
+    for (let i = 0; i < 5; i++) s = countSessionMessage(s, msg({ from: ['a', 'b', 'c'][i % 3]!, to: ['b', 'c', 'a'][i % 3]! }), limits2).state;
+    s = countSessionMessage(s, msg({ from: 'c', to: 'a', contextVersion: 1 }), limits2).state;
+    expect(s.recent).toEqual(['c>a']);
   });
 
   it('keeps at most MAX_TRACKED_PAIRS pair windows', () => {
