@@ -61,6 +61,18 @@ export const ConfigSchema = z.strictObject({
     .array(z.strictObject({ id: AgentIdSchema, type: AgentTypeSchema.optional(), channels: z.array(ChannelNameSchema).optional() }))
     .optional(),
   connectors: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
+  /** Loop guards (docs/loop-guards.md); each field defaults as written there. */
+  guards: z
+    .strictObject({
+      max_hops: z.number().int().min(1).max(10_000).optional(),
+      session_max_agent_messages: z.number().int().min(1).max(10_000_000).optional(),
+      /** 0 turns the token budget off. */
+      session_max_tokens: z.number().int().min(0).optional(),
+      pair_max_messages: z.number().int().min(1).max(1_000_000).optional(),
+      pair_window_seconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
+      cycle_max_messages: z.number().int().min(2).max(1000).optional(),
+    })
+    .optional(),
   sealing: z.strictObject({ enabled: z.boolean().optional(), in_memory: z.boolean().optional() }).optional(),
   /** Bounds on what one caller can grow (docs/security.md, "Limits"). */
   limits: z

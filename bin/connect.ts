@@ -30,6 +30,7 @@ export class ConnectCommand extends LinkerCommand {
   exec = Option.String('--exec', { description: "Program for the command connector, e.g. 'codex exec {prompt}' (no shell; without {prompt} the prompt goes to stdin)" });
   timeout = Option.String('--timeout', { description: 'Deadline of one connector call, e.g. 90s or 15m (default 120s for APIs, 10m for programs)' });
   pushContext = Option.Boolean('--push-context', { description: 'After each answer, push a summary (last_answer) into the session context (agent:<id> without a session)' });
+  busTools = Option.Boolean('--bus-tools', { description: 'Let an API model use the bus tools (ask other agents, share context) through function calling' });
 
   async run() {
     const format = parseFormat(this.format);
@@ -39,7 +40,7 @@ export class ConnectCommand extends LinkerCommand {
     let fatal: Error | null = null;
     // Built before connecting: a missing API key or program is said at start, not at the first task.
     const ai = await setUpConnector(
-      { connector: this.connector, model: this.model, exec: this.exec, timeout: this.timeout, pushContext: this.pushContext },
+      { connector: this.connector, model: this.model, exec: this.exec, timeout: this.timeout, pushContext: this.pushContext, busTools: this.busTools },
       this.config,
       { line: (text) => this.context.stderr.write(`${text}\n`) },
     );

@@ -39,6 +39,8 @@ export const ConnectorConfigSchema = z.strictObject({
   cwd: z.string().min(1).optional(),
   push_context: z.union([z.boolean(), z.enum(['session', 'agent'])]).optional(),
   history: z.number().int().min(0).max(200).optional(),
+  /** Offer the bus tools to the model (function calling); a number is the most tool rounds per task (default 8). */
+  bus_tools: z.union([z.boolean(), z.number().int().min(1).max(64)]).optional(),
 });
 export type ConnectorConfig = z.infer<typeof ConnectorConfigSchema>;
 
@@ -74,6 +76,7 @@ export interface ConnectorFlags {
   exec?: string;
   timeout?: string;
   pushContext?: boolean;
+  busTools?: boolean;
 }
 
 /** Connector options from flags and config; vendor environment variables (key, base URL) beat config.yaml. */
@@ -131,6 +134,7 @@ export async function setUpConnector(
     connector,
     pushContextSummary: push,
     historyLimit: entry.history,
+    busTools: busToolsOption(flags.busTools ?? entry.bus_tools),
     onAnswer: (e) => {
       const seconds = (e.duration_ms / 1000).toFixed(1);
       if (!e.ok) return report.line(`task ${e.task_id} from ${e.from} failed after ${seconds} s: ${e.error}`);
@@ -141,4 +145,8 @@ export async function setUpConnector(
     onWarning: (err) => report.line(`warning: ${err.message}`),
   });
   return { connector, handler };
+}
+
+function busToolsOption(value: boolean | number | undefined): boolean | { maxRounds: number } {
+  return typeof value === 'number' ? { maxRounds: value } : (value ?? false);
 }

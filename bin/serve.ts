@@ -12,7 +12,7 @@ import type { Durability, SqliteStore } from '../memory/sqlite/store.js';
 import { importPreviousBuild } from '../memory/sqlite/upgrade.js';
 import { keyRingSealer, plainText, type ValueSealer } from '../memory/sealing.js';
 import type { Scope } from '../memory/tokens.js';
-import { createHub, type Hub } from '../transport/hub.js';
+import { createHub, type Hub, type HubOptions } from '../transport/hub.js';
 import { findConfigPath, loadConfig, type Config } from './config.js';
 import { CliError, describeError, EXIT_CODES } from './errors.js';
 import { adminCredentialPath, dataHome, ensureDir, keyFilePassphrase, readCredential, writeCredential } from './home.js';
@@ -212,6 +212,7 @@ export class ServeCommand extends Command {
         tls: tlsCert && tlsKey ? { certPath: tlsCert, keyPath: tlsKey } : undefined,
         drainTimeoutMs,
         ...limitOptions(config.limits),
+        guards: guardLimits(config.guards),
       });
     } catch (err) {
       await store.close();
@@ -298,5 +299,18 @@ function limitOptions(limits: Config['limits']) {
     replyWindowMs: seconds(limits.reply_window_s),
     tokenRecheckMs: seconds(limits.token_recheck_s),
     overloadDelayMs: limits.overload_delay_ms,
+  };
+}
+
+/** config.yaml's `guards:` section as hub options (absent fields keep their defaults). */
+function guardLimits(g: Config['guards']): HubOptions['guards'] {
+  if (!g) return undefined;
+  return {
+    ...(g.max_hops !== undefined ? { maxHops: g.max_hops } : {}),
+    ...(g.session_max_agent_messages !== undefined ? { sessionMaxAgentMessages: g.session_max_agent_messages } : {}),
+    ...(g.session_max_tokens !== undefined ? { sessionMaxTokens: g.session_max_tokens } : {}),
+    ...(g.pair_max_messages !== undefined ? { pairMaxMessages: g.pair_max_messages } : {}),
+    ...(g.pair_window_seconds !== undefined ? { pairWindowMs: g.pair_window_seconds * 1000 } : {}),
+    ...(g.cycle_max_messages !== undefined ? { cycleMaxMessages: g.cycle_max_messages } : {}),
   };
 }

@@ -80,3 +80,25 @@ export class SessionsCloseCommand extends LinkerCommand {
     this.print(`${s.session_id} is ${s.status}`);
   }
 }
+
+export class SessionsResumeCommand extends LinkerCommand {
+  static override paths = [['sessions', 'resume']];
+  static override usage = Command.Usage({
+    description: 'Reopen a session a loop guard paused, clearing its counters (admin)',
+    details: `
+      A loop guard (docs/loop-guards.md) pauses a session whose agents sent too many messages or model tokens without a human in between, or where two agents kept exchanging messages without progress. Agents' sends in it are refused until an admin runs this.
+    `,
+    examples: [['Resume', 'skynet-linker sessions resume sess_123']],
+  });
+  agentId = Option.String('--agent-id', { description: 'Act as this agent (an admin)' });
+  sessionId = Option.String({ name: 'session-id' });
+  format = Option.String('--format', { description: 'text or json' });
+
+  async run() {
+    const format = parseFormat(this.format);
+    const trpc = await this.clientAs(this.actingAgentId(this.agentId));
+    const r = await trpc.guards.resume.mutate({ session_id: this.sessionId });
+    if (format === 'json') return this.printJson(r);
+    this.print(`${r.session_id} is ${r.status}${r.was_paused ? ` (had been paused: ${r.was_paused.reason})` : ' (it was not paused by a guard; counters cleared)'}`);
+  }
+}

@@ -8,10 +8,11 @@ import { ConnectorsListCommand } from './connectors.js';
 import { ContextPullCommand, ContextPushCommand, ContextResetCommand } from './context.js';
 import { EXIT_CODES } from './errors.js';
 import { KeysGenerateCommand, KeysRotateCommand, KeysShowCommand } from './keys.js';
+import { McpCommand, McpConfigCommand } from './mcp.js';
 import { MonitorCommand } from './monitor.js';
 import { SendCommand } from './send.js';
 import { ServeCommand } from './serve.js';
-import { SessionsCloseCommand, SessionsCreateCommand, SessionsListCommand, SessionsShowCommand } from './sessions.js';
+import { SessionsCloseCommand, SessionsCreateCommand, SessionsListCommand, SessionsResumeCommand, SessionsShowCommand } from './sessions.js';
 import { SnapshotCreateCommand, SnapshotListCommand, SnapshotRestoreCommand } from './snapshot.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -32,10 +33,13 @@ export function buildCli(): Cli {
     AgentsListCommand,
     AgentsRemoveCommand,
     MonitorCommand,
+    McpCommand,
+    McpConfigCommand,
     SessionsCreateCommand,
     SessionsListCommand,
     SessionsShowCommand,
     SessionsCloseCommand,
+    SessionsResumeCommand,
     KeysGenerateCommand,
     KeysRotateCommand,
     KeysShowCommand,

@@ -87,6 +87,12 @@ export interface LinkerAgent {
   send(message: Omit<OutgoingMessage, 'from_agent'>, opts?: SendOptions): Promise<SendResult>;
   reply(to: Envelope, content: JsonValue, extra?: { type?: MessageType; failed?: boolean }): Promise<SendResult>;
   request(to: string, content: JsonValue, opts?: { timeoutMs?: number; sessionId?: string; priority?: number; seal?: 'box' }): Promise<IncomingMessage>;
+  /**
+   * Waits for the reply to the message `messageId` (call it before sending that message). The
+   * reply is handed over as soon as it arrives, even while a task is being handled (a connector
+   * that delegates waits inside its task). Rejects after `timeoutMs`, or when the agent closes.
+   */
+  expectReply(messageId: string, timeoutMs: number): { reply: Promise<IncomingMessage>; cancel(): void };
   close(): Promise<void>;
 }
 
@@ -120,8 +126,8 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
 
   const seen = new Set<string>();
   const seenOrder: string[] = [];
-  /** Requests waiting for their reply, by message id; only a reply from `to` (the agent asked) answers one. */
-  const pendingRequests = new Map<string, { to: string; resolve: (m: IncomingMessage) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  /** Requests waiting for their reply, by message id; with `to` (the agent asked), only a reply from it answers one. */
+  const pendingRequests = new Map<string, { to?: string; resolve: (m: IncomingMessage) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
   let pendingAcks: { message_id: string; stream_id: string }[] = [];
   let cursor: string | undefined = opts.resumeFrom;
   let cursorFlushed: string | undefined = opts.resumeFrom;
@@ -182,7 +188,7 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
         const pending = parent && env.type === 'reply' ? pendingRequests.get(parent) : undefined;
         // A reply from anyone but the agent asked does not answer the request (the hub refuses
         // such replies too; this holds whatever the hub).
-        const waiter = pending && pending.to === env.from_agent ? pending : undefined;
+        const waiter = pending && (pending.to === undefined || pending.to === env.from_agent) ? pending : undefined;
         if (waiter) {
           pendingRequests.delete(parent!);
           clearTimeout(waiter.timer);
@@ -201,6 +207,22 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
       if (env.payload.meta.requires_ack) pendingAcks.push({ message_id: env.id, stream_id: streamId });
     }
     cursor = resumeId;
+  }
+
+  async function deliverReply(streamId: string, replayed: boolean, env: Envelope, parent: string): Promise<void> {
+    try {
+      await checkSignature(env);
+      const message: IncomingMessage = { envelope: env, content: await openContent(env), streamId, replayed };
+      const waiter = pendingRequests.get(parent);
+      // A reply from anyone but the agent asked does not answer a request().
+      if (!waiter || (waiter.to !== undefined && waiter.to !== env.from_agent)) return void (await opts.onMessage?.(message));
+      pendingRequests.delete(parent);
+      clearTimeout(waiter.timer);
+      waiter.resolve(message);
+    } catch (err) {
+      reportError(err);
+    }
+    if (env.payload.meta.requires_ack) pendingAcks.push({ message_id: env.id, stream_id: streamId });
   }
 
   async function reportGap(gap: InboxGap): Promise<void> {
@@ -251,6 +273,12 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
       },
       onData: (event) => {
         const { id, data } = event as unknown as { id: string; data: { stream_id: string; replayed: boolean; message: Envelope; gap?: InboxGap } };
+        const env = data.message;
+        const parent = env.payload.context.parent_message_id;
+        // A reply someone waits for is handed over at once, not after the message in hand: a task
+        // handler that waits for a reply (delegation) would otherwise wait for itself. The cursor
+        // still moves in order, when the chain reaches this entry (handle skips the duplicate).
+        if (env.type === 'reply' && parent && pendingRequests.has(parent) && remember(env.id)) void deliverReply(data.stream_id, data.replayed, env, parent);
         const gap = data.gap;
         if (gap) chain = chain.then(() => reportGap(gap));
         chain = chain.then(() => handle(data.stream_id, data.replayed, data.message, id));
@@ -315,6 +343,22 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
         },
         sealBack ? { seal: 'box' } : {},
       );
+    },
+    expectReply(messageId, timeoutMs) {
+      const reply = new Promise<IncomingMessage>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pendingRequests.delete(messageId);
+          reject(new Error(`message ${messageId}: no reply within ${timeoutMs} ms`));
+        }, timeoutMs);
+        pendingRequests.set(messageId, { resolve, reject, timer });
+      });
+      const cancel = () => {
+        const w = pendingRequests.get(messageId);
+        if (!w) return;
+        clearTimeout(w.timer);
+        pendingRequests.delete(messageId);
+      };
+      return { reply, cancel };
     },
     async request(to, content, reqOpts = {}) {
       const id = globalThis.crypto.randomUUID();

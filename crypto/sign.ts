@@ -71,7 +71,7 @@ export function verify(signature: Uint8Array, message: Uint8Array, publicKey: Ui
 }
 
 /**
- * The bytes an envelope signature covers: `utf8(canonicalJson(envelope without "signature"))`.
+ * The bytes an envelope signature covers: `utf8(canonicalJson(envelope without "signature" and "hops"))`.
  * Exposed so other implementations can be checked against ours.
  * @param envelope - a plain JSON object.
  * @throws TypeError when `envelope` is not a plain object or holds non-JSON values
@@ -81,7 +81,8 @@ export function envelopeSigningBytes(envelope: object): Uint8Array {
   if (typeof envelope !== 'object' || envelope === null || Array.isArray(envelope)) {
     throw new TypeError(`envelope must be an object, got ${typeName(envelope)}`);
   }
-  const { signature: _signature, ...unsigned } = envelope as Record<string, unknown>;
+  // `hops` is the hub's, added after the sender signed: it is not the sender's to vouch for.
+  const { signature: _signature, hops: _hops, ...unsigned } = envelope as Record<string, unknown>;
   return utf8Encode(canonicalJson(unsigned));
 }
 

@@ -3,6 +3,7 @@ import { AgentRegistry } from './agents.js';
 import { ChannelStore } from './channels.js';
 import { ContextStore, DEFAULT_CONTEXT_LIMITS, type ContextLimits } from './contexts.js';
 import { ignoreCorruption, type CorruptionReporter } from './integrity.js';
+import { GuardStore } from './guards.js';
 import { DEFAULT_STREAM_LIMITS, MessageStore, type StreamLimits } from './messages.js';
 import { inProcessValues, plainText, type ValueSealer } from './sealing.js';
 import { SessionStore } from './sessions.js';
@@ -48,6 +49,8 @@ export interface SharedMemory {
   readonly agents: AgentRegistry;
   readonly tokens: TokenStore;
   readonly snapshots: SnapshotStore;
+  /** Loop guards' counters (hop counts, session budgets). */
+  readonly guards: GuardStore;
 }
 
 export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
@@ -71,5 +74,6 @@ export function createSharedMemory(opts: SharedMemoryOptions): SharedMemory {
     agents: new AgentRegistry(opts.store, opts.presenceTtlMs, values, opts.nodeId ?? null, report),
     tokens: new TokenStore(opts.store, values, report),
     snapshots: new SnapshotStore(opts.store, sealer, valuesSealed ? values : undefined),
+    guards: new GuardStore(opts.store, docs),
   };
 }

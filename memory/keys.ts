@@ -51,6 +51,10 @@ export const keys = {
   /** String with a short TTL: a single-use ticket for a browser's SSE subscription (hash of the ticket). */
   ticket: (ticketHash: string) => `ticket:{${ticketHash}}`,
   snapshot: (name: string) => `snapshot:${name}`,
+  /** String with a TTL: a message's hop count (loop guard), stored only when above 0. */
+  hops: (messageId: string) => `hops:{${messageId}}`,
+  /** Versioned document: a session's loop-guard counters and pause (memory/guards.ts). */
+  sessionGuard: (sessionId: string) => `guard:session:{${sessionId}}`,
   /**
    * Hash: hub node id -> when it last said it was alive (ISO, its own clock; informative). The
    * registry of nodes to look for; live state, so `presence:` (not in snapshots).

@@ -10,6 +10,7 @@ import { agentProcedure, isAdmin, router } from '../router/trpc.js';
 import type { Context, AuthedAgent } from '../router/context.js';
 import { keys } from '../memory/keys.js';
 import { unknownAgentError } from '../memory/agents.js';
+import { guardMessage } from './guards.js';
 import { liveStream, type LivePage, type StreamGap } from './live.js';
 import { assertMayReply, assertMaySendToChannel } from './policy.js';
 import { byPriority, liveLimits, notExpired, readEntries, ResumeInput, safeDecode, StreamIdSchema, trackedMessage } from './shared.js';
@@ -100,6 +101,7 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
     throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `rate limit: ${agent.id} may send ${hub.rateLimiter.perSecond} messages per second` });
   }
   const envelope = completeEnvelope(input, { fromAgent: agent.id, defaultChannel: hub.settings.defaultChannel });
+  await guardMessage(ctx, envelope);
   // The envelope's JSON, serialized once: stored (sealed) and sent to every recipient as is. The
   // content's JSON is part of it, so a short envelope needs no count of the content alone.
   const text = JSON.stringify(envelope);

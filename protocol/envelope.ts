@@ -29,6 +29,8 @@ const PrioritySchema = z
   .int({ error: 'priority must be an integer' })
   .min(PRIORITY_MIN, { error: `priority must be between ${PRIORITY_MIN} and ${PRIORITY_MAX}` })
   .max(PRIORITY_MAX, { error: `priority must be between ${PRIORITY_MIN} and ${PRIORITY_MAX}` });
+/** Hop counts are computed by the hub; the bound only keeps a stored value sane. */
+export const HopsSchema = z.number().int().min(0).max(1_000_000);
 const TtlSchema = z
   .number({ error: 'ttl must be a number of seconds' })
   .int({ error: 'ttl must be a whole number of seconds' })
@@ -72,6 +74,8 @@ export function createEnvelopeSchemas(options: EnvelopeSchemaOptions = {}) {
     session_id: SessionIdSchema.nullable(),
     parent_message_id: MessageIdSchema.nullable(),
     priority: PrioritySchema,
+    /** The message whose handling led to this one without answering it (a new task while working on a task). */
+    caused_by: MessageIdSchema.nullable().optional(),
   });
   const MessageMeta = z.strictObject({
     timestamp: IsoTimestampSchema,
@@ -92,6 +96,11 @@ export function createEnvelopeSchemas(options: EnvelopeSchemaOptions = {}) {
       trace_id: TraceIdSchema,
       encrypted: z.boolean(),
       signature: Base64SignatureSchema.nullable(),
+      /**
+       * Set by the hub, never by the sender: how many messages led to this one (its parent's or
+       * `caused_by`'s hops + 1; 0 for a message that answers nothing). Not covered by the signature.
+       */
+      hops: HopsSchema.optional(),
     })
     .meta({ id: 'Envelope', title: 'Skynet Linker message envelope' });
 
@@ -110,6 +119,7 @@ export function createEnvelopeSchemas(options: EnvelopeSchemaOptions = {}) {
             session_id: SessionIdSchema.nullable().optional(),
             parent_message_id: MessageIdSchema.nullable().optional(),
             priority: PrioritySchema.optional(),
+            caused_by: MessageIdSchema.nullable().optional(),
           })
           .optional(),
         meta: z
@@ -172,6 +182,7 @@ export function completeEnvelope(m: z.output<typeof OutgoingMessageSchema>, opts
   const newId = opts.newId ?? (() => globalThis.crypto.randomUUID());
   const id = m.id ?? newId();
   const channel = m.channel ?? (m.type === 'broadcast' && !m.to_agent ? (opts.defaultChannel ?? 'skynet_core') : null);
+  const causedBy = m.payload.context?.caused_by;
   return {
     id,
     from_agent: opts.fromAgent,
@@ -184,6 +195,8 @@ export function completeEnvelope(m: z.output<typeof OutgoingMessageSchema>, opts
         session_id: m.payload.context?.session_id ?? null,
         parent_message_id: m.payload.context?.parent_message_id ?? null,
         priority: m.payload.context?.priority ?? DEFAULT_PRIORITY,
+        // Only when given, so envelopes without it stay as they were (and their signatures too).
+        ...(causedBy ? { caused_by: causedBy } : {}),
       },
       meta: {
         timestamp: m.payload.meta?.timestamp ?? m.timestamp ?? now,

@@ -4,6 +4,7 @@ import { agentsRouter } from '../procedures/agents.js';
 import { authRouter } from '../procedures/auth.js';
 import { channelsRouter } from '../procedures/channels.js';
 import { contextRouter } from '../procedures/context.js';
+import { guardsRouter } from '../procedures/guards.js';
 import { messagesRouter } from '../procedures/messages.js';
 import { monitorRouter } from '../procedures/monitor.js';
 import { sessionsRouter } from '../procedures/sessions.js';
@@ -19,6 +20,7 @@ export const appRouter = router({
   agents: agentsRouter,
   monitor: monitorRouter,
   admin: adminRouter,
+  guards: guardsRouter,
 });
 
 export type AppRouter = typeof appRouter;

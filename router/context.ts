@@ -2,6 +2,7 @@
  * What every procedure receives: the hub's services (no module state: all injected) and the
  * caller's identity, resolved once per WebSocket connection or HTTP request.
  */
+import type { GuardLimits } from '../memory/guards.js';
 import type { Logger } from 'pino';
 import type { Envelope } from '../protocol/envelope.js';
 import type { SharedMemory } from '../memory/index.js';
@@ -103,6 +104,8 @@ export interface HubSettings {
   replyWindowMs: number;
   /** Largest agent metadata (agents.update / agents.add), JSON bytes. Default 16 KiB. */
   maxMetadataBytes: number;
+  /** Loop guards (memory/guards.ts); DEFAULT_GUARD_LIMITS when absent. */
+  guards?: GuardLimits;
 }
 
 /** Rotates the at-rest key ring and persists it; absent when sealing is off. */

@@ -15,6 +15,8 @@ export interface HubMetrics {
   corruptRecords: Counter<'kind'>;
   /** Connections closed by the hub, by reason (auth_timeout, revoked, origin, address_cap). */
   connectionsRefused: Counter<'reason'>;
+  /** Sends refused by a loop guard, by the guard that tripped (max_hops, session_messages, session_tokens, pair_messages). */
+  loopGuardRefusals: Counter<'guard'>;
 }
 
 export function createHubMetrics(): HubMetrics {
@@ -43,5 +45,6 @@ export function createHubMetrics(): HubMetrics {
     errors: new Counter({ name: 'skynet_errors_total', help: 'Errors returned to callers, by code', labelNames: ['code'], registers: [registry] }),
     corruptRecords: new Counter({ name: 'skynet_corrupt_records_total', help: 'Stored records that failed their integrity check, by kind', labelNames: ['kind'], registers: [registry] }),
     connectionsRefused: new Counter({ name: 'skynet_connections_refused_total', help: 'WebSocket connections refused or closed by the hub, by reason', labelNames: ['reason'], registers: [registry] }),
+    loopGuardRefusals: new Counter({ name: 'skynet_loop_guard_refusals_total', help: 'Sends refused by a loop guard, by guard', labelNames: ['guard'], registers: [registry] }),
   };
 }

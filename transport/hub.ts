@@ -3,6 +3,7 @@
  * at /trpc, GET /health and GET /metrics. `createHub` builds everything from options so tests
  * start a hub on port 0 in a few lines; `close()` drains and tells clients to reconnect.
  */
+import { DEFAULT_GUARD_LIMITS, type GuardLimits } from '../memory/guards.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -86,6 +87,8 @@ export interface HubOptions {
    * connections are closed. Default 2 000 ms.
    */
   drainTimeoutMs?: number;
+  /** Loop guards: hop limit, session budget, pair window (see docs/loop-guards.md). Defaults in DEFAULT_GUARD_LIMITS. */
+  guards?: Partial<GuardLimits>;
   /** Node id in logs, metrics and presence. Default a random id. */
   nodeId?: string;
   logger?: Logger;
@@ -172,6 +175,7 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     tokenRecheckMs: opts.tokenRecheckMs ?? 5_000,
     replyWindowMs: opts.replyWindowMs ?? DEFAULT_REPLY_WINDOW_MS,
     maxMetadataBytes: opts.maxMetadataBytes ?? 16 * 1024,
+    guards: { ...DEFAULT_GUARD_LIMITS, ...opts.guards },
   };
   const bus = new StoreBus(nodeId, store, logger);
   await bus.start();

@@ -7,6 +7,7 @@
  */
 import { buildPrompt } from './prompt.js';
 import { apiSettings, httpErrorMessage, plural, retriesNote, invalidJsonError, oneLine, retrying, withDeadline, type RetryDecision } from './call.js';
+import { toolRoundsExceeded, UsageTotal } from './tool-loop.js';
 import { ConnectorError, type ConnectorDefinition, type ConnectorReply } from './types.js';
 
 const RETRYABLE = new Set([408, 429, 500, 502, 503, 504]);
@@ -68,39 +69,63 @@ export const geminiConnector: ConnectorDefinition = {
           if (status !== undefined) return { retry: RETRYABLE.has(status), afterMs: retryInfoDelayMs(errorBody(err as Error)) };
           return { retry: isNetworkError(err) };
         };
+        type Contents = { role: string; parts: Record<string, unknown>[] }[];
+        // Function calling: the bus tools as `functionDeclarations`; each `functionCall` part is
+        // run and answered with a `functionResponse` part, until the model answers in text (or the bound).
+        const tools = task.tools ? [{ functionDeclarations: task.tools.definitions.map((d) => ({ name: d.name, description: d.description, parametersJsonSchema: d.parameters })) }] : undefined;
+        const generate = async (contents: Contents) => {
+          try {
+            const done = await withDeadline('gemini', s.timeoutMs, task.signal, (signal) =>
+              retrying({ maxRetries: s.maxRetries, signal, decide }, () =>
+                ai.models.generateContent({
+                  model: s.model,
+                  contents: contents as never,
+                  config: {
+                    systemInstruction: prompt.system,
+                    abortSignal: signal,
+                    ...(tools ? { tools } : {}),
+                    ...(options.maxTokens !== undefined ? { maxOutputTokens: options.maxTokens } : {}),
+                    ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
+                  },
+                }),
+              ),
+            );
+            return done.value;
+          } catch (err) {
+            if (err instanceof ConnectorError) throw err;
+            const done = (err as { retriesDone?: number }).retriesDone ?? s.maxRetries;
+            const status = statusOf(err);
+            if (status !== undefined) {
+              const body = errorBody(err as Error);
+              const message = typeof body?.error?.message === 'string' ? body.error.message : (err as Error).message;
+              const code = typeof body?.error?.status === 'string' ? body.error.status : undefined;
+              throw new ConnectorError(httpErrorMessage('gemini', status, code, message, { retries: done }), 'http', status);
+            }
+            if (err instanceof SyntaxError) throw invalidJsonError('gemini', err);
+            if (isNetworkError(err)) {
+              const cause = (err as Error & { cause?: Error }).cause;
+              throw new ConnectorError(`gemini: cannot reach ${baseUrl}: ${oneLine(cause?.message ?? (err as Error).message, 300)}${retriesNote(done)}`, 'network');
+            }
+            throw new ConnectorError(`gemini: ${oneLine(err instanceof Error ? err.message : String(err))}`, 'invalid_response');
+          }
+        };
+        const contents: Contents = [{ role: 'user', parts: [{ text: prompt.user }] }];
+        const usage = new UsageTotal();
         let response: Awaited<ReturnType<typeof ai.models.generateContent>>;
-        try {
-          const done = await withDeadline('gemini', s.timeoutMs, task.signal, (signal) =>
-            retrying({ maxRetries: s.maxRetries, signal, decide }, () =>
-              ai.models.generateContent({
-                model: s.model,
-                contents: [{ role: 'user', parts: [{ text: prompt.user }] }],
-                config: {
-                  systemInstruction: prompt.system,
-                  abortSignal: signal,
-                  ...(options.maxTokens !== undefined ? { maxOutputTokens: options.maxTokens } : {}),
-                  ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
-                },
-              }),
-            ),
-          );
-          response = done.value;
-        } catch (err) {
-          if (err instanceof ConnectorError) throw err;
-          const done = (err as { retriesDone?: number }).retriesDone ?? s.maxRetries;
-          const status = statusOf(err);
-          if (status !== undefined) {
-            const body = errorBody(err as Error);
-            const message = typeof body?.error?.message === 'string' ? body.error.message : (err as Error).message;
-            const code = typeof body?.error?.status === 'string' ? body.error.status : undefined;
-            throw new ConnectorError(httpErrorMessage('gemini', status, code, message, { retries: done }), 'http', status);
+        for (let round = 0; ; round++) {
+          response = await generate(contents);
+          usage.add(response.usageMetadata?.promptTokenCount, response.usageMetadata?.candidatesTokenCount);
+          const parts = response.candidates?.[0]?.content?.parts ?? [];
+          const calls = parts.filter((p) => p.functionCall).map((p) => p.functionCall!);
+          if (!task.tools || calls.length === 0) break;
+          if (round >= task.tools.maxRounds) throw toolRoundsExceeded('gemini', task.tools.maxRounds);
+          contents.push({ role: 'model', parts: parts as Record<string, unknown>[] });
+          const answers: Record<string, unknown>[] = [];
+          for (const call of calls) {
+            const outcome = await task.tools.call(call.name ?? '', call.args ?? {});
+            answers.push({ functionResponse: { ...(call.id ? { id: call.id } : {}), name: call.name ?? '', response: outcome.ok ? { output: outcome.result } : { error: outcome.error } } });
           }
-          if (err instanceof SyntaxError) throw invalidJsonError('gemini', err);
-          if (isNetworkError(err)) {
-            const cause = (err as Error & { cause?: Error }).cause;
-            throw new ConnectorError(`gemini: cannot reach ${baseUrl}: ${oneLine(cause?.message ?? (err as Error).message, 300)}${retriesNote(done)}`, 'network');
-          }
-          throw new ConnectorError(`gemini: ${oneLine(err instanceof Error ? err.message : String(err))}`, 'invalid_response');
+          contents.push({ role: 'user', parts: answers });
         }
         const latency_ms = Math.round(performance.now() - started);
         const candidate = response.candidates?.[0];
@@ -120,8 +145,7 @@ export const geminiConnector: ConnectorDefinition = {
           content: text,
           usage: {
             model: response.modelVersion ?? s.model,
-            ...(typeof response.usageMetadata?.promptTokenCount === 'number' ? { input_tokens: response.usageMetadata.promptTokenCount } : {}),
-            ...(typeof response.usageMetadata?.candidatesTokenCount === 'number' ? { output_tokens: response.usageMetadata.candidatesTokenCount } : {}),
+            ...usage.fields(),
             latency_ms,
           },
         };

@@ -8,4 +8,6 @@ export type { AnswerEvent, ConnectorAgentOptions, ConnectorHandlerOptions, Conne
 export { buildPrompt, promptText, simpleTask, defaultSystemPrompt } from './prompt.js';
 export type { BuiltPrompt, PromptOptions } from './prompt.js';
 export { ConnectorError, ConnectorConfigError } from './types.js';
+export { DEFAULT_MAX_TOOL_ROUNDS } from './tool-loop.js';
+export type { TaskTools, ToolDefinition } from './tool-loop.js';
 export type { Connector, ConnectorDefinition, ConnectorOptions, ConnectorReply, ConnectorTask, ConnectorUsage, ContextView, SessionTurn } from './types.js';

@@ -23,5 +23,7 @@ export const perplexityConnector: ConnectorDefinition = {
   env: { apiKey: 'PERPLEXITY_API_KEY', baseUrl: 'PERPLEXITY_BASE_URL' },
   defaultModel: 'sonar',
   create: (options) =>
-    createChatCompletionsConnector(perplexityConnector, options, { defaultBaseUrl: 'https://api.perplexity.ai', maxTokensField: 'max_tokens', citations }),
+    // Sonar's Chat Completions is not documented to take `tools` (not verified): the bus tools are
+    // not offered, and a Perplexity agent answers in text.
+    createChatCompletionsConnector(perplexityConnector, options, { defaultBaseUrl: 'https://api.perplexity.ai', maxTokensField: 'max_tokens', citations, toolCalling: false }),
 };

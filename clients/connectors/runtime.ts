@@ -7,6 +7,9 @@
  */
 import { connectAgent, type AgentOptions, type IncomingMessage, type LinkerAgent } from '../agent.js';
 import type { JsonValue } from '../../protocol/json.js';
+import { agentToolHost } from '../bus-tools/agent-host.js';
+import { busToolsFor, callBusTool, jsonSchemaOf } from '../bus-tools/tools.js';
+import { DEFAULT_MAX_TOOL_ROUNDS, type TaskTools } from './tool-loop.js';
 import type { Connector, ConnectorReply, ConnectorTask, ContextView, SessionTurn } from './types.js';
 
 export type PushContextTarget = 'session' | 'agent';
@@ -25,6 +28,13 @@ export interface ConnectorHandlerOptions {
   onAnswer?: (event: AnswerEvent) => void;
   /** Non-fatal problems (context that could not be pulled or pushed). */
   onWarning?: (err: Error) => void;
+  /**
+   * Offer the bus tools (send_message with wait_for_reply_seconds, context_pull/push, sessions,
+   * agents) to the model through the vendor's function calling, with at most `maxRounds` rounds
+   * of tool calls per task (default 8). Connectors without function calling (command) ignore it.
+   * Default: off.
+   */
+  busTools?: boolean | { maxRounds?: number };
 }
 
 export interface AnswerEvent {
@@ -69,6 +79,15 @@ export function createConnectorTaskHandler(opts: ConnectorHandlerOptions): Conne
   const remember = (id: string, content: JsonValue) => {
     memo.set(id, content);
     if (memo.size > MEMO_SIZE) memo.delete(memo.keys().next().value!);
+  };
+  const toolSet = busToolsFor('api');
+  const toolDefinitions = opts.busTools ? toolSet.map((t) => ({ name: t.name, description: t.description, parameters: jsonSchemaOf(t) })) : [];
+  const maxRounds = typeof opts.busTools === 'object' ? (opts.busTools.maxRounds ?? DEFAULT_MAX_TOOL_ROUNDS) : DEFAULT_MAX_TOOL_ROUNDS;
+  /** The tools for one task: what the model sends is caused by this task and stays in its session. */
+  const toolsFor = (agent: LinkerAgent, env: IncomingMessage['envelope']): TaskTools | undefined => {
+    if (!opts.busTools) return undefined;
+    const host = agentToolHost(agent, { handling: () => env.id, defaultSessionId: () => env.payload.context.session_id, signal: closing.signal });
+    return { definitions: toolDefinitions, maxRounds, call: (name, args) => callBusTool(host, toolSet, name, args) };
   };
   const warn = (what: string, err: unknown) => opts.onWarning?.(new Error(`${what}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`));
 
@@ -116,6 +135,7 @@ export function createConnectorTaskHandler(opts: ConnectorHandlerOptions): Conne
       },
       history,
       signal: closing.signal,
+      ...(opts.busTools ? { tools: toolsFor(agent, env) } : {}),
     };
   }
 
@@ -201,8 +221,8 @@ export type ConnectorAgentOptions = Omit<AgentOptions, 'onTask'> & ConnectorHand
 
 /** Connects an agent whose tasks are answered by `connector`. Resolves once it is connected (not yet live: await `agent.ready`). */
 export async function runConnectorAgent(opts: ConnectorAgentOptions): Promise<LinkerAgent> {
-  const { connector, pushContextSummary, historyLimit, onAnswer, onWarning, ...agentOptions } = opts;
-  const handler = createConnectorTaskHandler({ connector, pushContextSummary, historyLimit, onAnswer, onWarning });
+  const { connector, pushContextSummary, historyLimit, onAnswer, onWarning, busTools, ...agentOptions } = opts;
+  const handler = createConnectorTaskHandler({ connector, pushContextSummary, historyLimit, onAnswer, onWarning, busTools });
   const agent = await connectAgent({ ...agentOptions, onTask: handler.onTask });
   handler.attach(agent);
   return agent;

@@ -5,6 +5,7 @@
  */
 import type { MessageType } from '../../protocol/envelope.js';
 import type { JsonValue } from '../../protocol/json.js';
+import type { TaskTools } from './tool-loop.js';
 
 /** A shared context document as the connector sees it. */
 export interface ContextView {
@@ -40,6 +41,8 @@ export interface ConnectorTask {
   history: SessionTurn[];
   /** Aborts the call (the agent is closing). */
   signal?: AbortSignal;
+  /** The bus tools, when the connector may offer them to the model (function calling). */
+  tools?: TaskTools;
 }
 
 export interface ConnectorUsage {
