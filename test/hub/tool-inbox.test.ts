@@ -51,7 +51,9 @@ describe('the tool inbox', () => {
     const inbox = await inboxOf('asker');
     await peer.send({ to_agent: 'asker', type: 'task', payload: { content: 'older task' } });
     await vi.waitFor(async () => expect((await t.hub.memory.messages.inboxInfo('asker')).length).toBe(1));
-    const question = globalThis.crypto.randomUUID();
+    // A real question from asker to peer: the hub takes only replies to messages delivered to the replier.
+    const asker = t.client(await t.addAgent('asker')).trpc;
+    const question = (await asker.messages.send.mutate({ to_agent: 'peer', type: 'task', payload: { content: 'the question' } })).id;
     const waiting = inbox.expectReply(question, 5_000);
     await peer.send({ to_agent: 'asker', type: 'reply', payload: { content: 'the answer', context: { parent_message_id: question } } });
     expect((await waiting.reply)?.payload.content).toBe('the answer');
