@@ -20,7 +20,23 @@ export {
   LinkerError,
   canonicalJson,
 } from './protocol/index.js';
-export type { Envelope, OutgoingMessage, MessageType, ContextDocument, Session, AgentStatus, JsonValue, LinkerErrorCode } from './protocol/index.js';
+export type {
+  Envelope,
+  OutgoingMessage,
+  MessageType,
+  ContextDocument,
+  ContextScope,
+  Session,
+  SessionStatus,
+  SessionMessageRef,
+  AgentStatus,
+  AgentRecord,
+  PublicKeys,
+  Ack,
+  JsonValue,
+  JsonObject,
+  LinkerErrorCode,
+} from './protocol/index.js';
 export {
   secretboxSeal,
   secretboxOpen,
@@ -40,3 +56,4 @@ export { createLinkerClient, backoffDelay } from './clients/client.js';
 export type { LinkerClient, LinkerClientOptions, LinkerConnection, AppRouter } from './clients/client.js';
 export { connectAgent, InboxGapError } from './clients/agent.js';
 export type { LinkerAgent, AgentOptions, IncomingMessage, SendOptions, SendResult, AgentState, InboxGap } from './clients/agent.js';
+export type { RouterOutputs, RouterInputs, MonitorEvent, InboxEvent, ChannelEvent, SendReceipt, HistoryPage, WhoAmI, SendInput } from './clients/types.js';

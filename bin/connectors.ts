@@ -6,7 +6,7 @@ import { Command, Option } from 'clipanion';
 import { findProgram, splitTemplate } from '../clients/connectors/command.js';
 import { CONNECTORS, findConnector } from '../clients/connectors/registry.js';
 import type { ConnectorDefinition } from '../clients/connectors/types.js';
-import { LinkerCommand, parseFormat } from './base.js';
+import { LinkerCommand, parseFormat, formatOption } from './base.js';
 import { resolveConnector, type ConnectorConfig } from './connector-settings.js';
 
 interface ConnectorStatus {
@@ -58,7 +58,7 @@ export class ConnectorsListCommand extends LinkerCommand {
       ['As JSON', 'skynet-linker connectors list --format json'],
     ],
   });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
 
   async run() {
     const format = parseFormat(this.format);
