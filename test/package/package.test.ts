@@ -9,6 +9,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigSchema, loadConfig } from '../../bin/config.js';
+import { resolveConnector } from '../../bin/connector-settings.js';
 import { assertBuilt, Proc, ROOT } from '../cli/helpers.js';
 
 const SDKS = ['@anthropic-ai/sdk', '@google/genai', 'openai'];
@@ -39,6 +41,23 @@ describe('the package', () => {
     expect(files.filter((f) => f.startsWith('dist/bench/') || f.startsWith('bench/') || f.startsWith('test/'))).toEqual([]);
     expect(pkg.license).toBe('MIT');
     expect(readFileSync(join(ROOT, 'LICENSE'), 'utf8')).toMatch(/^MIT License\n/);
+  });
+
+  it('config.example.yaml is valid and names every setting', () => {
+    const path = join(ROOT, 'config.example.yaml');
+    const config = loadConfig(path);
+    for (const name of Object.keys(config.connectors ?? {})) expect(() => resolveConnector(name, config), name).not.toThrow();
+    const text = readFileSync(path, 'utf8');
+    const shape = ConfigSchema.shape;
+    const sections: Record<string, string[]> = {
+      '': Object.keys(shape),
+      server: Object.keys(shape.server.unwrap().shape),
+      redis: Object.keys(shape.redis.unwrap().shape),
+      auth: Object.keys(shape.auth.unwrap().shape),
+      sealing: Object.keys(shape.sealing.unwrap().shape),
+    };
+    // Commented-out settings count: they show the name and the default without taking effect.
+    for (const [section, keys] of Object.entries(sections)) for (const key of keys) expect(text, `${section}.${key}`).toMatch(new RegExp(`^\\s*#?\\s*${key}:`, 'm'));
   });
 
   it('builds once at install (prepare) and starts the built CLI', () => {
