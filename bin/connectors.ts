@@ -2,7 +2,7 @@
  * `skynet-linker connectors list`: every connector, what it needs, whether it is ready here.
  * Keys are never printed. (How `connect --connector` builds one: connector-settings.ts.)
  */
-import { Command, Option } from 'clipanion';
+import { Command } from 'clipanion';
 import { findProgram, splitTemplate } from '../clients/connectors/command.js';
 import { CONNECTORS, findConnector } from '../clients/connectors/registry.js';
 import { CONNECTOR_SDKS, sdkInstalled } from '../clients/connectors/sdk.js';

@@ -122,7 +122,7 @@ async function main(argv: string[]): Promise<number> {
     });
   }
   const cli = buildCli();
-  let command;
+  let command: ReturnType<Cli['process']>;
   try {
     command = cli.process(argv);
   } catch (err) {
