@@ -218,6 +218,12 @@ export class ServeCommand extends Command {
       }
       throw err;
     }
+    // Listen for Ctrl-C before saying the hub is up: a signal right after the banner must stop it
+    // cleanly, not kill it.
+    let signalled: (signal: string) => void = () => {};
+    const stopSignal = new Promise<string>((resolve) => (signalled = resolve));
+    process.once('SIGINT', () => signalled('SIGINT'));
+    process.once('SIGTERM', () => signalled('SIGTERM'));
     const publicUrl = hub.url.replace('//127.0.0.1:', '//localhost:').replace('//0.0.0.0:', '//localhost:');
     out(`Skynet Linker hub on ${publicUrl} — ${storeLine}`);
     // On the embedded store what rests on disk is its snapshot files (memory/sealing.ts, inProcessValues).
@@ -266,26 +272,15 @@ export class ServeCommand extends Command {
     const timer = !redisUrl && intervalS > 0 ? setInterval(() => void autosave(), intervalS * 1000) : undefined;
     timer?.unref();
 
-    await new Promise<void>((resolve) => {
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ event: 'shutdown', signal }, 'shutting down');
-        out(`${signal}: shutting down (clients are told to reconnect${redisUrl ? `; with other nodes on this Redis, they get up to ${drainTimeoutMs / 1000} s to move` : ''})`);
-        clearInterval(timer);
-        void (async () => {
-          const saved = await autosave();
-          await hub.close();
-          if (redisUrl) out(`hub stopped; the state stays in Redis at ${redisUrl}`);
-          else if (saved) out(`hub stopped; state saved in ${join(home, 'data')} (restored at the next start)`);
-          else out(`hub stopped; saving the state in ${join(home, 'data')} FAILED (see the log): the next start restores the previous snapshot`);
-          resolve();
-        })();
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-    });
+    const signal = await stopSignal;
+    logger.info({ event: 'shutdown', signal }, 'shutting down');
+    out(`${signal}: shutting down (clients are told to reconnect${redisUrl ? `; with other nodes on this Redis, they get up to ${drainTimeoutMs / 1000} s to move` : ''})`);
+    clearInterval(timer);
+    const saved = await autosave();
+    await hub.close();
+    if (redisUrl) out(`hub stopped; the state stays in Redis at ${redisUrl}`);
+    else if (saved) out(`hub stopped; state saved in ${join(home, 'data')} (restored at the next start)`);
+    else out(`hub stopped; saving the state in ${join(home, 'data')} FAILED (see the log): the next start restores the previous snapshot`);
     return EXIT_CODES.OK;
   }
 }

@@ -70,18 +70,21 @@ describe('usage errors (exit 2), no hub needed', () => {
   });
 
   it('serve flags that reach files, Redis and the logger are checked first, each with a message to act on', async () => {
-    m.file('cert.pem', 'not a certificate');
-    const [level, levelEnv, cert, redis, redisEnv, interval, drain, server, scheme] = await Promise.all([
-      m.run(['serve', '--log-level', 'loud']),
-      m.run(['serve', '--port', '0'], { env: { LOG_LEVEL: 'loud' } }),
-      m.run(['serve', '--port', '0', '--tls-cert', '/nope.pem', '--tls-key', '/nope.pem']),
-      m.run(['serve', '--port', '0', '--redis', 'notaurl']),
-      m.run(['serve', '--port', '0'], { env: { SKYNET_LINKER_REDIS_URL: 'localhost:6379' } }),
-      m.run(['serve', '--snapshot-interval', 'abc']),
-      m.run(['serve', '--drain-timeout=-1']),
-      m.run(['agents', 'list', '--server', 'foo']),
-      m.run(['agents', 'list', '--server', 'ftp://localhost:8000']),
-    ]);
+    // One after the other: nine processes at once on two shared cores starve each other.
+    const runs: [string[], Record<string, string>?][] = [
+      [['serve', '--log-level', 'loud']],
+      [['serve', '--port', '0'], { LOG_LEVEL: 'loud' }],
+      [['serve', '--port', '0', '--tls-cert', '/nope.pem', '--tls-key', '/nope.pem']],
+      [['serve', '--port', '0', '--redis', 'notaurl']],
+      [['serve', '--port', '0'], { SKYNET_LINKER_REDIS_URL: 'localhost:6379' }],
+      [['serve', '--snapshot-interval', 'abc']],
+      [['serve', '--drain-timeout=-1']],
+      [['agents', 'list', '--server', 'foo']],
+      [['agents', 'list', '--server', 'ftp://localhost:8000']],
+    ];
+    const results: RunResult[] = [];
+    for (const [args, env] of runs) results.push(await m.run(args, { env }));
+    const [level, levelEnv, cert, redis, redisEnv, interval, drain, server, scheme] = results as [RunResult, RunResult, RunResult, RunResult, RunResult, RunResult, RunResult, RunResult, RunResult];
     failed(level, 2, `error: Invalid value for --log-level: expected one of "fatal", "error", "warn", "info", "debug", "trace", or "silent" (got "loud")\n${HINT}`);
     failed(levelEnv, 2, 'error: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")\n');
     failed(cert, 2, 'error: --tls-cert /nope.pem: no such file\n');

@@ -214,13 +214,15 @@ describe('Redis goes down under a running hub', () => {
     await m.ok(['agents', 'add', 'gemini']);
     await redis.stop();
     const expected = `error: SERVICE_UNAVAILABLE: the hub at ${m.server} is up but its store (redis) is unreachable; retry once it is back\n`;
-    const runs = await Promise.all([
-      m.run(['send', '--to', 'gemini', '--content', 'hi']),
-      m.run(['send', '--agent-id', 'claude_cli', '--to', 'gemini', '--content', 'hi']),
-      m.run(['agents', 'list']),
-      m.run(['context', 'pull', '--scope', 'global']),
-    ]);
-    for (const r of runs) expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 5, stdout: '', stderr: expected });
+    for (const args of [
+      ['send', '--to', 'gemini', '--content', 'hi'],
+      ['send', '--agent-id', 'claude_cli', '--to', 'gemini', '--content', 'hi'],
+      ['agents', 'list'],
+      ['context', 'pull', '--scope', 'global'],
+    ]) {
+      const r = await m.run(args);
+      expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 5, stdout: '', stderr: expected });
+    }
     await proc.stop('SIGKILL');
   }, 60_000);
 });
