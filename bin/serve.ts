@@ -220,10 +220,22 @@ export class ServeCommand extends Command {
     }
     // Listen for Ctrl-C before saying the hub is up: a signal right after the banner must stop it
     // cleanly, not kill it.
+    // `npm start` delivers Ctrl-C twice (the terminal signals the process group and npm forwards
+    // it): a repeat within 2 s is the same Ctrl-C; a later one stops waiting for the shutdown.
     let signalled: (signal: string) => void = () => {};
     const stopSignal = new Promise<string>((resolve) => (signalled = resolve));
-    process.once('SIGINT', () => signalled('SIGINT'));
-    process.once('SIGTERM', () => signalled('SIGTERM'));
+    let firstSignalAt = 0;
+    const onSignal = (signal: string) => {
+      if (firstSignalAt === 0) {
+        firstSignalAt = Date.now();
+        signalled(signal);
+      } else if (Date.now() - firstSignalAt > 2000) {
+        this.context.stderr.write(`second ${signal}: exiting without finishing the shutdown\n`);
+        process.exit(EXIT_CODES.INTERRUPTED);
+      }
+    };
+    process.on('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
     const publicUrl = hub.url.replace('//127.0.0.1:', '//localhost:').replace('//0.0.0.0:', '//localhost:');
     out(`Skynet Linker hub on ${publicUrl} — ${storeLine}`);
     // On the embedded store what rests on disk is its snapshot files (memory/sealing.ts, inProcessValues).
