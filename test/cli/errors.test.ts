@@ -94,7 +94,7 @@ describe('usage errors (exit 2), no hub needed', () => {
     failed(drain, 2, `error: Invalid value for --drain-timeout: expected to be at least 0 (got -1)\n${HINT}`);
     failed(server, 2, 'error: --server: "foo" is not a URL (expected e.g. ws://localhost:8000/ws or http://localhost:8000)\n');
     failed(scheme, 2, 'error: --server: "ftp://localhost:8000" must start with ws://, wss://, http:// or https:// (e.g. ws://localhost:8000/ws)\n');
-  });
+  }, 90_000);
 
   it('help names the value of each option instead of #0', async () => {
     const help = await m.run(['serve', '--help']);
