@@ -20,7 +20,23 @@ export {
   LinkerError,
   canonicalJson,
 } from './protocol/index.js';
-export type { Envelope, OutgoingMessage, MessageType, ContextDocument, Session, AgentStatus, JsonValue, LinkerErrorCode } from './protocol/index.js';
+export type {
+  Envelope,
+  OutgoingMessage,
+  MessageType,
+  ContextDocument,
+  ContextScope,
+  Session,
+  SessionStatus,
+  SessionMessageRef,
+  AgentStatus,
+  AgentRecord,
+  PublicKeys,
+  Ack,
+  JsonValue,
+  JsonObject,
+  LinkerErrorCode,
+} from './protocol/index.js';
 export {
   secretboxSeal,
   secretboxOpen,
@@ -46,3 +62,4 @@ export { ToolInbox } from './clients/bus-tools/inbox.js';
 export type { ToolInboxOptions } from './clients/bus-tools/inbox.js';
 export { agentToolHost } from './clients/bus-tools/agent-host.js';
 export type { AgentToolHostOptions } from './clients/bus-tools/agent-host.js';
+export type { RouterOutputs, RouterInputs, MonitorEvent, InboxEvent, ChannelEvent, SendReceipt, HistoryPage, WhoAmI, SendInput } from './clients/types.js';

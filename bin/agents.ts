@@ -1,7 +1,7 @@
 /** `skynet-linker agents add|list|remove`. */
 import { Command, Option } from 'clipanion';
-import { CliError } from './errors.js';
-import { LinkerCommand, parseFormat } from './base.js';
+import { CliError, describeError } from './errors.js';
+import { LinkerCommand, parseFormat, formatOption } from './base.js';
 import { agentLine } from './format.js';
 
 const SCOPES = ['agent', 'monitor', 'admin'] as const;
@@ -18,9 +18,9 @@ export class AgentsAddCommand extends LinkerCommand {
     ],
   });
   agentId = Option.String({ name: 'agent-id' });
-  type = Option.String('--type', 'agent', { description: 'Agent type (planner, researcher, coder, ...)' });
+  type = Option.String('--type', { description: 'Agent type (planner, researcher, coder, ...; default agent, or the existing agent\'s type)' });
   scopes = Option.String('--scopes', 'agent', { description: 'Comma-separated: agent, monitor, admin' });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
 
   async run() {
     const format = parseFormat(this.format);
@@ -28,10 +28,20 @@ export class AgentsAddCommand extends LinkerCommand {
     const bad = scopes.find((s) => !(SCOPES as readonly string[]).includes(s));
     if (bad) throw new CliError('USAGE', `--scopes: unknown scope "${bad}" (use agent, monitor, admin)`);
     const trpc = await this.clientAs(null);
-    const result = await trpc.agents.add.mutate({ agent_id: this.agentId, agent_type: this.type, scopes: scopes as Scope[] });
-    if (format === 'json') this.printJson({ agent_id: result.agent.agent_id, agent_type: result.agent.agent_type, scopes: result.scopes, token: result.token });
-    else {
-      this.print(`added ${result.agent.agent_id} (${result.agent.agent_type}) with scopes ${result.scopes.join(',')}`);
+    // Adding an agent that exists issues it one more token: its type stays unless --type says otherwise.
+    const existing = await trpc.agents.get.query({ agent_id: this.agentId }).catch((err: unknown) => {
+      if (describeError(err).kind === 'NOT_FOUND') return null;
+      throw err;
+    });
+    const agentType = this.type ?? existing?.agent_type ?? 'agent';
+    const result = await trpc.agents.add.mutate({ agent_id: this.agentId, agent_type: agentType, scopes: scopes as Scope[] });
+    if (format === 'json') {
+      this.printJson({ agent_id: result.agent.agent_id, agent_type: result.agent.agent_type, scopes: result.scopes, token: result.token, existed: existing !== null });
+    } else {
+      if (existing) {
+        const typeNote = existing.agent_type === result.agent.agent_type ? `type ${existing.agent_type} kept` : `type changed from ${existing.agent_type} to ${result.agent.agent_type}`;
+        this.print(`${result.agent.agent_id} already existed (${typeNote}): issued another token with scopes ${result.scopes.join(',')}; its earlier tokens keep working (\`agents remove\` revokes them all)`);
+      } else this.print(`added ${result.agent.agent_id} (${result.agent.agent_type}) with scopes ${result.scopes.join(',')}`);
       this.print(`token (shown once): ${result.token}`);
     }
   }
@@ -43,7 +53,7 @@ export class AgentsListCommand extends LinkerCommand {
     description: 'List agents with presence (cluster-wide)',
     examples: [['List', 'skynet-linker agents list'], ['As JSON', 'skynet-linker agents list --format json']],
   });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
 
   async run() {
     const format = parseFormat(this.format);

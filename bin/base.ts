@@ -4,17 +4,19 @@
  * and a fast reachability probe so an unreachable hub is said within seconds, not a hang.
  */
 import { Command, Option } from 'clipanion';
+import * as t from 'typanion';
 import WebSocket from 'ws';
 import { connectAgent, type AgentOptions, type LinkerAgent } from '../clients/agent.js';
 import { createLinkerClient, type LinkerConnection } from '../clients/client.js';
 import { loadConfig, findConfigPath, type Config } from './config.js';
 import { CliError, describeError, EXIT_CODES } from './errors.js';
 import { adminCredentialPath, agentCredentialPath, dataHome, readCredential, writeCredential, type LocalCredential } from './home.js';
+import { checkHubUrl, DEFAULT_SERVER, isClosedConnection, probeHub, type HubUrl } from './hub-url.js';
 
-export const DEFAULT_SERVER = 'ws://localhost:8000/ws';
+export { DEFAULT_SERVER };
 
 export abstract class LinkerCommand extends Command {
-  server = Option.String('--server', { description: `Hub URL (env SKYNET_LINKER_SERVER, default ${DEFAULT_SERVER})` });
+  server = Option.String('--server', { description: `Hub URL (env SKYNET_LINKER_SERVER; default: the hub \`serve\` started on this machine, else ${DEFAULT_SERVER})` });
   token = Option.String('--token', { description: 'Agent token (env SKYNET_LINKER_TOKEN); default: a credential from the data directory' });
   configPath = Option.String('--config', { description: 'config.yaml to read (env SKYNET_LINKER_CONFIG; default ./config.yaml)' });
   verbose = Option.Boolean('--verbose', false, { description: 'Show stack traces on errors' });
@@ -35,7 +37,18 @@ export abstract class LinkerCommand extends Command {
   }
 
   serverUrl(): string {
-    return this.server ?? process.env.SKYNET_LINKER_SERVER ?? this.config.server?.url ?? DEFAULT_SERVER;
+    return this.hubUrl().url;
+  }
+
+  /** The hub to talk to and where that came from (see hub-url.ts for the order). */
+  hubUrl(): HubUrl {
+    if (this.server !== undefined) return { url: this.server, source: 'flag' };
+    if (process.env.SKYNET_LINKER_SERVER) return { url: process.env.SKYNET_LINKER_SERVER, source: 'env' };
+    if (this.config.server?.url) return { url: this.config.server.url, source: 'config' };
+    if (this.config.server?.port !== undefined) return { url: `ws://localhost:${this.config.server.port}/ws`, source: 'config' };
+    const local = readCredential(adminCredentialPath(this.home))?.server;
+    if (local && /^(wss?|https?):\/\//.test(local)) return { url: local, source: 'local-hub' };
+    return { url: DEFAULT_SERVER, source: 'default' };
   }
 
   /** The agent to act as: flag, SKYNET_LINKER_AGENT_ID, or null (the token decides). */
@@ -47,9 +60,13 @@ export abstract class LinkerCommand extends Command {
 
   async execute(): Promise<number> {
     try {
+      // A malformed --server is a usage error, said before anything else (credentials, probes).
+      const hub = this.hubUrl();
+      if (hub.source === 'flag' || hub.source === 'env') checkHubUrl(hub.url, hub.source === 'flag' ? '--server' : 'SKYNET_LINKER_SERVER');
       const code = await this.run();
       return code ?? EXIT_CODES.OK;
-    } catch (err) {
+    } catch (thrown) {
+      const err = await this.explainClosedConnection(thrown);
       const { kind, message } = describeError(err);
       this.context.stderr.write(`error: ${message}\n`);
       if (this.verbose || process.env.DEBUG) this.context.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
@@ -59,26 +76,25 @@ export abstract class LinkerCommand extends Command {
     }
   }
 
-  /** Fails within `timeoutMs` with exit code 5 when nothing answers at the hub URL. */
+  /** Fails within `timeoutMs` with exit code 5 when nothing (or no healthy hub) answers at the hub URL. */
   async probe(url: string, timeoutMs = 4000): Promise<void> {
-    if (!/^wss?:/.test(url)) return;
-    await new Promise<void>((resolve, reject) => {
-      const ws = new WebSocket(url, { handshakeTimeout: timeoutMs });
-      const fail = (why: string) => {
-        ws.terminate();
-        reject(new CliError('UNREACHABLE', `cannot reach the hub at ${url}: ${why} (is \`skynet-linker serve\` running? set --server or SKYNET_LINKER_SERVER)`));
-      };
-      const timer = setTimeout(() => fail(`no answer within ${timeoutMs} ms`), timeoutMs);
-      ws.once('open', () => {
-        clearTimeout(timer);
-        ws.close();
-        resolve();
-      });
-      ws.once('error', (err: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        fail(err.code ?? err.message);
-      });
-    });
+    const hub = this.hubUrl();
+    await probeHub(hub.url === url ? hub : { url, source: 'flag' }, { adminPath: adminCredentialPath(this.home), timeoutMs });
+  }
+
+  /**
+   * The hub refuses a connection it cannot authenticate (its store is down) by closing it: the
+   * client only says "Active connection is not open". Ask /health what happened, so every
+   * command reports a store outage as SERVICE_UNAVAILABLE (exit 5).
+   */
+  private async explainClosedConnection(err: unknown): Promise<unknown> {
+    if (!isClosedConnection(err)) return err;
+    try {
+      await this.probe(this.serverUrl(), 2000);
+    } catch (probeError) {
+      return probeError;
+    }
+    return new CliError('UNREACHABLE', `the hub at ${this.serverUrl()} closed the connection before answering (${(err as Error).message}); retry`);
   }
 
   /**
@@ -171,11 +187,14 @@ export abstract class LinkerCommand extends Command {
 /** Parses `60s`, `5m`, `1500ms`, `2h` or plain seconds into milliseconds (one parser for every flag). */
 export { parseDurationMs as parseDuration } from './connector-settings.js';
 
-export function parseIntFlag(text: string | undefined, flag: string, min: number, max: number): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new CliError('USAGE', `${flag} must be an integer between ${min} and ${max} (got "${text}")`);
-  return n;
+/** `--format text|json`, checked by clipanion when it parses the line (exit 2 with the flag named). */
+export function formatOption() {
+  return Option.String('--format', { description: 'text or json', validator: t.isEnum(['text', 'json'] as const) });
+}
+
+/** An integer flag in [min, max], checked and converted by clipanion (typanion). */
+export function intOption(name: string, min: number, max: number, description: string) {
+  return Option.String(name, { description, validator: t.cascade(t.isNumber(), [t.isInteger(), t.isInInclusiveRange(min, max)]) });
 }
 
 export function parseFormat(text: string | undefined): 'text' | 'json' {

@@ -1,7 +1,7 @@
 /** `skynet-linker connect`: a persistent agent connection that prints (and acks) what arrives. */
 import { Command, Option } from 'clipanion';
 import { CliError } from './errors.js';
-import { LinkerCommand, parseFormat } from './base.js';
+import { LinkerCommand, parseFormat, formatOption } from './base.js';
 import { messageLine } from './format.js';
 import { setUpConnector } from './connector-settings.js';
 
@@ -24,7 +24,7 @@ export class ConnectCommand extends LinkerCommand {
   agentId = Option.String('--agent-id', { description: 'Agent id (env SKYNET_LINKER_AGENT_ID)' });
   agentType = Option.String('--agent-type', { description: 'Agent type announced to the hub' });
   channel = Option.Array('--channel', { description: 'Channel to join (repeatable; default skynet_core)' });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
   connector = Option.String('--connector', { description: 'Answer tasks with this AI connector (see `skynet-linker connectors list`)' });
   model = Option.String('--model', { description: 'Model for an API connector (default: the connector\'s)' });
   exec = Option.String('--exec', { description: "Program for the command connector, e.g. 'codex exec {prompt}' (no shell; without {prompt} the prompt goes to stdin)" });
@@ -38,6 +38,10 @@ export class ConnectCommand extends LinkerCommand {
     if (!agentId) throw new CliError('USAGE', '--agent-id is required (or set SKYNET_LINKER_AGENT_ID)');
     const channels = (this.channel ?? ['skynet_core']).flatMap((c) => c.split(',')).filter(Boolean);
     let fatal: Error | null = null;
+    let connected = false;
+    let everConnected = false;
+    let closing = false;
+    let announced = false;
     // Built before connecting: a missing API key or program is said at start, not at the first task.
     const ai = await setUpConnector(
       { connector: this.connector, model: this.model, exec: this.exec, timeout: this.timeout, pushContext: this.pushContext, busTools: this.busTools },
@@ -50,11 +54,24 @@ export class ConnectCommand extends LinkerCommand {
       onTask: ai?.handler.onTask,
       onMessage: (m) => {
         if (format === 'json') this.printJson({ stream_id: m.streamId, replayed: m.replayed, message: { ...m.envelope, payload: { ...m.envelope.payload, content: m.content } } });
-        else this.print(messageLine({ ...m.envelope, encrypted: false, payload: { ...m.envelope.payload, content: m.content } }));
+        else this.print(messageLine({ ...m.envelope, encrypted: false, payload: { ...m.envelope.payload, content: m.content } }, { withId: true }));
+      },
+      // One line when the hub goes away and one when it is back (the runtime resumes by itself).
+      onClose: () => {
+        if (!connected || closing || !announced) return;
+        connected = false;
+        this.context.stderr.write(`connection to ${this.serverUrl()} lost; reconnecting...\n`);
+      },
+      onOpen: () => {
+        if (connected) return;
+        connected = true;
+        if (everConnected) this.context.stderr.write(`reconnected to ${this.serverUrl()}; resuming from the last message received\n`);
+        everConnected = true;
       },
       onError: (err) => this.context.stderr.write(`warning: ${err.message.split('\n')[0]}\n`),
       onStateChange: ({ to }) => {
-        if (to === 'reconnecting') this.context.stderr.write('connection lost; reconnecting...\n');
+        // The socket is up but the inbox subscription failed (e.g. the hub's store is down).
+        if (to === 'reconnecting' && connected) this.context.stderr.write('subscription lost; resubscribing...\n');
       },
     });
     try {
@@ -64,6 +81,7 @@ export class ConnectCommand extends LinkerCommand {
     }
     if (fatal) throw fatal;
     ai?.handler.attach(agent);
+    announced = true;
     this.context.stderr.write(`connected as ${agentId}${this.agentType ? ` (${this.agentType})` : ''} to ${this.serverUrl()}; channels: ${channels.join(', ')}. Ctrl-C to quit.\n`);
     if (ai) this.context.stderr.write(`answering tasks with ${ai.connector.describe()}\n`);
     await new Promise<void>((resolve) => {
@@ -71,6 +89,7 @@ export class ConnectCommand extends LinkerCommand {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+    closing = true;
     await agent.close();
     this.context.stderr.write('disconnected\n');
   }

@@ -2,11 +2,12 @@
  * `skynet-linker connectors list`: every connector, what it needs, whether it is ready here.
  * Keys are never printed. (How `connect --connector` builds one: connector-settings.ts.)
  */
-import { Command, Option } from 'clipanion';
+import { Command } from 'clipanion';
 import { findProgram, splitTemplate } from '../clients/connectors/command.js';
 import { CONNECTORS, findConnector } from '../clients/connectors/registry.js';
+import { CONNECTOR_SDKS, sdkInstalled } from '../clients/connectors/sdk.js';
 import type { ConnectorDefinition } from '../clients/connectors/types.js';
-import { LinkerCommand, parseFormat } from './base.js';
+import { LinkerCommand, parseFormat, formatOption } from './base.js';
 import { resolveConnector, type ConnectorConfig } from './connector-settings.js';
 
 interface ConnectorStatus {
@@ -26,11 +27,14 @@ function statusOf(name: string, def: ConnectorDefinition, entry: ConnectorConfig
     const keyEnv = entry.api_key_env ?? def.env!.apiKey;
     const extra = def.name === 'gemini' && !entry.api_key_env ? ['GOOGLE_API_KEY'] : [];
     const set = [keyEnv, ...extra].find((n) => (env[n] ?? '').trim() !== '');
+    // The vendor SDKs are optional peer dependencies: say when this one is not installed.
+    const sdk = CONNECTOR_SDKS[def.name];
+    const sdkMissing = sdk && !sdkInstalled(sdk.package) ? `; the ${sdk.package} package is not installed (npm install ${sdk.package}@${sdk.version})` : '';
     return {
       ...base,
-      needs: `${keyEnv}${extra.length ? ` (or ${extra.join(', ')})` : ''}; optional ${def.env!.baseUrl}`,
-      ready: set !== undefined,
-      status: `${set ? `${set} is set` : `${keyEnv} is not set`} (base URL from ${def.env!.baseUrl} when set)`,
+      needs: `${keyEnv}${extra.length ? ` (or ${extra.join(', ')})` : ''}; optional ${def.env!.baseUrl}${sdk ? `; the ${sdk.package} package` : ''}`,
+      ready: set !== undefined && !sdkMissing,
+      status: `${set ? `${set} is set` : `${keyEnv} is not set`} (base URL from ${def.env!.baseUrl} when set)${sdkMissing}`,
       default: entry.model ?? def.defaultModel ?? null,
     };
   }
@@ -58,7 +62,7 @@ export class ConnectorsListCommand extends LinkerCommand {
       ['As JSON', 'skynet-linker connectors list --format json'],
     ],
   });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
 
   async run() {
     const format = parseFormat(this.format);

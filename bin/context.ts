@@ -3,7 +3,7 @@ import { Command, Option } from 'clipanion';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { ContextScopeSchema } from '../protocol/records.js';
 import { CliError } from './errors.js';
-import { LinkerCommand, parseIntFlag } from './base.js';
+import { intOption, LinkerCommand } from './base.js';
 
 function resolveScope(scope: string | undefined, agentId: string | null): string {
   const s = scope ?? (agentId ? `agent:${agentId}` : 'global');
@@ -26,7 +26,7 @@ export class ContextPushCommand extends LinkerCommand {
   agentId = Option.String('--agent-id', { description: 'Act as this agent (env SKYNET_LINKER_AGENT_ID)' });
   contextFile = Option.String('--context-file', { required: true, description: 'JSON object to merge' });
   scope = Option.String('--scope', { description: 'global | agent:<id> | session:<id>' });
-  expectedVersion = Option.String('--expected-version', { description: 'Only apply if the current version is this' });
+  expectedVersion = intOption('--expected-version', 0, Number.MAX_SAFE_INTEGER, 'Only apply if the current version is this');
 
   async run() {
     const agentId = this.actingAgentId(this.agentId);
@@ -42,7 +42,7 @@ export class ContextPushCommand extends LinkerCommand {
     const doc = await trpc.context.push.mutate({
       scope,
       patch: patch as Record<string, never>,
-      expected_version: parseIntFlag(this.expectedVersion, '--expected-version', 0, Number.MAX_SAFE_INTEGER),
+      expected_version: this.expectedVersion,
     });
     this.print(`${scope} is now at version ${doc.version}`);
   }

@@ -13,6 +13,10 @@ export const EXIT_CODES = {
   UNREACHABLE: 5,
   TIMEOUT: 6,
   CONFLICT: 7,
+  /** `send --wait-reply`: the reply came, and says the task failed (`{ "failed": true, ... }`). */
+  REPLY_FAILED: 8,
+  /** Ctrl-C (SIGINT) or SIGTERM stopped a command that was waiting (128 + SIGINT, as shells do). */
+  INTERRUPTED: 130,
 } as const;
 export type ExitKind = keyof typeof EXIT_CODES;
 

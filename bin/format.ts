@@ -16,10 +16,13 @@ export function preview(envelope: Envelope, max = 80): string {
   return JSON.stringify(cut);
 }
 
-/** `[12:34:56] claude_cli → gemini: task "Recherche XYZ"` (channel messages show `#channel`). */
-export function messageLine(envelope: Envelope): string {
+/**
+ * `[12:34:56] claude_cli → gemini: task "Recherche XYZ"` (channel messages show `#channel`);
+ * `withId` adds the message id, which answering by hand needs (`send --reply-to <id>`).
+ */
+export function messageLine(envelope: Envelope, opts: { withId?: boolean } = {}): string {
   const to = envelope.to_agent ?? `#${envelope.channel ?? '?'}`;
-  return `[${clock(envelope.timestamp)}] ${envelope.from_agent} → ${to}: ${envelope.type} ${preview(envelope)}`;
+  return `[${clock(envelope.timestamp)}] ${envelope.from_agent} → ${to}: ${envelope.type} ${preview(envelope)}${opts.withId ? ` (id ${envelope.id})` : ''}`;
 }
 
 export function ago(iso: string | null, now = Date.now()): string {

@@ -12,7 +12,7 @@ import { CryptoError } from '../crypto/errors.js';
 import { DEFAULT_KEY_FILE_NAME, readKeyFile, writeKeyFile } from '../crypto/keyfile-node.js';
 import { AgentIdSchema } from '../protocol/ids.js';
 import { CliError } from './errors.js';
-import { LinkerCommand, parseFormat } from './base.js';
+import { LinkerCommand, parseFormat, formatOption } from './base.js';
 import { ensureDir, keyFilePassphrase } from './home.js';
 
 interface AgentKeys {
@@ -67,7 +67,7 @@ export class KeysGenerateCommand extends KeyFileCommand {
   agentId = Option.String('--agent-id', { required: true, description: 'Agent the keys belong to' });
   publish = Option.Boolean('--publish', false, { description: 'Register the public keys on the hub' });
   force = Option.Boolean('--force', false, { description: 'Replace existing keys for this agent' });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
 
   async run() {
     const format = parseFormat(this.format);
@@ -103,7 +103,7 @@ export class KeysShowCommand extends KeyFileCommand {
     examples: [['All agents', 'skynet-linker keys show'], ['One agent', 'skynet-linker keys show --agent-id gemini']],
   });
   agentId = Option.String('--agent-id', { description: 'Only this agent' });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
 
   async run() {
     const format = parseFormat(this.format);
@@ -128,7 +128,7 @@ export class KeysRotateCommand extends LinkerCommand {
     details: 'New values are sealed with a new key; old values keep opening with the old ones. The hub writes the new key ring to its key file.',
     examples: [['Rotate', 'skynet-linker keys rotate']],
   });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
   async run() {
     const format = parseFormat(this.format);
     const r = await (await this.clientAs(null)).admin.keysRotate.mutate();

@@ -2,7 +2,7 @@
 import { Command, Option } from 'clipanion';
 import { MESSAGE_TYPES, type MessageType } from '../protocol/envelope.js';
 import { CliError } from './errors.js';
-import { LinkerCommand, parseFormat } from './base.js';
+import { LinkerCommand, parseFormat, formatOption } from './base.js';
 import { messageLine } from './format.js';
 
 export class MonitorCommand extends LinkerCommand {
@@ -18,7 +18,7 @@ export class MonitorCommand extends LinkerCommand {
   channel = Option.String('--channel', { description: 'Only this channel' });
   agent = Option.String('--agent', { description: 'Only messages from or to this agent' });
   type = Option.String('--type', { description: MESSAGE_TYPES.join(' | ') });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
 
   async run() {
     const format = parseFormat(this.format);

@@ -5,7 +5,7 @@ import type { JsonValue } from '../protocol/json.js';
 import type { MessageType } from '../protocol/envelope.js';
 import { MESSAGE_TYPES } from '../protocol/envelope.js';
 import { CliError } from './errors.js';
-import { LinkerCommand, parseDuration, parseFormat, parseIntFlag } from './base.js';
+import { LinkerCommand, parseDuration, parseFormat, formatOption, intOption } from './base.js';
 
 interface PayloadFile {
   content: JsonValue;
@@ -36,12 +36,12 @@ export class SendCommand extends LinkerCommand {
   content = Option.String('--content', { description: 'Text content' });
   payloadFile = Option.String('--payload-file', { description: 'JSON file with the content or the payload' });
   session = Option.String('--session', { description: 'Session id (created on first use)' });
-  priority = Option.String('--priority', { description: '1-10 (default 5)' });
+  priority = intOption('--priority', 1, 10, '1-10 (default 5)');
   ttl = Option.String('--ttl', { description: 'Expire after this long (e.g. 30s, 1h)' });
   requiresAck = Option.Boolean('--requires-ack', false, { description: 'Ask the recipient to acknowledge' });
   waitReply = Option.Boolean('--wait-reply', false, { description: 'Wait for the reply and print it' });
   timeout = Option.String('--timeout', '60s', { description: 'With --wait-reply: how long to wait (default 60s)' });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
 
   private payload(): PayloadFile {
     if ((this.content === undefined) === (this.payloadFile === undefined)) throw new CliError('USAGE', 'give exactly one of --content or --payload-file');
@@ -65,7 +65,7 @@ export class SendCommand extends LinkerCommand {
     if (!this.to && !this.channel && this.type !== 'broadcast') throw new CliError('USAGE', 'give --to <agent> or --channel <name> (or --type broadcast)');
     if (!(MESSAGE_TYPES as readonly string[]).includes(this.type)) throw new CliError('USAGE', `--type must be one of ${MESSAGE_TYPES.join(', ')}`);
     const payload = this.payload();
-    const priority = parseIntFlag(this.priority, '--priority', 1, 10) ?? payload.context?.priority;
+    const priority = this.priority ?? payload.context?.priority;
     const ttl = this.ttl ? Math.max(1, Math.round(parseDuration(this.ttl, '--ttl') / 1000)) : payload.meta?.ttl;
     const timeoutMs = parseDuration(this.timeout, '--timeout');
     const agentId = this.actingAgentId(this.agentId);
@@ -95,17 +95,47 @@ export class SendCommand extends LinkerCommand {
     // of the same agent still gets its backlog.
     const newest = (await trpc.messages.history.query({ limit: 1 })).items[0]?.stream_id ?? '0-0';
     const agent = await this.agentRuntime(me, { channels: [], resumeFrom: newest, trackCursor: false });
+    let sentId: string | null = null;
+    let onSignal: (() => void) | undefined;
+    // Ctrl-C while waiting: say what was sent and what stops, then exit 130 like any interrupted command.
+    const interrupted = new Promise<never>((_, reject) => {
+      onSignal = () =>
+        reject(
+          new CliError(
+            'INTERRUPTED',
+            sentId
+              ? `interrupted: stopped waiting for the reply to ${sentId} from ${this.to} (the task was sent; the reply will still reach ${me}'s inbox)`
+              : `interrupted before the task was sent to ${this.to}`,
+          ),
+        );
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+    });
     try {
-      await agent.ready;
-      const reply = await agent
-        .request(this.to, payload.content, { timeoutMs, sessionId: message.payload.context.session_id ?? undefined, priority })
-        .catch((err: Error) => {
-          if (/no reply within/.test(err.message)) throw new CliError('TIMEOUT', `no reply from ${this.to} within ${this.timeout}`);
-          throw err;
-        });
+      await Promise.race([agent.ready, interrupted]);
+      const request = agent.request(this.to, payload.content, {
+        timeoutMs,
+        sessionId: message.payload.context.session_id ?? undefined,
+        priority,
+        onSent: (id) => {
+          sentId = id;
+          this.context.stderr.write(`sent ${id} to ${this.to}; waiting up to ${this.timeout} for the reply (Ctrl-C to stop)\n`);
+        },
+      });
+      const reply = await Promise.race([request, interrupted]).catch((err: Error) => {
+        if (/no reply within/.test(err.message)) throw new CliError('TIMEOUT', `no reply from ${this.to} within ${this.timeout} (task ${sentId})`);
+        throw err;
+      });
       if (format === 'json') this.printJson({ ...reply.envelope, payload: { ...reply.envelope.payload, content: reply.content } });
       else this.print(typeof reply.content === 'string' ? reply.content : JSON.stringify(reply.content, null, 2));
+      // A connector that could not answer replies { failed: true, error }: printed, and its own exit code.
+      const c = reply.content;
+      if (typeof c === 'object' && c !== null && !Array.isArray(c) && c.failed === true) {
+        throw new CliError('REPLY_FAILED', `${this.to} answered that the task failed: ${typeof c.error === 'string' ? c.error : JSON.stringify(c.error ?? null)}`);
+      }
     } finally {
+      process.off('SIGINT', onSignal!);
+      process.off('SIGTERM', onSignal!);
       await agent.close();
     }
   }

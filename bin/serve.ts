@@ -1,6 +1,7 @@
 /** `skynet-linker serve`: starts a hub on the embedded store (default) or on Redis. */
 import { Command, Option } from 'clipanion';
-import { existsSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
+import * as t from 'typanion';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { KeyRing } from '../crypto/keyring.js';
@@ -16,6 +17,7 @@ import { createHub, type Hub, type HubOptions } from '../transport/hub.js';
 import { findConfigPath, loadConfig, type Config } from './config.js';
 import { CliError, describeError, EXIT_CODES } from './errors.js';
 import { adminCredentialPath, dataHome, ensureDir, keyFilePassphrase, readCredential, writeCredential } from './home.js';
+import { LOG_LEVELS, readableLogLines } from './log-lines.js';
 
 const AUTOSAVE = 'autosave';
 
@@ -74,6 +76,16 @@ async function openDatabase(dataDir: string, durability: Durability): Promise<Sq
   }
 }
 
+/** Fails with exit 2 and the flag's name when a file a flag names cannot be read. */
+function readableFile(flag: string, path: string): void {
+  try {
+    accessSync(path, fsConstants.R_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CliError('USAGE', `${flag} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code}`);
+  }
+}
+
 export class ServeCommand extends Command {
   static override paths = [['serve']];
   static override usage = Command.Usage({
@@ -93,7 +105,7 @@ export class ServeCommand extends Command {
   });
 
   host = Option.String('--host', { description: 'Interface to listen on (default 127.0.0.1)' });
-  port = Option.String('--port', { description: 'Port (default 8000; 0 picks a free one)' });
+  port = Option.String('--port', { description: 'Port (default 8000; 0 picks a free one)', validator: t.cascade(t.isNumber(), [t.isInteger(), t.isInInclusiveRange(0, 65535)]) });
   redis = Option.String('--redis', { description: 'Redis URL (env SKYNET_LINKER_REDIS_URL); default: embedded store' });
   prefix = Option.String('--prefix', { description: 'Redis key prefix (default skynet:)' });
   configPath = Option.String('--config', { description: 'config.yaml to read' });
@@ -103,10 +115,15 @@ export class ServeCommand extends Command {
   tlsCert = Option.String('--tls-cert', { description: 'PEM certificate: serve wss:// and https://' });
   tlsKey = Option.String('--tls-key', { description: 'PEM private key for --tls-cert' });
   cors = Option.Array('--cors-origin', { description: 'Browser origin allowed to call /trpc (repeatable)' });
-  snapshotInterval = Option.String('--snapshot-interval', { description: 'Embedded store: seconds between automatic "autosave" snapshots, also taken at shutdown (default 0: none; the database keeps every acknowledged write)' });
+  snapshotInterval = Option.String('--snapshot-interval', { description: 'Embedded store: seconds between automatic "autosave" snapshots, also taken at shutdown (default 0: none; the database keeps every acknowledged write)', validator: t.cascade(t.isNumber(), [t.isAtLeast(0)]) });
   durability = Option.String('--durability', { description: 'Embedded store: process (default; survives a killed hub) or power (also a power loss, slower writes)' });
-  drainTimeout = Option.String('--drain-timeout', { description: 'On SIGTERM/SIGINT: seconds to let clients move to another node before closing their connections (default 10)' });
-  logLevel = Option.String('--log-level', { description: 'fatal|error|warn|info|debug (default info; logs go to stderr)' });
+  drainTimeout = Option.String('--drain-timeout', {
+    description: 'On SIGTERM/SIGINT, with other nodes on the same Redis: seconds to let clients move to one before closing their connections (default 10)',
+    validator: t.cascade(t.isNumber(), [t.isAtLeast(0)]),
+  });
+  logLevel = Option.String('--log-level', { description: 'fatal|error|warn|info|debug|trace|silent (default info; logs go to stderr)', validator: t.isEnum(LOG_LEVELS) });
+  logFormat = Option.String('--log-format', { description: 'text (readable lines; the default on a terminal) or json (one pino object per line; the default otherwise)', validator: t.isEnum(['text', 'json'] as const) });
+  verbose = Option.Boolean('--verbose', false, { description: 'Log at debug level: also one line per routed message' });
 
   async execute(): Promise<number> {
     try {
@@ -123,15 +140,28 @@ export class ServeCommand extends Command {
     const config = loadConfig(findConfigPath(this.configPath, home));
     const portText = String(this.port ?? process.env.SKYNET_LINKER_PORT ?? config.server?.port ?? 8000);
     const port = Number(portText);
-    if (!/^\d+$/.test(portText) || port > 65535) {
-      throw new CliError('USAGE', `${this.port !== undefined ? '--port' : 'SKYNET_LINKER_PORT'} must be an integer between 0 and 65535 (got "${portText}")`);
-    }
+    // The flag is checked by clipanion; the variable is checked here.
+    if (!/^\d+$/.test(portText) || port > 65535) throw new CliError('USAGE', `SKYNET_LINKER_PORT must be an integer between 0 and 65535 (got "${portText}")`);
     const host = this.host ?? process.env.SKYNET_LINKER_HOST ?? config.server?.host ?? '127.0.0.1';
     const redisUrl = this.redis ?? process.env.SKYNET_LINKER_REDIS_URL ?? config.redis?.url;
     const insecure = this.insecureNoAuth || config.auth?.insecure_no_auth === true;
     const sealingOn = this.sealing && config.sealing?.enabled !== false;
     const sealInMemory = config.sealing?.in_memory === true;
-    const logger = pino({ level: this.logLevel ?? config.log_level ?? process.env.LOG_LEVEL ?? 'info' }, pino.destination(2));
+    const level = this.logLevel ?? (this.verbose ? 'debug' : undefined) ?? config.log_level ?? process.env.LOG_LEVEL ?? 'info';
+    if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new CliError('USAGE', `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${level}")`);
+    if (redisUrl && !/^rediss?:\/\/[^/]/.test(redisUrl)) {
+      const from = this.redis !== undefined ? '--redis' : 'SKYNET_LINKER_REDIS_URL';
+      throw new CliError('USAGE', `${from}: "${redisUrl}" is not a Redis URL (expected redis://host:6379, rediss://… for TLS, or redis://:password@host:6379/0)`);
+    }
+    const tlsCert = this.tlsCert ?? config.server?.tls?.cert;
+    const tlsKey = this.tlsKey ?? config.server?.tls?.key;
+    if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
+    for (const [flag, file] of [['--tls-cert', tlsCert], ['--tls-key', tlsKey]] as const) {
+      if (file) readableFile(flag, file);
+    }
+    // On a terminal a person reads the log; anywhere else a collector parses it.
+    const logFormat = this.logFormat ?? (process.stderr.isTTY ? 'text' : 'json');
+    const logger = pino({ level }, logFormat === 'text' ? readableLogLines((line) => process.stderr.write(line)) : pino.destination(2));
 
     const intervalS = Number(this.snapshotInterval ?? 0);
     if (!Number.isFinite(intervalS) || intervalS < 0) throw new CliError('USAGE', `--snapshot-interval must be a number of seconds (got "${this.snapshotInterval}")`);
@@ -184,12 +214,7 @@ export class ServeCommand extends Command {
       return { token, agent_id: t.agent_id, scopes: t.scopes as Scope[], agent_type: t.agent_type };
     });
     const rateLimit = config.server?.rate_limit ? { perSecond: config.server.rate_limit.per_second, burst: config.server.rate_limit.burst } : undefined;
-    const tlsCert = this.tlsCert ?? config.server?.tls?.cert;
-    const tlsKey = this.tlsKey ?? config.server?.tls?.key;
-    if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
-    const drainText = this.drainTimeout ?? '10';
-    const drainTimeoutMs = Number(drainText) * 1000;
-    if (!/^\d+(\.\d+)?$/.test(drainText) || !Number.isFinite(drainTimeoutMs)) throw new CliError('USAGE', `--drain-timeout must be a number of seconds (got "${drainText}")`);
+    const drainTimeoutMs = (this.drainTimeout ?? 10) * 1000;
 
     let hub: Hub;
     try {
@@ -218,9 +243,31 @@ export class ServeCommand extends Command {
       await store.close();
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EADDRINUSE') throw new CliError('USAGE', `port ${port} on ${host} is already in use (another hub?); pick another with --port`);
+      if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND') throw new CliError('USAGE', `--host ${host}: not an address of this machine (${e.code})`);
+      if (tlsCert && /PEM|ERR_OSSL|key values mismatch|routines/i.test(e.message ?? '')) {
+        throw new CliError('USAGE', `--tls-cert ${tlsCert} / --tls-key ${tlsKey}: not a usable PEM certificate and key (${e.message.split('\n')[0]})`);
+      }
       throw err;
     }
-    const publicUrl = hub.url.replace('//127.0.0.1:', '//localhost:');
+    // Listen for Ctrl-C before saying the hub is up: a signal right after the banner must stop it
+    // cleanly, not kill it.
+    // `npm start` delivers Ctrl-C twice (the terminal signals the process group and npm forwards
+    // it): a repeat within 2 s is the same Ctrl-C; a later one stops waiting for the shutdown.
+    let signalled: (signal: string) => void = () => {};
+    const stopSignal = new Promise<string>((resolve) => (signalled = resolve));
+    let firstSignalAt = 0;
+    const onSignal = (signal: string) => {
+      if (firstSignalAt === 0) {
+        firstSignalAt = Date.now();
+        signalled(signal);
+      } else if (Date.now() - firstSignalAt > 2000) {
+        this.context.stderr.write(`second ${signal}: exiting without finishing the shutdown\n`);
+        process.exit(EXIT_CODES.INTERRUPTED);
+      }
+    };
+    process.on('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    const publicUrl = hub.url.replace('//127.0.0.1:', '//localhost:').replace('//0.0.0.0:', '//localhost:');
     out(`Skynet Linker hub on ${publicUrl} — ${storeLine}`);
     // On the embedded store what rests on disk is its snapshot files (memory/sealing.ts, inProcessValues).
     const sealedWhat = hub.memory.valuesSealed ? '' : '; embedded store: snapshot files sealed';
@@ -252,33 +299,31 @@ export class ServeCommand extends Command {
       }
     }
 
-    let saving: Promise<unknown> = Promise.resolve();
+    let saving: Promise<boolean> = Promise.resolve(true);
+    /** Resolves with whether the snapshot was written (a failure is logged). */
     const autosave = () => {
-      if (redisUrl || intervalS === 0) return Promise.resolve();
-      saving = saving.then(() => hub.memory.snapshots.create(new Date(), AUTOSAVE)).catch((err) => logger.error({ event: 'autosave_failed', err }, 'autosave failed'));
+      if (redisUrl || intervalS === 0) return Promise.resolve(true);
+      saving = saving.then(() => hub.memory.snapshots.create(new Date(), AUTOSAVE)).then(
+        () => true,
+        (err: unknown) => {
+          logger.error({ event: 'autosave_failed', err }, 'autosave failed');
+          return false;
+        },
+      );
       return saving;
     };
     const timer = !redisUrl && intervalS > 0 ? setInterval(() => void autosave(), intervalS * 1000) : undefined;
     timer?.unref();
 
-    await new Promise<void>((resolve) => {
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ event: 'shutdown', signal }, 'shutting down');
-        out(`${signal}: shutting down (clients are told to reconnect; draining up to ${drainTimeoutMs / 1000} s)`);
-        clearInterval(timer);
-        void (async () => {
-          await autosave();
-          await hub.close();
-          out('hub stopped');
-          resolve();
-        })();
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-    });
+    const signal = await stopSignal;
+    logger.info({ event: 'shutdown', signal }, 'shutting down');
+    out(`${signal}: shutting down (clients are told to reconnect${redisUrl ? `; with other nodes on this Redis, they get up to ${drainTimeoutMs / 1000} s to move` : ''})`);
+    clearInterval(timer);
+    const saved = await autosave();
+    await hub.close();
+    if (redisUrl) out(`hub stopped; the state stays in Redis at ${redisUrl}`);
+    else if (saved) out(`hub stopped; everything it acknowledged is in its database in ${join(home, 'data')} (restored at the next start)`);
+    else out(`hub stopped; saving the state in ${join(home, 'data')} FAILED (see the log): the next start restores the previous snapshot`);
     return EXIT_CODES.OK;
   }
 }

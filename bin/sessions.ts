@@ -2,7 +2,7 @@
 import { Command, Option } from 'clipanion';
 import { SESSION_STATUSES, type SessionStatus } from '../protocol/records.js';
 import { CliError } from './errors.js';
-import { LinkerCommand, parseFormat } from './base.js';
+import { LinkerCommand, parseFormat, formatOption } from './base.js';
 
 export class SessionsCreateCommand extends LinkerCommand {
   static override paths = [['sessions', 'create']];
@@ -15,7 +15,7 @@ export class SessionsCreateCommand extends LinkerCommand {
   participants = Option.String('--participants', { description: 'Comma-separated agent ids' });
   goal = Option.String('--goal', { description: 'What the session is for' });
   deadline = Option.String('--deadline', { description: 'ISO 8601 deadline' });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
 
   async run() {
     const format = parseFormat(this.format);
@@ -35,7 +35,7 @@ export class SessionsListCommand extends LinkerCommand {
   static override usage = Command.Usage({ description: 'List sessions', examples: [['Active ones', 'skynet-linker sessions list --status active']] });
   agentId = Option.String('--agent-id', { description: 'Act as this agent' });
   status = Option.String('--status', { description: SESSION_STATUSES.join(' | ') });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
 
   async run() {
     const format = parseFormat(this.format);
@@ -53,7 +53,7 @@ export class SessionsShowCommand extends LinkerCommand {
   static override usage = Command.Usage({ description: 'Show a session with its messages', examples: [['Show', 'skynet-linker sessions show sess_123']] });
   agentId = Option.String('--agent-id', { description: 'Act as this agent' });
   sessionId = Option.String({ name: 'session-id' });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
 
   async run() {
     const format = parseFormat(this.format);

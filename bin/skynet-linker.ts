@@ -7,6 +7,7 @@ import { ConnectCommand } from './connect.js';
 import { ConnectorsListCommand } from './connectors.js';
 import { ContextPullCommand, ContextPushCommand, ContextResetCommand } from './context.js';
 import { EXIT_CODES } from './errors.js';
+import { nearestOption, withPlaceholders } from './usage.js';
 import { KeysGenerateCommand, KeysRotateCommand, KeysShowCommand } from './keys.js';
 import { McpCommand, McpConfigCommand } from './mcp.js';
 import { MonitorCommand } from './monitor.js';
@@ -17,10 +18,18 @@ import { SnapshotCreateCommand, SnapshotListCommand, SnapshotRestoreCommand } fr
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+/** clipanion 3 writes every option value as `#0` in help: name them (`--port <port>`). */
+class LinkerCli extends Cli {
+  protected override getUsageByIndex(n: number, opts?: { detailed?: boolean; inlineOptions?: boolean }): { usage: string; options: { definition: string; description: string; required: boolean }[] } {
+    const { usage, options } = super.getUsageByIndex(n, opts);
+    return { usage: withPlaceholders(usage), options: options.map((o) => ({ ...o, definition: withPlaceholders(o.definition) })) };
+  }
+}
+
 export function buildCli(): Cli {
   // clipanion decides on colours from the terminal type alone: colour only a real TTY.
   const enableColors = Boolean(process.stdout.isTTY) && Cli.defaultContext.colorDepth > 1;
-  const cli = new Cli({ binaryLabel: 'Skynet Linker', binaryName: 'skynet-linker', binaryVersion: pkg.version, enableColors });
+  const cli = new LinkerCli({ binaryLabel: 'Skynet Linker', binaryName: 'skynet-linker', binaryVersion: pkg.version, enableColors });
   for (const command of [
     ServeCommand,
     ConnectCommand,
@@ -71,9 +80,18 @@ function commandPath(usage: string): string {
  * One line for a parse failure. clipanion puts its suggestions on later lines ("did you mean
  * one of:\n\n  0. <usage>..."), so they are folded into the line here.
  */
-function usageErrorLine(err: unknown, argv: string[]): string {
+function usageErrorLine(cli: Cli, err: unknown, argv: string[]): string {
   const message = err instanceof Error ? err.message : String(err);
   const first = message.split('\n')[0] ?? message;
+  const unknownOption = /^Unsupported option name \("([^"]+)"\)/.exec(first);
+  if (unknownOption) {
+    const typed = typedCommand(argv);
+    const command = cli.definitions().find((d) => d.path === typed);
+    const text = command ? [command.usage, ...command.options.map((o) => o.definition)].join(' ') : '';
+    const names = [...text.matchAll(/(--[a-z][a-z0-9-]*)/g)].map((m) => m[1]!);
+    const near = nearestOption(unknownOption[1]!, names);
+    return `unknown option ${unknownOption[1]} for \`${typed}\`${near ? `; did you mean ${near}?` : ''}`;
+  }
   const candidates = (err as { candidates?: { usage: string; reason: string | null }[] }).candidates;
   if (!Array.isArray(candidates) || candidates.length === 0 || candidates.some((c) => c.reason !== null)) return first;
   const typed = typedCommand(argv);
@@ -101,8 +119,15 @@ function groupHelp(cli: Cli, argv: string[]): string | null {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // `monitor --format json | head -3`: once the reader is gone there is nobody to tell; end quietly.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(EXIT_CODES.OK);
+      throw err;
+    });
+  }
   const cli = buildCli();
-  let command;
+  let command: ReturnType<Cli['process']>;
   try {
     command = cli.process(argv);
   } catch (err) {
@@ -112,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
       return EXIT_CODES.OK;
     }
     // Bad flags or an unknown command: one line on stderr, exit 2, and where to look.
-    process.stderr.write(`error: ${usageErrorLine(err, argv)}\nrun \`skynet-linker --help\` for the commands and \`skynet-linker <command> --help\` for their flags\n`);
+    process.stderr.write(`error: ${usageErrorLine(cli, err, argv)}\nrun \`skynet-linker --help\` for the commands and \`skynet-linker <command> --help\` for their flags\n`);
     return EXIT_CODES.USAGE;
   }
   return cli.run(command, Cli.defaultContext);

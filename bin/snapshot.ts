@@ -1,11 +1,11 @@
 /** `skynet-linker snapshot create|list|restore` (admin). */
 import { Command, Option } from 'clipanion';
-import { LinkerCommand, parseFormat } from './base.js';
+import { LinkerCommand, parseFormat, formatOption } from './base.js';
 
 export class SnapshotCreateCommand extends LinkerCommand {
   static override paths = [['snapshot', 'create']];
   static override usage = Command.Usage({ description: 'Save the whole state as a sealed snapshot', examples: [['Create', 'skynet-linker snapshot create']] });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
   async run() {
     const format = parseFormat(this.format);
     const info = await (await this.clientAs(null)).admin.snapshotCreate.mutate();
@@ -17,7 +17,7 @@ export class SnapshotCreateCommand extends LinkerCommand {
 export class SnapshotListCommand extends LinkerCommand {
   static override paths = [['snapshot', 'list']];
   static override usage = Command.Usage({ description: 'List snapshots', examples: [['List', 'skynet-linker snapshot list']] });
-  format = Option.String('--format', { description: 'text or json' });
+  format = formatOption();
   async run() {
     const format = parseFormat(this.format);
     const list = await (await this.clientAs(null)).admin.snapshotList.query();

@@ -86,7 +86,8 @@ export interface LinkerAgent {
   readonly ready: Promise<void>;
   send(message: Omit<OutgoingMessage, 'from_agent'>, opts?: SendOptions): Promise<SendResult>;
   reply(to: Envelope, content: JsonValue, extra?: { type?: MessageType; failed?: boolean }): Promise<SendResult>;
-  request(to: string, content: JsonValue, opts?: { timeoutMs?: number; sessionId?: string; priority?: number; seal?: 'box' }): Promise<IncomingMessage>;
+  /** `onSent` is called with the task's id once the hub has stored it (the wait starts then). */
+  request(to: string, content: JsonValue, opts?: { timeoutMs?: number; sessionId?: string; priority?: number; seal?: 'box'; onSent?: (id: string) => void }): Promise<IncomingMessage>;
   /**
    * Waits for the reply to the message `messageId` (call it before sending that message). The
    * reply is handed over as soon as it arrives, even while a task is being handled (a connector
@@ -107,9 +108,30 @@ function isSealed(c: JsonValue): c is JsonValue & SealedContent {
 
 const FATAL_CODES = new Set(['UNAUTHORIZED', 'FORBIDDEN', 'BAD_REQUEST']);
 
+/**
+ * Without a token only a hub started with --insecure-no-auth accepts the agent. Ask it now, so a
+ * token that is missing (`token: process.env.X` with X unset) fails here, with a message saying
+ * so, rather than later in a subscription.
+ */
+async function checkTokenless(conn: LinkerConnection, agentId: string, token: string | undefined): Promise<void> {
+  try {
+    await conn.trpc.agents.whoami.query();
+  } catch (err) {
+    await conn.close();
+    const code = err instanceof TRPCClientError ? (err.data as { code?: string } | undefined)?.code : undefined;
+    if (code !== 'UNAUTHORIZED') throw err;
+    throw new Error(
+      `connectAgent(${agentId}): no token (token is ${token === '' ? 'an empty string' : 'undefined'}: is its environment variable set?) and the hub requires one; ` +
+        `issue one with \`skynet-linker agents add ${agentId}\` (hub: ${(err as Error).message})`,
+      { cause: err },
+    );
+  }
+}
+
 export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
   const conn: LinkerConnection = createLinkerClient(opts);
   const trpc = conn.trpc;
+  if (!opts.token) await checkTokenless(conn, opts.agentId, opts.token);
   const box = opts.e2e?.box === true ? boxKeyPair() : opts.e2e?.box;
   const signer = opts.e2e?.sign === true ? signingKeyPair() : opts.e2e?.sign;
   const ackIntervalMs = opts.ackIntervalMs ?? 200;
@@ -380,6 +402,7 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
           },
           reqOpts.seal ? { seal: reqOpts.seal } : {},
         );
+        reqOpts.onSent?.(id);
       } catch (err) {
         const w = pendingRequests.get(id);
         if (w) {

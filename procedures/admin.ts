@@ -23,7 +23,7 @@ export const adminRouter = router({
   }),
   keysStatus: adminProcedure.query(({ ctx }) => ({
     sealing: ctx.hub.memory.sealer.enabled,
-    /** Each value sealed in the store; false on the embedded store, which seals its snapshot files (README, Security). */
+    /** Each value sealed in the store; false on the embedded store, which seals its snapshot files (docs/security.md). */
     values_sealed: ctx.hub.memory.valuesSealed,
     store: ctx.hub.memory.store.kind,
   })),

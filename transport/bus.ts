@@ -62,7 +62,8 @@ export class StoreBus implements LiveBus {
     this.heartbeatMs = opts.heartbeatMs ?? 2000;
   }
 
-  private get hasPeers(): boolean {
+  /** Whether another live node shares the store (graceful shutdown drains only towards one). */
+  get hasPeers(): boolean {
     // While our own heartbeats fail (store outage) nobody could refresh theirs: keep the last
     // known peers rather than stop publishing to them the moment the store returns.
     if (this.beatFailing) return this.peers.size > 0;

@@ -356,9 +356,11 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections?.();
       const drainMs = closeOpts.drainTimeoutMs ?? opts.drainTimeoutMs ?? 2_000;
-      if (wss.clients.size > 0 && drainMs > 0) {
+      if (wss.clients.size > 0) wsHandler.broadcastReconnectNotification();
+      // Clients told to reconnect can only leave for another node: with none (a single hub, the
+      // embedded store) waiting would only hold Ctrl-C for the whole drain timeout.
+      if (wss.clients.size > 0 && drainMs > 0 && bus.hasPeers) {
         logger.info({ event: 'hub_draining', clients: wss.clients.size, drain_timeout_ms: drainMs }, 'draining: clients told to reconnect');
-        wsHandler.broadcastReconnectNotification();
         let timer: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
           clientsGone = resolve;

@@ -4,6 +4,7 @@
  * Retry-After, `maxRetries` times.
  */
 import { buildPrompt } from './prompt.js';
+import { loadSdk } from './sdk.js';
 import { apiSettings, oneLine, plural, sdkError, withDeadline } from './call.js';
 import { toolResultText, toolRoundsExceeded, UsageTotal } from './tool-loop.js';
 import { ConnectorError, type ConnectorDefinition, type ConnectorReply } from './types.js';
@@ -19,7 +20,7 @@ export const anthropicConnector: ConnectorDefinition = {
   async create(options) {
     const s = apiSettings(anthropicConnector, options);
     const baseUrl = s.baseUrl ?? 'https://api.anthropic.com';
-    const { default: Anthropic, APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError } = await import('@anthropic-ai/sdk');
+    const { default: Anthropic, APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError } = await loadSdk('anthropic', '@anthropic-ai/sdk', () => import('@anthropic-ai/sdk'));
     const client = new Anthropic({ apiKey: s.apiKey, baseURL: baseUrl, maxRetries: s.maxRetries, timeout: s.timeoutMs });
     const classes = { APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError };
     const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS;

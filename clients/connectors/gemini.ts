@@ -6,6 +6,7 @@
  * usual backoff.
  */
 import { buildPrompt } from './prompt.js';
+import { loadSdk } from './sdk.js';
 import { apiSettings, httpErrorMessage, plural, retriesNote, invalidJsonError, oneLine, retrying, withDeadline, type RetryDecision } from './call.js';
 import { toolRoundsExceeded, UsageTotal } from './tool-loop.js';
 import { ConnectorError, type ConnectorDefinition, type ConnectorReply } from './types.js';
@@ -55,7 +56,7 @@ export const geminiConnector: ConnectorDefinition = {
     // GOOGLE_API_KEY is the other name the Gemini SDK and docs use.
     const s = apiSettings(geminiConnector, options, ['GOOGLE_API_KEY']);
     const baseUrl = s.baseUrl ?? 'https://generativelanguage.googleapis.com';
-    const { GoogleGenAI } = await import('@google/genai');
+    const { GoogleGenAI } = await loadSdk('gemini', '@google/genai', () => import('@google/genai'));
     // No httpOptions.timeout and no retryOptions: the deadline and the retries are ours (see above).
     const ai = new GoogleGenAI({ vertexai: false, apiKey: s.apiKey, httpOptions: { baseUrl } });
     return {

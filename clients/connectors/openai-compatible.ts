@@ -4,6 +4,7 @@
  * errors itself, honouring Retry-After and retry-after-ms, `maxRetries` times.
  */
 import { buildPrompt } from './prompt.js';
+import { loadSdk } from './sdk.js';
 import { apiSettings, oneLine, plural, sdkError, withDeadline } from './call.js';
 import { parseToolArguments, toolResultText, toolRoundsExceeded, UsageTotal } from './tool-loop.js';
 import { ConnectorError, type Connector, type ConnectorDefinition, type ConnectorOptions, type ConnectorReply, type ConnectorTask } from './types.js';
@@ -22,7 +23,7 @@ export interface CompatibleOptions {
 export async function createChatCompletionsConnector(def: ConnectorDefinition, options: ConnectorOptions, compat: CompatibleOptions): Promise<Connector> {
   const s = apiSettings(def, options);
   const baseUrl = s.baseUrl ?? compat.defaultBaseUrl;
-  const { default: OpenAI, APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError } = await import('openai');
+  const { default: OpenAI, APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError } = await loadSdk(def.name, 'openai', () => import('openai'));
   const client = new OpenAI({
     apiKey: s.apiKey,
     baseURL: baseUrl,

@@ -30,7 +30,7 @@ describe.each<StoreKind>(['redis', 'embedded'])('agents, sessions and keys comma
       m.ok(['agents', 'add', 'ops', '--type', 'operator', '--scopes', 'monitor']),
     ]);
     const { token } = JSON.parse(added) as { token: string };
-    expect(JSON.parse(added)).toEqual({ agent_id: 'coder_bot', agent_type: 'coder', scopes: ['agent'], token: expect.stringMatching(/^skl_/) });
+    expect(JSON.parse(added)).toEqual({ agent_id: 'coder_bot', agent_type: 'coder', scopes: ['agent'], token: expect.stringMatching(/^skl_/), existed: false });
     expect(ops).toMatch(/^added ops \(operator\) with scopes monitor\ntoken \(shown once\): skl_[A-Za-z0-9_-]+\n$/);
 
     // The acting agent is the token's agent: the session records coder_bot as the sender.
@@ -166,7 +166,7 @@ describe('--version and --help', () => {
     ]);
     for (const r of [connect, send, push, agentsList]) expect(r).toMatchObject({ code: 0, stderr: '' });
     expect(connect.stdout).toContain('$ skynet-linker connect --agent-id claude_cli --agent-type planner --server ws://localhost:8000/ws --channel skynet_core\n');
-    expect(connect.stdout).toMatch(/^ {2}--agent-type #0 +Agent type announced to the hub$/m);
+    expect(connect.stdout).toMatch(/^ {2}--agent-type <agent-type> +Agent type announced to the hub$/m);
     expect(send.stdout).toContain('$ skynet-linker send --agent-id claude_cli --to gemini --type task --content "Recherche sur les LLM quantiques"\n');
     expect(send.stdout).toContain('$ skynet-linker send --to gemini --type task --payload-file task.json\n');
     expect(send.stdout).toMatch(/^ {2}--wait-reply +Wait for the reply and print it$/m);

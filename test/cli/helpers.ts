@@ -204,7 +204,7 @@ export class Machine {
   }
 
   /** Runs one CLI command to completion (killed and reported after `timeoutMs`). */
-  async run(args: string[], opts: { env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<RunResult> {
+  async run(args: string[], opts: { env?: Record<string, string | undefined>; timeoutMs?: number; script?: string } = {}): Promise<RunResult> {
     const proc = this.spawn(args, opts);
     const timeoutMs = opts.timeoutMs ?? 15_000;
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -103,16 +103,21 @@ describe.each<StoreKind>(['redis', 'embedded'])('the seed scenario with the CLI,
 
     // Steps 5-7 scripted: an agent with a token from `agents add --format json` answers tasks.
     const added = JSON.parse(await m.ok(['agents', 'add', 'gemini', '--type', 'researcher', '--format', 'json']));
-    expect(added).toEqual({ agent_id: 'gemini', agent_type: 'researcher', scopes: ['agent'], token: expect.stringMatching(/^skl_[A-Za-z0-9_-]{20,}$/) });
+    expect(added).toEqual({ agent_id: 'gemini', agent_type: 'researcher', scopes: ['agent'], token: expect.stringMatching(/^skl_[A-Za-z0-9_-]{20,}$/), existed: true });
     const bot = m.spawn([hub.url, added.token, 'gemini'], { script: REPLY_AGENT });
     await bot.waitForLine('ready gemini');
 
     const asked = await m.run(['send', '--agent-id', 'claude_cli', '--to', 'gemini', '--content', 'Résume RAG', '--session', 'sess_123', '--wait-reply', '--timeout', '60s']);
-    expect(asked).toEqual({ code: 0, signal: null, stdout: 'Voici 10 papiers récents sur: Résume RAG\n', stderr: '' });
+    expect(asked).toEqual({
+      code: 0,
+      signal: null,
+      stdout: 'Voici 10 papiers récents sur: Résume RAG\n',
+      stderr: expect.stringMatching(/^sent [0-9a-f-]{36} to gemini; waiting up to 60s for the reply \(Ctrl-C to stop\)\n$/),
+    });
 
     // claude_cli's own terminal shows the reply too (seed step 7), in the seed's line format.
     const replyLine = await claude.waitForLine('reply');
-    expect(replyLine).toMatch(new RegExp(`^${CLOCK} gemini → claude_cli: reply "Voici 10 papiers récents sur: Résume RAG"$`));
+    expect(replyLine).toMatch(new RegExp(`^${CLOCK} gemini → claude_cli: reply "Voici 10 papiers récents sur: Résume RAG" \\(id [0-9a-f-]{36}\\)$`));
 
     // The monitor saw the task, the second task and the reply, in order, as JSON lines.
     await monitor.waitForLine((l) => l.includes('"type":"reply"'));
@@ -159,8 +164,21 @@ describe.each<StoreKind>(['redis', 'embedded'])('the seed scenario with the CLI,
     const replyId = (await m.ok(['send', '--agent-id', 'gemini', '--to', 'claude_cli', '--reply-to', task.message.id, '--content', 'Voici 10 papiers récents...', '--session', 'sess_hand'])).trim();
     expect(replyId).toMatch(UUID);
     const answered = await asking.exited;
-    expect(answered).toEqual({ code: 0, signal: null, stdout: 'Voici 10 papiers récents...\n', stderr: '' });
+    expect(answered).toEqual({ code: 0, signal: null, stdout: 'Voici 10 papiers récents...\n', stderr: `sent ${task.message.id} to gemini; waiting up to 30s for the reply (Ctrl-C to stop)\n` });
     expect((await gemini.stop('SIGINT')).code).toBe(0);
+  });
+
+  it('the walkthrough shares context through the session both agents are in, and gemini reads it', async () => {
+    // The README's "share context" step: a scope both can read (agent:claude_cli is claude_cli's own).
+    expect(await m.ok(['sessions', 'create', '--id', 'sess_share', '--participants', 'claude_cli,gemini', '--goal', 'RAG research'])).toContain('sess_share');
+    m.file('share.json', { last_task: 'RAG research', shared_knowledge: { facts: ['RAG = retrieval + generation'] } });
+    expect(await m.ok(['context', 'push', '--agent-id', 'claude_cli', '--scope', 'session:sess_share', '--context-file', 'share.json'])).toBe(
+      'session:sess_share is now at version 1\n',
+    );
+    expect(JSON.parse(await m.ok(['context', 'pull', '--agent-id', 'gemini', '--scope', 'session:sess_share', '--data-only']))).toEqual({
+      last_task: 'RAG research',
+      shared_knowledge: { facts: ['RAG = retrieval + generation'] },
+    });
   });
 
   it('context push then pull round-trips the file, and a second push merges', async () => {

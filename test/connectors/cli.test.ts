@@ -64,7 +64,7 @@ describe('connectors through the CLI', () => {
       env: { OPENAI_API_KEY: 'sk-cli-key', OPENAI_BASE_URL: `${fake.url}/v1` },
     });
     await agent.waitForLine(/^answering tasks with openai \(model gpt-test at http:\/\/127\.0\.0\.1:\d+\/v1, timeout 20000 ms/, { stream: 'stderr' });
-    const out = await m.ok(['send', '--agent-id', 'planner', '--to', 'chatgpt', '--content', 'What is RAG?', '--session', 'sess_cli', '--wait-reply', '--format', 'json']);
+    const out = await m.ok(['send', '--agent-id', 'planner', '--to', 'chatgpt', '--content', 'What is RAG?', '--session', 'sess_cli', '--wait-reply', '--format', 'json'], { allowStderr: true });
     const reply = jsonLines(out)[0];
     expect(reply.type).toBe('reply');
     expect(reply.from_agent).toBe('chatgpt');
@@ -78,7 +78,7 @@ describe('connectors through the CLI', () => {
   it('connect --exec runs a program per task', async () => {
     const agent = m.spawn(['connect', '--agent-id', 'codex', '--agent-type', 'coder', '--connector', 'codex', '--exec', `'${process.execPath}' '${ECHO}' exec {prompt}`]);
     await agent.waitForLine(/^answering tasks with codex \(runs /, { stream: 'stderr' });
-    const out = await m.ok(['send', '--agent-id', 'planner', '--to', 'codex', '--content', 'Fix the flaky test', '--wait-reply', '--format', 'json']);
+    const out = await m.ok(['send', '--agent-id', 'planner', '--to', 'codex', '--content', 'Fix the flaky test', '--wait-reply', '--format', 'json'], { allowStderr: true });
     const answer = JSON.parse(jsonLines(out)[0].payload.content.content) as { argv: string[]; env: { from: string } };
     expect(answer.argv[0]).toBe('exec');
     expect(answer.argv[1]).toContain('Fix the flaky test');
