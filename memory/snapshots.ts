@@ -77,7 +77,8 @@ export class SnapshotStore {
  * Seals, under their own key names, the values a dump holds as they are: the in-memory store keeps
  * them so (memory/sealing.ts, inProcessValues) and its snapshots are sealed whole instead. The
  * values are those the memory layer seals on Redis: each message (`m` of an entry with a `mid`),
- * every versioned document (contexts, sessions), every registry record. Sealed ones are left alone.
+ * every versioned document (contexts, sessions), every registry record, token record and session
+ * summary. Sealed ones are left alone.
  */
 export function sealPlainValues(dump: StoreDump, sealer: ValueSealer): StoreDump {
   const streams: StoreDump['streams'] = {};
@@ -93,5 +94,10 @@ export function sealPlainValues(dump: StoreDump, sealer: ValueSealer): StoreDump
   const hashes = { ...dump.hashes };
   const agents = dump.hashes[keys.agents()];
   if (agents) hashes[keys.agents()] = Object.fromEntries(Object.entries(agents).map(([id, v]) => [id, isSealedText(v) ? v : sealer.seal(v, keys.agentSeal(id))]));
+  // Token records and session summaries are sealed too (integrity: memory/integrity.ts).
+  const tokens = dump.hashes[keys.tokens()];
+  if (tokens) hashes[keys.tokens()] = Object.fromEntries(Object.entries(tokens).map(([hash, v]) => [hash, isSealedText(v) ? v : sealer.seal(v, keys.tokenSeal(hash))]));
+  const sessions = dump.hashes[keys.sessions()];
+  if (sessions) hashes[keys.sessions()] = Object.fromEntries(Object.entries(sessions).map(([id, v]) => [id, isSealedText(v) ? v : sealer.seal(v, keys.sessionIndexSeal(id))]));
   return { streams, docs, hashes, values: dump.values };
 }

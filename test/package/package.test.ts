@@ -55,6 +55,9 @@ describe('the package', () => {
       redis: Object.keys(shape.redis.unwrap().shape),
       auth: Object.keys(shape.auth.unwrap().shape),
       sealing: Object.keys(shape.sealing.unwrap().shape),
+      store: Object.keys(shape.store.unwrap().shape),
+      guards: Object.keys(shape.guards.unwrap().shape),
+      limits: Object.keys(shape.limits.unwrap().shape),
     };
     // Commented-out settings count: they show the name and the default without taking effect.
     for (const [section, keys] of Object.entries(sections)) for (const key of keys) expect(text, `${section}.${key}`).toMatch(new RegExp(`^\\s*#?\\s*${key}:`, 'm'));
