@@ -56,7 +56,17 @@ export { createLinkerClient, backoffDelay } from './clients/client.js';
 export type { LinkerClient, LinkerClientOptions, LinkerConnection, AppRouter } from './clients/client.js';
 export { connectAgent, InboxGapError } from './clients/agent.js';
 export type { LinkerAgent, AgentOptions, IncomingMessage, SendOptions, SendResult, AgentState, InboxGap } from './clients/agent.js';
-export { BUS_TOOLS, busToolsFor, callBusTool, inputSchemaOf, jsonSchemaOf, viewOf, ToolInputError, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS } from './clients/bus-tools/tools.js';
+export {
+  BUS_TOOLS,
+  busToolsFor,
+  callBusTool,
+  inputSchemaOf,
+  jsonSchemaOf,
+  viewOf,
+  ToolInputError,
+  DEFAULT_WAIT_SECONDS,
+  MAX_WAIT_SECONDS,
+} from './clients/bus-tools/tools.js';
 export type { BusTool, BusToolHost, DeliveredView, ToolOutcome } from './clients/bus-tools/tools.js';
 export { ToolInbox } from './clients/bus-tools/inbox.js';
 export type { ToolInboxOptions } from './clients/bus-tools/inbox.js';

@@ -81,7 +81,11 @@ function latencyFigures(latencies: number[]) {
 
 function tailFigures(latencies: number[]) {
   const sorted = latencies.sort((a, b) => a - b);
-  return { p90_ms: Number(percentile(sorted, 90).toFixed(3)), p999_ms: Number(percentile(sorted, 99.9).toFixed(3)), max_ms: Number((sorted.at(-1) ?? NaN).toFixed(3)) };
+  return {
+    p90_ms: Number(percentile(sorted, 90).toFixed(3)),
+    p999_ms: Number(percentile(sorted, 99.9).toFixed(3)),
+    max_ms: Number((sorted.at(-1) ?? NaN).toFixed(3)),
+  };
 }
 
 const print = (line: Record<string, unknown>) => console.log(JSON.stringify(line));
@@ -145,7 +149,16 @@ const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1000);
  * and script set-up), then `reset()` clears what was counted and `durationMs` is measured.
  * Completions call `start` again while `loop.running`.
  */
-async function closedLoop(loop: Loop, keys: number, perKey: number, start: (key: number) => void, durationMs: number, reset: () => void, server?: Server, redis?: Redis) {
+async function closedLoop(
+  loop: Loop,
+  keys: number,
+  perKey: number,
+  start: (key: number) => void,
+  durationMs: number,
+  reset: () => void,
+  server?: Server,
+  redis?: Redis,
+) {
   for (let k = 0; k < keys; k++) for (let i = 0; i < perKey; i++) start(k);
   await sleep(WARMUP_MS);
   reset();
@@ -193,12 +206,20 @@ async function relayPairs(server: Server): Promise<{ senders: WebSocket[]; recei
   return { senders, receivers };
 }
 
-async function relayDirect(): Promise<{ rate: number; p50: number; p99: number; cpu: number; server_cpu_us_per_msg: number; server_loop_busy: number | undefined }> {
+async function relayDirect(): Promise<{
+  rate: number;
+  p50: number;
+  p99: number;
+  cpu: number;
+  server_cpu_us_per_msg: number;
+  server_loop_busy: number | undefined;
+}> {
   const server = await startServer(['relay']);
   const { senders, receivers } = await relayPairs(server);
   const latencies: number[] = [];
   const loop: Loop = { running: true };
-  const send = (pair: number) => senders[pair]!.send(JSON.stringify({ to_agent: `r${pair}`, type: 'task', payload: { content: CONTENT, meta: { sent_at: performance.now(), pair } } }));
+  const send = (pair: number) =>
+    senders[pair]!.send(JSON.stringify({ to_agent: `r${pair}`, type: 'task', payload: { content: CONTENT, meta: { sent_at: performance.now(), pair } } }));
   receivers.forEach((ws) =>
     ws.on('message', (raw) => {
       const m = JSON.parse(raw.toString()) as { payload: { meta: { sent_at: number; pair: number } } };
@@ -211,7 +232,14 @@ async function relayDirect(): Promise<{ rate: number; p50: number; p99: number; 
   server.stop();
   const { p50_ms, p99_ms } = latencyFigures(latencies);
   const serverUs = Number((((run.serverCpuMs ?? NaN) * 1000) / latencies.length).toFixed(1));
-  return { rate: (latencies.length / run.elapsed) * 1000, p50: p50_ms, p99: p99_ms, cpu: run.clientCpuPct, server_cpu_us_per_msg: serverUs, server_loop_busy: run.serverElu };
+  return {
+    rate: (latencies.length / run.elapsed) * 1000,
+    p50: p50_ms,
+    p99: p99_ms,
+    cpu: run.clientCpuPct,
+    server_cpu_us_per_msg: serverUs,
+    server_loop_busy: run.serverElu,
+  };
 }
 
 async function relayBroadcast(subscribers: number): Promise<number> {
@@ -219,7 +247,8 @@ async function relayBroadcast(subscribers: number): Promise<number> {
   const url = `ws://127.0.0.1:${server.info.port as number}`;
   const sender = await openRaw(url, 'sender');
   const subs: WebSocket[] = [];
-  for (let i = 0; i < subscribers; i += 100) subs.push(...(await Promise.all(Array.from({ length: Math.min(100, subscribers - i) }, (_, j) => openRaw(url, `sub${i + j}`)))));
+  for (let i = 0; i < subscribers; i += 100)
+    subs.push(...(await Promise.all(Array.from({ length: Math.min(100, subscribers - i) }, (_, j) => openRaw(url, `sub${i + j}`)))));
   let deliveries = 0;
   const counts = new Map<number, number>();
   let seq = 0;
@@ -292,7 +321,9 @@ async function directClients(server: Server, onData: (c: Content) => void): Prom
   const receivers = await Promise.all(Array.from({ length: PAIRS }, (_, i) => WireClient.open(url, tokens[`a${PAIRS + i}`])));
   await Promise.all(
     receivers.map((r, i) =>
-      r.subscribe('messages.inbox', isFloor ? { agent: `a${PAIRS + i}` } : {}, (json) => onData((json as { data: InboxData['data'] }).data.message.payload.content)),
+      r.subscribe('messages.inbox', isFloor ? { agent: `a${PAIRS + i}` } : {}, (json) =>
+        onData((json as { data: InboxData['data'] }).data.message.payload.content),
+      ),
     ),
   );
   return {
@@ -436,14 +467,18 @@ async function hubBroadcast(store: Store, redisUrl: string, subscribers: number)
     const subs: WireClient[] = [];
     for (let i = 0; i < subscribers; i += 200) {
       const batch = await Promise.all(Array.from({ length: Math.min(200, subscribers - i) }, (_, j) => WireClient.open(url, tokens[`a${1 + i + j}`])));
-      await Promise.all(batch.map((c) => c.subscribe('messages.inbox', {}, (json) => onDelivery((json as { data: InboxData['data'] }).data.message.payload.content))));
+      await Promise.all(
+        batch.map((c) => c.subscribe('messages.inbox', {}, (json) => onDelivery((json as { data: InboxData['data'] }).data.message.payload.content))),
+      );
       subs.push(...batch);
     }
     sendOne = (content) => sender.mutate('messages.send', { type: 'broadcast', payload: { content } });
     closeAll = async () => [sender, ...subs].forEach((c) => c.close());
   }
   const send = () => {
-    sendOne({ text: CONTENT, sent_at: performance.now(), key: 0, seq: seq++ }).catch((err: Error) => loop.running && console.error(`broadcast failed: ${err.message}`));
+    sendOne({ text: CONTENT, sent_at: performance.now(), key: 0, seq: seq++ }).catch(
+      (err: Error) => loop.running && console.error(`broadcast failed: ${err.message}`),
+    );
   };
   const run = await closedLoop(loop, 1, 4, send, DURATION_MS, () => (deliveries = 0));
   const rate = (deliveries / run.elapsed) * 1000;
@@ -457,7 +492,12 @@ async function idleConnections(store: Store, redisUrl: string) {
   const relay = await startServer(['relay']);
   const relayBefore = await relay.stats();
   const raw: WebSocket[] = [];
-  for (let i = 0; i < IDLE_AGENTS; i += 500) raw.push(...(await Promise.all(Array.from({ length: Math.min(500, IDLE_AGENTS - i) }, (_, j) => openRaw(`ws://127.0.0.1:${relay.info.port as number}`, `i${i + j}`)))));
+  for (let i = 0; i < IDLE_AGENTS; i += 500)
+    raw.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(500, IDLE_AGENTS - i) }, (_, j) => openRaw(`ws://127.0.0.1:${relay.info.port as number}`, `i${i + j}`)),
+      )),
+    );
   const relayAfter = await relay.stats();
   raw.forEach((ws) => ws.terminate());
   relay.stop();
@@ -501,7 +541,11 @@ async function main() {
   let redisUrl = process.env.REDIS_URL;
   if (!redisUrl) {
     const port = await freePort();
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', mkdtempSync(join(tmpdir(), 'bench-redis-'))], { stdio: 'ignore' });
+    redis = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', mkdtempSync(join(tmpdir(), 'bench-redis-'))],
+      { stdio: 'ignore' },
+    );
     redisUrl = `redis://127.0.0.1:${port}`;
     await sleep(300);
   }
@@ -521,10 +565,38 @@ async function main() {
       }
       const floorRate = median(floors.map((f) => f.rate));
       const floor = floors.find((f) => f.rate === floorRate)!;
-      print({ scenario: 'direct', server: 'raw-ws-relay (floor)', msgs_per_s: Math.round(floorRate), p50_ms: floor.p50, p99_ms: floor.p99, client_cpu_pct: floor.cpu, server_cpu_us_per_msg: floor.server_cpu_us_per_msg, server_loop_busy: floor.server_loop_busy, ratio: 1, rounds: floors.map((f) => Math.round(f.rate)), shape });
-      for (const [adapter, label] of process.env.BENCH_CEILING === '0' ? [] : ([['trpc', "bare-trpc, tRPC's ws adapter"], ['hub', "bare-trpc, the hub's ws adapter (ceiling)"]] as const)) {
+      print({
+        scenario: 'direct',
+        server: 'raw-ws-relay (floor)',
+        msgs_per_s: Math.round(floorRate),
+        p50_ms: floor.p50,
+        p99_ms: floor.p99,
+        client_cpu_pct: floor.cpu,
+        server_cpu_us_per_msg: floor.server_cpu_us_per_msg,
+        server_loop_busy: floor.server_loop_busy,
+        ratio: 1,
+        rounds: floors.map((f) => Math.round(f.rate)),
+        shape,
+      });
+      for (const [adapter, label] of process.env.BENCH_CEILING === '0'
+        ? []
+        : ([
+            ['trpc', "bare-trpc, tRPC's ws adapter"],
+            ['hub', "bare-trpc, the hub's ws adapter (ceiling)"],
+          ] as const)) {
         const bare = await hubDirect(['trpc', adapter]);
-        print({ scenario: 'direct', server: label, client: 'wire', msgs_per_s: Math.round(bare.rate), p50_ms: bare.p50_ms, p99_ms: bare.p99_ms, client_cpu_pct: bare.cpu, server_cpu_us_per_msg: bare.server_cpu_us_per_msg, ratio: ratio(bare.rate, floorRate), shape });
+        print({
+          scenario: 'direct',
+          server: label,
+          client: 'wire',
+          msgs_per_s: Math.round(bare.rate),
+          p50_ms: bare.p50_ms,
+          p99_ms: bare.p99_ms,
+          client_cpu_pct: bare.cpu,
+          server_cpu_us_per_msg: bare.server_cpu_us_per_msg,
+          ratio: ratio(bare.rate, floorRate),
+          shape,
+        });
       }
       for (const store of STORES) {
         const ratios = hubs[store].map((h, i) => h.rate / floors[i]!.rate);

@@ -4,7 +4,7 @@
  * Prints one JSON line `{ "port": N, ... }` on stdout once listening.
  */
 import { performance } from 'node:perf_hooks';
-import { WebSocketServer, WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { pino } from 'pino';
 import { initTRPC, tracked } from '@trpc/server';
 import { applyWSSHandler } from '@trpc/server/adapters/ws';
@@ -65,27 +65,29 @@ async function trpcFloor(adapter: 'trpc' | 'hub'): Promise<void> {
           listeners.get(input.to_agent)?.({ id, message: input });
           return { id };
         }),
-      inbox: t.procedure.input((v) => v as { agent: string }).subscription(async function* ({ input, signal }) {
-        const queue: { id: string; message: unknown }[] = [];
-        let wake: (() => void) | undefined;
-        listeners.set(input.agent, (item) => {
-          queue.push(item);
-          wake?.();
-        });
-        try {
-          while (!signal?.aborted) {
-            const item = queue.shift();
-            if (!item) {
-              await new Promise<void>((r) => (wake = r));
-              wake = undefined;
-              continue;
+      inbox: t.procedure
+        .input((v) => v as { agent: string })
+        .subscription(async function* ({ input, signal }) {
+          const queue: { id: string; message: unknown }[] = [];
+          let wake: (() => void) | undefined;
+          listeners.set(input.agent, (item) => {
+            queue.push(item);
+            wake?.();
+          });
+          try {
+            while (!signal?.aborted) {
+              const item = queue.shift();
+              if (!item) {
+                await new Promise<void>((r) => (wake = r));
+                wake = undefined;
+                continue;
+              }
+              yield tracked(item.id, { stream_id: item.id, replayed: false, message: item.message });
             }
-            yield tracked(item.id, { stream_id: item.id, replayed: false, message: item.message });
+          } finally {
+            listeners.delete(input.agent);
           }
-        } finally {
-          listeners.delete(input.agent);
-        }
-      }),
+        }),
     }),
   });
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });

@@ -18,13 +18,16 @@ export class AgentsAddCommand extends LinkerCommand {
     ],
   });
   agentId = Option.String({ name: 'agent-id' });
-  type = Option.String('--type', { description: 'Agent type (planner, researcher, coder, ...; default agent, or the existing agent\'s type)' });
+  type = Option.String('--type', { description: "Agent type (planner, researcher, coder, ...; default agent, or the existing agent's type)" });
   scopes = Option.String('--scopes', 'agent', { description: 'Comma-separated: agent, monitor, admin' });
   format = formatOption();
 
   async run() {
     const format = parseFormat(this.format);
-    const scopes = this.scopes.split(',').map((s) => s.trim()).filter(Boolean);
+    const scopes = this.scopes
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const bad = scopes.find((s) => !(SCOPES as readonly string[]).includes(s));
     if (bad) throw new CliError('USAGE', `--scopes: unknown scope "${bad}" (use agent, monitor, admin)`);
     const trpc = await this.clientAs(null);
@@ -36,11 +39,22 @@ export class AgentsAddCommand extends LinkerCommand {
     const agentType = this.type ?? existing?.agent_type ?? 'agent';
     const result = await trpc.agents.add.mutate({ agent_id: this.agentId, agent_type: agentType, scopes: scopes as Scope[] });
     if (format === 'json') {
-      this.printJson({ agent_id: result.agent.agent_id, agent_type: result.agent.agent_type, scopes: result.scopes, token: result.token, existed: existing !== null });
+      this.printJson({
+        agent_id: result.agent.agent_id,
+        agent_type: result.agent.agent_type,
+        scopes: result.scopes,
+        token: result.token,
+        existed: existing !== null,
+      });
     } else {
       if (existing) {
-        const typeNote = existing.agent_type === result.agent.agent_type ? `type ${existing.agent_type} kept` : `type changed from ${existing.agent_type} to ${result.agent.agent_type}`;
-        this.print(`${result.agent.agent_id} already existed (${typeNote}): issued another token with scopes ${result.scopes.join(',')}; its earlier tokens keep working (\`agents remove\` revokes them all)`);
+        const typeNote =
+          existing.agent_type === result.agent.agent_type
+            ? `type ${existing.agent_type} kept`
+            : `type changed from ${existing.agent_type} to ${result.agent.agent_type}`;
+        this.print(
+          `${result.agent.agent_id} already existed (${typeNote}): issued another token with scopes ${result.scopes.join(',')}; its earlier tokens keep working (\`agents remove\` revokes them all)`,
+        );
       } else this.print(`added ${result.agent.agent_id} (${result.agent.agent_type}) with scopes ${result.scopes.join(',')}`);
       this.print(`token (shown once): ${result.token}`);
     }
@@ -51,7 +65,10 @@ export class AgentsListCommand extends LinkerCommand {
   static override paths = [['agents', 'list']];
   static override usage = Command.Usage({
     description: 'List agents with presence (cluster-wide)',
-    examples: [['List', 'skynet-linker agents list'], ['As JSON', 'skynet-linker agents list --format json']],
+    examples: [
+      ['List', 'skynet-linker agents list'],
+      ['As JSON', 'skynet-linker agents list --format json'],
+    ],
   });
   format = formatOption();
 

@@ -16,7 +16,9 @@ import { checkHubUrl, DEFAULT_SERVER, isClosedConnection, probeHub, type HubUrl 
 export { DEFAULT_SERVER };
 
 export abstract class LinkerCommand extends Command {
-  server = Option.String('--server', { description: `Hub URL (env SKYNET_LINKER_SERVER; default: the hub \`serve\` started on this machine, else ${DEFAULT_SERVER})` });
+  server = Option.String('--server', {
+    description: `Hub URL (env SKYNET_LINKER_SERVER; default: the hub \`serve\` started on this machine, else ${DEFAULT_SERVER})`,
+  });
   token = Option.String('--token', { description: 'Agent token (env SKYNET_LINKER_TOKEN); default: a credential from the data directory' });
   configPath = Option.String('--config', { description: 'config.yaml to read (env SKYNET_LINKER_CONFIG; default ./config.yaml)' });
   verbose = Option.Boolean('--verbose', false, { description: 'Show stack traces on errors' });

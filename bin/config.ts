@@ -19,22 +19,43 @@ export const ConfigSchema = z.strictObject({
       host: z.string().min(1).optional(),
       port: z.number().int().min(0).max(65535).optional(),
       /** URL client commands connect to. */
-      url: z.string().regex(/^(wss?|https?):\/\//, { error: 'must start with ws://, wss://, http:// or https://' }).optional(),
+      url: z
+        .string()
+        .regex(/^(wss?|https?):\/\//, { error: 'must start with ws://, wss://, http:// or https://' })
+        .optional(),
       cors_origins: z.array(z.string()).optional(),
       tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
-      max_payload_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).optional(),
+      max_payload_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .optional(),
       rate_limit: z.strictObject({ per_second: z.number().min(0), burst: z.number().min(1).optional() }).optional(),
       /** Bytes a WebSocket may hold unsent before its subscriptions pause. */
-      max_buffered_bytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).optional(),
+      max_buffered_bytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .max(1024 * 1024 * 1024)
+        .optional(),
       /** How long a connection may drain nothing while over its bound before it is closed. */
       slow_consumer_timeout_ms: z.number().int().min(100).max(3_600_000).optional(),
       /** Bytes a WebSocket may hold unsent before it is closed at once. */
-      max_connection_buffer_bytes: z.number().int().min(1024 * 1024).max(16 * 1024 * 1024 * 1024).optional(),
+      max_connection_buffer_bytes: z
+        .number()
+        .int()
+        .min(1024 * 1024)
+        .max(16 * 1024 * 1024 * 1024)
+        .optional(),
     })
     .optional(),
   redis: z
     .strictObject({
-      url: z.string().regex(/^rediss?:\/\//, { error: 'must be a redis:// or rediss:// URL' }).optional(),
+      url: z
+        .string()
+        .regex(/^rediss?:\/\//, { error: 'must be a redis:// or rediss:// URL' })
+        .optional(),
       prefix: z.string().min(1).optional(),
     })
     .optional(),
@@ -57,9 +78,7 @@ export const ConfigSchema = z.strictObject({
         .optional(),
     })
     .optional(),
-  agents: z
-    .array(z.strictObject({ id: AgentIdSchema, type: AgentTypeSchema.optional(), channels: z.array(ChannelNameSchema).optional() }))
-    .optional(),
+  agents: z.array(z.strictObject({ id: AgentIdSchema, type: AgentTypeSchema.optional(), channels: z.array(ChannelNameSchema).optional() })).optional(),
   connectors: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
   /** Loop guards (docs/loop-guards.md); each field defaults as written there. */
   guards: z
@@ -69,7 +88,12 @@ export const ConfigSchema = z.strictObject({
       /** 0 turns the token budget off. */
       session_max_tokens: z.number().int().min(0).optional(),
       pair_max_messages: z.number().int().min(1).max(1_000_000).optional(),
-      pair_window_seconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
+      pair_window_seconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(30 * 24 * 3600)
+        .optional(),
       cycle_max_messages: z.number().int().min(2).max(1000).optional(),
     })
     .optional(),
@@ -77,8 +101,18 @@ export const ConfigSchema = z.strictObject({
   /** Bounds on what one caller can grow (docs/security.md, "Limits"). */
   limits: z
     .strictObject({
-      max_context_bytes: z.number().int().min(1024).max(256 * 1024 * 1024).optional(),
-      max_metadata_bytes: z.number().int().min(256).max(16 * 1024 * 1024).optional(),
+      max_context_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(256 * 1024 * 1024)
+        .optional(),
+      max_metadata_bytes: z
+        .number()
+        .int()
+        .min(256)
+        .max(16 * 1024 * 1024)
+        .optional(),
       max_subscriptions_per_connection: z.number().int().min(1).max(100_000).optional(),
       max_concurrent_calls: z.number().int().min(1).max(10_000).optional(),
       max_queued_calls: z.number().int().min(0).max(1_000_000).optional(),
@@ -86,7 +120,12 @@ export const ConfigSchema = z.strictObject({
       writes_per_second: z.number().min(0).optional(),
       auth_timeout_s: z.number().min(0.1).max(3600).optional(),
       max_unauthenticated_per_address: z.number().int().min(1).max(1_000_000).optional(),
-      reply_window_s: z.number().int().min(1).max(366 * 24 * 3600).optional(),
+      reply_window_s: z
+        .number()
+        .int()
+        .min(1)
+        .max(366 * 24 * 3600)
+        .optional(),
       token_recheck_s: z.number().min(0).max(3600).optional(),
       overload_delay_ms: z.number().int().min(10).max(600_000).optional(),
     })

@@ -17,8 +17,14 @@ export class ConnectCommand extends LinkerCommand {
     examples: [
       ['The seed planner', 'skynet-linker connect --agent-id claude_cli --agent-type planner --server ws://localhost:8000/ws --channel skynet_core'],
       ['JSON lines into jq', 'skynet-linker connect --agent-id gemini --agent-type researcher --format json | jq .message.payload.content'],
-      ['Gemini answers tasks by itself', 'GEMINI_API_KEY=... skynet-linker connect --agent-id gemini --agent-type researcher --connector gemini --model gemini-2.5-flash'],
-      ['Codex answers tasks by itself', "skynet-linker connect --agent-id codex --agent-type coder --connector command --exec 'codex exec {prompt}' --timeout 15m --push-context"],
+      [
+        'Gemini answers tasks by itself',
+        'GEMINI_API_KEY=... skynet-linker connect --agent-id gemini --agent-type researcher --connector gemini --model gemini-2.5-flash',
+      ],
+      [
+        'Codex answers tasks by itself',
+        "skynet-linker connect --agent-id codex --agent-type coder --connector command --exec 'codex exec {prompt}' --timeout 15m --push-context",
+      ],
     ],
   });
   agentId = Option.String('--agent-id', { description: 'Agent id (env SKYNET_LINKER_AGENT_ID)' });
@@ -26,10 +32,14 @@ export class ConnectCommand extends LinkerCommand {
   channel = Option.Array('--channel', { description: 'Channel to join (repeatable; default skynet_core)' });
   format = formatOption();
   connector = Option.String('--connector', { description: 'Answer tasks with this AI connector (see `skynet-linker connectors list`)' });
-  model = Option.String('--model', { description: 'Model for an API connector (default: the connector\'s)' });
-  exec = Option.String('--exec', { description: "Program for the command connector, e.g. 'codex exec {prompt}' (no shell; without {prompt} the prompt goes to stdin)" });
+  model = Option.String('--model', { description: "Model for an API connector (default: the connector's)" });
+  exec = Option.String('--exec', {
+    description: "Program for the command connector, e.g. 'codex exec {prompt}' (no shell; without {prompt} the prompt goes to stdin)",
+  });
   timeout = Option.String('--timeout', { description: 'Deadline of one connector call, e.g. 90s or 15m (default 120s for APIs, 10m for programs)' });
-  pushContext = Option.Boolean('--push-context', { description: 'After each answer, push a summary (last_answer) into the session context (agent:<id> without a session)' });
+  pushContext = Option.Boolean('--push-context', {
+    description: 'After each answer, push a summary (last_answer) into the session context (agent:<id> without a session)',
+  });
   busTools = Option.Boolean('--bus-tools', { description: 'Let an API model use the bus tools (ask other agents, share context) through function calling' });
 
   async run() {
@@ -53,7 +63,8 @@ export class ConnectCommand extends LinkerCommand {
       channels,
       onTask: ai?.handler.onTask,
       onMessage: (m) => {
-        if (format === 'json') this.printJson({ stream_id: m.streamId, replayed: m.replayed, message: { ...m.envelope, payload: { ...m.envelope.payload, content: m.content } } });
+        if (format === 'json')
+          this.printJson({ stream_id: m.streamId, replayed: m.replayed, message: { ...m.envelope, payload: { ...m.envelope.payload, content: m.content } } });
         else this.print(messageLine({ ...m.envelope, encrypted: false, payload: { ...m.envelope.payload, content: m.content } }, { withId: true }));
       },
       // One line when the hub goes away and one when it is back (the runtime resumes by itself).
@@ -82,7 +93,9 @@ export class ConnectCommand extends LinkerCommand {
     if (fatal) throw fatal;
     ai?.handler.attach(agent);
     announced = true;
-    this.context.stderr.write(`connected as ${agentId}${this.agentType ? ` (${this.agentType})` : ''} to ${this.serverUrl()}; channels: ${channels.join(', ')}. Ctrl-C to quit.\n`);
+    this.context.stderr.write(
+      `connected as ${agentId}${this.agentType ? ` (${this.agentType})` : ''} to ${this.serverUrl()}; channels: ${channels.join(', ')}. Ctrl-C to quit.\n`,
+    );
     if (ai) this.context.stderr.write(`answering tasks with ${ai.connector.describe()}\n`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();

@@ -24,8 +24,14 @@ const Duration = z.union([z.string(), z.number().positive()]);
 export const ConnectorConfigSchema = z.strictObject({
   type: z.string().min(1).optional(),
   model: z.string().min(1).optional(),
-  base_url: z.string().regex(/^https?:\/\//, { error: 'must start with http:// or https://' }).optional(),
-  api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be the name of an environment variable' }).optional(),
+  base_url: z
+    .string()
+    .regex(/^https?:\/\//, { error: 'must start with http:// or https://' })
+    .optional(),
+  api_key_env: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be the name of an environment variable' })
+    .optional(),
   /** Per-call deadline: `90s`, `15m`, or a number of seconds. */
   timeout: Duration.optional(),
   max_retries: z.number().int().min(0).max(10).optional(),
@@ -65,7 +71,10 @@ export function resolveConnector(name: string, config: Config): { def: Connector
   const def = findConnector(entry.type ?? name);
   if (!def) {
     const known = [...CONNECTORS.map((c) => c.name), ...Object.keys(config.connectors ?? {}).filter((n) => !findConnector(n))];
-    throw new CliError('USAGE', `unknown connector "${entry.type ?? name}"; available: ${[...new Set(known)].join(', ')} (see \`skynet-linker connectors list\`)`);
+    throw new CliError(
+      'USAGE',
+      `unknown connector "${entry.type ?? name}"; available: ${[...new Set(known)].join(', ')} (see \`skynet-linker connectors list\`)`,
+    );
   }
   return { def, entry };
 }
@@ -80,7 +89,12 @@ export interface ConnectorFlags {
 }
 
 /** Connector options from flags and config; vendor environment variables (key, base URL) beat config.yaml. */
-export function connectorOptions(def: ConnectorDefinition, entry: ConnectorConfig, flags: ConnectorFlags, env: Record<string, string | undefined> = process.env): ConnectorOptions {
+export function connectorOptions(
+  def: ConnectorDefinition,
+  entry: ConnectorConfig,
+  flags: ConnectorFlags,
+  env: Record<string, string | undefined> = process.env,
+): ConnectorOptions {
   const baseUrlFromEnv = def.env ? env[def.env.baseUrl] : undefined;
   return {
     env,
@@ -109,19 +123,20 @@ export interface ConnectorSetup {
  * For `connect --connector`: builds the connector now (a missing key or program fails here,
  * before connecting, with exit code 2) and the task handler that answers with it.
  */
-export async function setUpConnector(
-  flags: ConnectorFlags,
-  config: Config,
-  report: { line: (text: string) => void },
-): Promise<ConnectorSetup | null> {
+export async function setUpConnector(flags: ConnectorFlags, config: Config, report: { line: (text: string) => void }): Promise<ConnectorSetup | null> {
   const name = flags.connector ?? (flags.exec !== undefined ? 'command' : undefined);
   if (!name) {
     const stray = (['model', 'timeout', 'pushContext'] as const).filter((k) => flags[k] !== undefined);
-    if (stray.length > 0) throw new CliError('USAGE', `--${stray[0] === 'pushContext' ? 'push-context' : stray[0]} needs --connector <name> (see \`skynet-linker connectors list\`)`);
+    if (stray.length > 0)
+      throw new CliError(
+        'USAGE',
+        `--${stray[0] === 'pushContext' ? 'push-context' : stray[0]} needs --connector <name> (see \`skynet-linker connectors list\`)`,
+      );
     return null;
   }
   const { def, entry } = resolveConnector(name, config);
-  if (flags.exec !== undefined && def.kind !== 'command') throw new CliError('USAGE', `--exec is for command connectors; ${def.name} calls an API (use --model)`);
+  if (flags.exec !== undefined && def.kind !== 'command')
+    throw new CliError('USAGE', `--exec is for command connectors; ${def.name} calls an API (use --model)`);
   let connector: Connector;
   try {
     connector = await def.create(connectorOptions(def, entry, flags));
@@ -139,7 +154,8 @@ export async function setUpConnector(
       const seconds = (e.duration_ms / 1000).toFixed(1);
       if (!e.ok) return report.line(`task ${e.task_id} from ${e.from} failed after ${seconds} s: ${e.error}`);
       const u = e.reply!.usage;
-      const tokens = u.input_tokens !== undefined || u.output_tokens !== undefined ? `, ${u.input_tokens ?? '?'} in / ${u.output_tokens ?? '?'} out tokens` : '';
+      const tokens =
+        u.input_tokens !== undefined || u.output_tokens !== undefined ? `, ${u.input_tokens ?? '?'} in / ${u.output_tokens ?? '?'} out tokens` : '';
       report.line(`answered task ${e.task_id} from ${e.from} in ${seconds} s (${u.model ?? connector.name}${tokens})`);
     },
     onWarning: (err) => report.line(`warning: ${err.message}`),

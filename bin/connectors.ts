@@ -39,7 +39,14 @@ function statusOf(name: string, def: ConnectorDefinition, entry: ConnectorConfig
     };
   }
   const exec = entry.exec ?? def.defaultExec;
-  if (!exec) return { ...base, needs: '--exec <template>', ready: false, status: "give the program with --exec '<program> [args] {prompt}' (or exec: in config.yaml)", default: null };
+  if (!exec)
+    return {
+      ...base,
+      needs: '--exec <template>',
+      ready: false,
+      status: "give the program with --exec '<program> [args] {prompt}' (or exec: in config.yaml)",
+      default: null,
+    };
   let program: string | undefined;
   try {
     program = splitTemplate(exec)[0];
@@ -47,7 +54,13 @@ function statusOf(name: string, def: ConnectorDefinition, entry: ConnectorConfig
     return { ...base, needs: 'a valid exec template', ready: false, status: (err as Error).message, default: exec };
   }
   const found = program ? findProgram(program, env, entry.cwd ?? process.cwd()) : null;
-  return { ...base, needs: `${program} on PATH`, ready: found !== null, status: found ? `${program} found at ${found}` : `${program} not found on PATH`, default: exec };
+  return {
+    ...base,
+    needs: `${program} on PATH`,
+    ready: found !== null,
+    status: found ? `${program} found at ${found}` : `${program} not found on PATH`,
+    default: exec,
+  };
 }
 
 export class ConnectorsListCommand extends LinkerCommand {

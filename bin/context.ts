@@ -35,9 +35,13 @@ export class ContextPushCommand extends LinkerCommand {
     try {
       patch = JSON.parse(readFileSync(this.contextFile, 'utf8'));
     } catch (err) {
-      throw new CliError('USAGE', `--context-file ${this.contextFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'not valid JSON'}`);
+      throw new CliError(
+        'USAGE',
+        `--context-file ${this.contextFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'not valid JSON'}`,
+      );
     }
-    if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) throw new CliError('USAGE', `--context-file ${this.contextFile}: must hold a JSON object`);
+    if (typeof patch !== 'object' || patch === null || Array.isArray(patch))
+      throw new CliError('USAGE', `--context-file ${this.contextFile}: must hold a JSON object`);
     const trpc = await this.clientAs(agentId);
     const doc = await trpc.context.push.mutate({
       scope,
@@ -80,7 +84,8 @@ export class ContextResetCommand extends LinkerCommand {
   static override paths = [['context', 'reset']];
   static override usage = Command.Usage({
     description: 'Empty a shared context (admin), e.g. one that answers DATA_CORRUPTED',
-    details: 'Writes an empty document as the next version of the scope, whatever the current one holds (a record that fails its integrity check included). Needs an admin token.',
+    details:
+      'Writes an empty document as the next version of the scope, whatever the current one holds (a record that fails its integrity check included). Needs an admin token.',
     examples: [['Reset the global context', 'skynet-linker context reset --scope global']],
   });
   scope = Option.String('--scope', { required: true, description: 'global | agent:<id> | session:<id>' });

@@ -92,22 +92,37 @@ export async function probeHub(hub: HubUrl, opts: { adminPath: string; timeoutMs
   if ('error' in res) {
     const code = res.error;
     if (tls && (code === 'EPROTO' || /ERR_SSL|wrong version number/i.test(code))) {
-      throw new CliError('UNREACHABLE', `cannot reach the hub at ${where}: the TLS handshake failed (${code}); the hub serves plain ws:// and http:// unless started with --tls-cert: try ${hub.url.replace(/^wss:/, 'ws:').replace(/^https:/, 'http:')}`);
+      throw new CliError(
+        'UNREACHABLE',
+        `cannot reach the hub at ${where}: the TLS handshake failed (${code}); the hub serves plain ws:// and http:// unless started with --tls-cert: try ${hub.url.replace(/^wss:/, 'ws:').replace(/^https:/, 'http:')}`,
+      );
     }
     if (tls && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) {
-      throw new CliError('UNREACHABLE', `cannot reach the hub at ${where}: its TLS certificate is not trusted (${code}); point NODE_EXTRA_CA_CERTS at the CA that signed it`);
+      throw new CliError(
+        'UNREACHABLE',
+        `cannot reach the hub at ${where}: its TLS certificate is not trusted (${code}); point NODE_EXTRA_CA_CERTS at the CA that signed it`,
+      );
     }
     if (!tls && /ECONNRESET|UND_ERR_SOCKET|other side closed/i.test(code)) {
-      throw new CliError('UNREACHABLE', `cannot reach the hub at ${where}: the connection was closed without an answer (${code}); a hub started with --tls-cert speaks wss:// and https://`);
+      throw new CliError(
+        'UNREACHABLE',
+        `cannot reach the hub at ${where}: the connection was closed without an answer (${code}); a hub started with --tls-cert speaks wss:// and https://`,
+      );
     }
     throw new CliError('UNREACHABLE', `cannot reach the hub at ${where}: ${code} ${hint}`);
   }
   const body = parseHealth(res.body);
   if (res.status === 503 && body?.store?.reachable === false) {
-    throw new CliError('UNREACHABLE', `SERVICE_UNAVAILABLE: the hub at ${hub.url} is up but its store (${body.store.kind ?? 'Redis'}) is unreachable; retry once it is back`);
+    throw new CliError(
+      'UNREACHABLE',
+      `SERVICE_UNAVAILABLE: the hub at ${hub.url} is up but its store (${body.store.kind ?? 'Redis'}) is unreachable; retry once it is back`,
+    );
   }
   if (res.status !== 200 || typeof body?.status !== 'string') {
-    throw new CliError('UNREACHABLE', `something answers at ${where}, but not a Skynet Linker hub (GET /health: HTTP ${res.status}); check the port (\`serve\` prints its URL)`);
+    throw new CliError(
+      'UNREACHABLE',
+      `something answers at ${where}, but not a Skynet Linker hub (GET /health: HTTP ${res.status}); check the port (\`serve\` prints its URL)`,
+    );
   }
 }
 

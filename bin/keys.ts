@@ -61,7 +61,8 @@ export class KeysGenerateCommand extends KeyFileCommand {
   static override paths = [['keys', 'generate']];
   static override usage = Command.Usage({
     description: "Generate an agent's end-to-end key pairs (NaCl box + Ed25519)",
-    details: 'Secret keys go to the encrypted key file (mode 0600); public keys are printed and, with --publish, registered on the hub so other agents can seal to this one and verify its signatures.',
+    details:
+      'Secret keys go to the encrypted key file (mode 0600); public keys are printed and, with --publish, registered on the hub so other agents can seal to this one and verify its signatures.',
     examples: [['Generate and publish', 'skynet-linker keys generate --agent-id gemini --publish']],
   });
   agentId = Option.String('--agent-id', { required: true, description: 'Agent the keys belong to' });
@@ -73,7 +74,8 @@ export class KeysGenerateCommand extends KeyFileCommand {
     const format = parseFormat(this.format);
     if (!AgentIdSchema.safeParse(this.agentId).success) throw new CliError('USAGE', `--agent-id: invalid agent id "${this.agentId}"`);
     const data = await this.read();
-    if (data.agents?.[this.agentId] && !this.force) throw new CliError('CONFLICT', `${this.keyFilePath()} already holds keys for ${this.agentId} (use --force to replace them)`);
+    if (data.agents?.[this.agentId] && !this.force)
+      throw new CliError('CONFLICT', `${this.keyFilePath()} already holds keys for ${this.agentId} (use --force to replace them)`);
     const box = boxKeyPair();
     const sign = signingKeyPair();
     const entry: AgentKeys = {
@@ -100,7 +102,10 @@ export class KeysShowCommand extends KeyFileCommand {
   static override paths = [['keys', 'show']];
   static override usage = Command.Usage({
     description: 'Show public keys from the key file (never secret keys)',
-    examples: [['All agents', 'skynet-linker keys show'], ['One agent', 'skynet-linker keys show --agent-id gemini']],
+    examples: [
+      ['All agents', 'skynet-linker keys show'],
+      ['One agent', 'skynet-linker keys show --agent-id gemini'],
+    ],
   });
   agentId = Option.String('--agent-id', { description: 'Only this agent' });
   format = formatOption();
@@ -113,10 +118,16 @@ export class KeysShowCommand extends KeyFileCommand {
       .map(([agent_id, k]) => ({ agent_id, box: k.box.publicKey, sign: k.sign.publicKey, created_at: k.created_at }));
     if (this.agentId && agents.length === 0) throw new CliError('NOT_FOUND', `no keys for ${this.agentId} in ${this.keyFilePath()}`);
     const atRest = data.at_rest ? (data.at_rest as { activeKeyId?: string; keys?: Record<string, string> }) : null;
-    const summary = { key_file: this.keyFilePath(), at_rest: atRest ? { active_key_id: atRest.activeKeyId, key_ids: Object.keys(atRest.keys ?? {}) } : null, agents };
+    const summary = {
+      key_file: this.keyFilePath(),
+      at_rest: atRest ? { active_key_id: atRest.activeKeyId, key_ids: Object.keys(atRest.keys ?? {}) } : null,
+      agents,
+    };
     if (format === 'json') return this.printJson(summary);
     this.print(`key file: ${summary.key_file}`);
-    this.print(summary.at_rest ? `at-rest keys: ${summary.at_rest.key_ids.join(', ')} (active ${summary.at_rest.active_key_id})` : 'at-rest keys: none in this file');
+    this.print(
+      summary.at_rest ? `at-rest keys: ${summary.at_rest.key_ids.join(', ')} (active ${summary.at_rest.active_key_id})` : 'at-rest keys: none in this file',
+    );
     for (const a of agents) this.print(`- ${a.agent_id}: box ${a.box} sign ${a.sign}`);
   }
 }

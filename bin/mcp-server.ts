@@ -88,7 +88,11 @@ export async function serveMcpBus(opts: McpBusServerOptions): Promise<{ done: Pr
   for (const t of tools) {
     server.registerTool(t.name, { description: t.description, inputSchema: inputSchemaOf(t) }, async (args: unknown, extra: { signal: AbortSignal }) => {
       // This call shows the model received what it was handed before: acknowledge it now.
-      await inbox.commit().catch((err: unknown) => opts.log(`could not acknowledge delivered messages (kept for the next call): ${err instanceof Error ? err.message : String(err)}`));
+      await inbox
+        .commit()
+        .catch((err: unknown) =>
+          opts.log(`could not acknowledge delivered messages (kept for the next call): ${err instanceof Error ? err.message : String(err)}`),
+        );
       const outcome = await callBusTool(host(extra.signal), tools, t.name, args);
       if (!outcome.ok) return { content: [{ type: 'text' as const, text: outcome.error }], isError: true };
       return { content: [{ type: 'text' as const, text: JSON.stringify(outcome.result) }] };

@@ -83,7 +83,8 @@ function serverArgs(o: McpEntryOptions): string[] {
 
 /** The JSON entry (Claude Code, Gemini CLI) as an object. */
 export function jsonEntry(o: McpEntryOptions): Record<string, unknown> {
-  const entry: Record<string, unknown> = o.client === 'claude-code' ? { type: 'stdio', command: o.command, args: serverArgs(o) } : { command: o.command, args: serverArgs(o) };
+  const entry: Record<string, unknown> =
+    o.client === 'claude-code' ? { type: 'stdio', command: o.command, args: serverArgs(o) } : { command: o.command, args: serverArgs(o) };
   // The variable is named, never its value: each CLI expands it from its own environment.
   if (o.tokenEnv) entry.env = { [o.tokenEnv]: o.client === 'claude-code' ? `\${${o.tokenEnv}}` : `$${o.tokenEnv}` };
   // Gemini CLI's timeout is in ms (default 10 min); the longest wait a tool may ask for is 10 min.
@@ -123,7 +124,9 @@ export class McpConfigCommand extends Command {
   client = Option.String('--client', { required: true, description: MCP_CLIENTS.join(' | ') });
   agentId = Option.String('--agent-id', { required: true, description: 'The agent the server acts as' });
   name = Option.String('--name', 'skynet', { description: 'Server name in the CLI (default skynet)' });
-  server = Option.String('--server', { description: 'Hub URL to put in the entry (default: none, the server uses SKYNET_LINKER_SERVER or ws://localhost:8000/ws)' });
+  server = Option.String('--server', {
+    description: 'Hub URL to put in the entry (default: none, the server uses SKYNET_LINKER_SERVER or ws://localhost:8000/ws)',
+  });
   tokenEnv = Option.String('--token-env', { description: 'Environment variable the server reads the token from' });
   commandFlag = Option.String('--command', 'skynet-linker', { description: 'Program the CLI starts, with its arguments (default skynet-linker)' });
   write = Option.Boolean('--write', false, { description: 'Write the entry into the config file instead of printing it' });
@@ -145,13 +148,24 @@ export class McpConfigCommand extends Command {
   }
 
   private render(): string {
-    if (!(MCP_CLIENTS as readonly string[]).includes(this.client)) throw new CliError('USAGE', `--client must be one of ${MCP_CLIENTS.join(', ')} (got "${this.client}")`);
-    if (!AgentIdSchema.safeParse(this.agentId).success) throw new CliError('USAGE', `--agent-id must be 1-128 characters of A-Z a-z 0-9 _ . : - (got "${this.agentId}")`);
+    if (!(MCP_CLIENTS as readonly string[]).includes(this.client))
+      throw new CliError('USAGE', `--client must be one of ${MCP_CLIENTS.join(', ')} (got "${this.client}")`);
+    if (!AgentIdSchema.safeParse(this.agentId).success)
+      throw new CliError('USAGE', `--agent-id must be 1-128 characters of A-Z a-z 0-9 _ . : - (got "${this.agentId}")`);
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(this.name)) throw new CliError('USAGE', `--name must be 1-64 characters of A-Z a-z 0-9 _ - (got "${this.name}")`);
-    if (this.tokenEnv !== undefined && !ENV_NAME.test(this.tokenEnv)) throw new CliError('USAGE', `--token-env must be an environment variable name (got "${this.tokenEnv}")`);
+    if (this.tokenEnv !== undefined && !ENV_NAME.test(this.tokenEnv))
+      throw new CliError('USAGE', `--token-env must be an environment variable name (got "${this.tokenEnv}")`);
     const [command, ...commandArgs] = this.commandFlag.split(' ').filter(Boolean);
     if (!command) throw new CliError('USAGE', '--command is empty');
-    const o: McpEntryOptions = { client: this.client as McpClientName, name: this.name, agentId: this.agentId, server: this.server, command, commandArgs, tokenEnv: this.tokenEnv };
+    const o: McpEntryOptions = {
+      client: this.client as McpClientName,
+      name: this.name,
+      agentId: this.agentId,
+      server: this.server,
+      command,
+      commandArgs,
+      tokenEnv: this.tokenEnv,
+    };
     const path = this.file ?? defaultConfigPath(o.client, process.cwd());
     if (o.client === 'codex') {
       const table = tomlEntry(o);

@@ -9,7 +9,8 @@ export class MonitorCommand extends LinkerCommand {
   static override paths = [['monitor']];
   static override usage = Command.Usage({
     description: 'Stream every routed message in real time',
-    details: 'Needs the monitor (or admin) scope. End-to-end encrypted content stays opaque. `--format json` prints one JSON object per line: `{ at, node, message, delivered_to }`.',
+    details:
+      'Needs the monitor (or admin) scope. End-to-end encrypted content stays opaque. `--format json` prints one JSON object per line: `{ at, node, message, delivered_to }`.',
     examples: [
       ['The seed monitor', 'skynet-linker monitor --channel skynet_core'],
       ['Into jq', 'skynet-linker monitor --format json | jq .message.type'],
@@ -22,7 +23,8 @@ export class MonitorCommand extends LinkerCommand {
 
   async run() {
     const format = parseFormat(this.format);
-    if (this.type && !(MESSAGE_TYPES as readonly string[]).includes(this.type)) throw new CliError('USAGE', `--type must be one of ${MESSAGE_TYPES.join(', ')}`);
+    if (this.type && !(MESSAGE_TYPES as readonly string[]).includes(this.type))
+      throw new CliError('USAGE', `--type must be one of ${MESSAGE_TYPES.join(', ')}`);
     const trpc = await this.clientAs(null);
     await new Promise<void>((resolve, reject) => {
       const sub = trpc.monitor.stream.subscribe(

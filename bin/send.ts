@@ -23,7 +23,10 @@ export class SendCommand extends LinkerCommand {
     examples: [
       ['A task to gemini', 'skynet-linker send --agent-id claude_cli --to gemini --type task --content "Recherche sur les LLM quantiques"'],
       ['With a JSON payload', 'skynet-linker send --to gemini --type task --payload-file task.json'],
-      ['Ask and wait for the answer', 'skynet-linker send --agent-id claude_cli --to gemini --content "Résume RAG" --session sess_123 --wait-reply --timeout 60s'],
+      [
+        'Ask and wait for the answer',
+        'skynet-linker send --agent-id claude_cli --to gemini --content "Résume RAG" --session sess_123 --wait-reply --timeout 60s',
+      ],
       ['Answer a task by hand', 'skynet-linker send --agent-id gemini --to claude_cli --reply-to 6f1c2d3e-... --content "Voici 10 papiers récents..."'],
       ['Broadcast on a channel', 'skynet-linker send --channel skynet_core --type broadcast --content "Nouveau plan"'],
     ],
@@ -50,7 +53,10 @@ export class SendCommand extends LinkerCommand {
     try {
       parsed = JSON.parse(readFileSync(this.payloadFile!, 'utf8'));
     } catch (err) {
-      throw new CliError('USAGE', `--payload-file ${this.payloadFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(err as Error).message})`}`);
+      throw new CliError(
+        'USAGE',
+        `--payload-file ${this.payloadFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON (${(err as Error).message})`}`,
+      );
     }
     if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && 'content' in parsed) return parsed as PayloadFile;
     return { content: parsed as JsonValue };
@@ -75,7 +81,11 @@ export class SendCommand extends LinkerCommand {
       type: this.type as MessageType,
       payload: {
         content: payload.content,
-        context: { session_id: this.session ?? payload.context?.session_id ?? null, parent_message_id: this.replyTo ?? payload.context?.parent_message_id ?? null, priority },
+        context: {
+          session_id: this.session ?? payload.context?.session_id ?? null,
+          parent_message_id: this.replyTo ?? payload.context?.parent_message_id ?? null,
+          priority,
+        },
         meta: { ttl: ttl ?? null, requires_ack: this.requiresAck || payload.meta?.requires_ack || this.waitReply },
       },
     };
@@ -131,7 +141,10 @@ export class SendCommand extends LinkerCommand {
       // A connector that could not answer replies { failed: true, error }: printed, and its own exit code.
       const c = reply.content;
       if (typeof c === 'object' && c !== null && !Array.isArray(c) && c.failed === true) {
-        throw new CliError('REPLY_FAILED', `${this.to} answered that the task failed: ${typeof c.error === 'string' ? c.error : JSON.stringify(c.error ?? null)}`);
+        throw new CliError(
+          'REPLY_FAILED',
+          `${this.to} answered that the task failed: ${typeof c.error === 'string' ? c.error : JSON.stringify(c.error ?? null)}`,
+        );
       }
     } finally {
       process.off('SIGINT', onSignal!);

@@ -105,7 +105,10 @@ export class ServeCommand extends Command {
   });
 
   host = Option.String('--host', { description: 'Interface to listen on (default 127.0.0.1)' });
-  port = Option.String('--port', { description: 'Port (default 8000; 0 picks a free one)', validator: t.cascade(t.isNumber(), [t.isInteger(), t.isInInclusiveRange(0, 65535)]) });
+  port = Option.String('--port', {
+    description: 'Port (default 8000; 0 picks a free one)',
+    validator: t.cascade(t.isNumber(), [t.isInteger(), t.isInInclusiveRange(0, 65535)]),
+  });
   redis = Option.String('--redis', { description: 'Redis URL (env SKYNET_LINKER_REDIS_URL); default: embedded store' });
   prefix = Option.String('--prefix', { description: 'Redis key prefix (default skynet:)' });
   configPath = Option.String('--config', { description: 'config.yaml to read' });
@@ -115,14 +118,26 @@ export class ServeCommand extends Command {
   tlsCert = Option.String('--tls-cert', { description: 'PEM certificate: serve wss:// and https://' });
   tlsKey = Option.String('--tls-key', { description: 'PEM private key for --tls-cert' });
   cors = Option.Array('--cors-origin', { description: 'Browser origin allowed to call /trpc (repeatable)' });
-  snapshotInterval = Option.String('--snapshot-interval', { description: 'Embedded store: seconds between automatic "autosave" snapshots, also taken at shutdown (default 0: none; the database keeps every acknowledged write)', validator: t.cascade(t.isNumber(), [t.isAtLeast(0)]) });
-  durability = Option.String('--durability', { description: 'Embedded store: process (default; survives a killed hub) or power (also a power loss, slower writes)' });
+  snapshotInterval = Option.String('--snapshot-interval', {
+    description:
+      'Embedded store: seconds between automatic "autosave" snapshots, also taken at shutdown (default 0: none; the database keeps every acknowledged write)',
+    validator: t.cascade(t.isNumber(), [t.isAtLeast(0)]),
+  });
+  durability = Option.String('--durability', {
+    description: 'Embedded store: process (default; survives a killed hub) or power (also a power loss, slower writes)',
+  });
   drainTimeout = Option.String('--drain-timeout', {
     description: 'On SIGTERM/SIGINT, with other nodes on the same Redis: seconds to let clients move to one before closing their connections (default 10)',
     validator: t.cascade(t.isNumber(), [t.isAtLeast(0)]),
   });
-  logLevel = Option.String('--log-level', { description: 'fatal|error|warn|info|debug|trace|silent (default info; logs go to stderr)', validator: t.isEnum(LOG_LEVELS) });
-  logFormat = Option.String('--log-format', { description: 'text (readable lines; the default on a terminal) or json (one pino object per line; the default otherwise)', validator: t.isEnum(['text', 'json'] as const) });
+  logLevel = Option.String('--log-level', {
+    description: 'fatal|error|warn|info|debug|trace|silent (default info; logs go to stderr)',
+    validator: t.isEnum(LOG_LEVELS),
+  });
+  logFormat = Option.String('--log-format', {
+    description: 'text (readable lines; the default on a terminal) or json (one pino object per line; the default otherwise)',
+    validator: t.isEnum(['text', 'json'] as const),
+  });
   verbose = Option.Boolean('--verbose', false, { description: 'Log at debug level: also one line per routed message' });
 
   async execute(): Promise<number> {
@@ -151,12 +166,18 @@ export class ServeCommand extends Command {
     if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new CliError('USAGE', `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${level}")`);
     if (redisUrl && !/^rediss?:\/\/[^/]/.test(redisUrl)) {
       const from = this.redis !== undefined ? '--redis' : 'SKYNET_LINKER_REDIS_URL';
-      throw new CliError('USAGE', `${from}: "${redisUrl}" is not a Redis URL (expected redis://host:6379, rediss://… for TLS, or redis://:password@host:6379/0)`);
+      throw new CliError(
+        'USAGE',
+        `${from}: "${redisUrl}" is not a Redis URL (expected redis://host:6379, rediss://… for TLS, or redis://:password@host:6379/0)`,
+      );
     }
     const tlsCert = this.tlsCert ?? config.server?.tls?.cert;
     const tlsKey = this.tlsKey ?? config.server?.tls?.key;
     if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
-    for (const [flag, file] of [['--tls-cert', tlsCert], ['--tls-key', tlsKey]] as const) {
+    for (const [flag, file] of [
+      ['--tls-cert', tlsCert],
+      ['--tls-key', tlsKey],
+    ] as const) {
       if (file) readableFile(flag, file);
     }
     // On a terminal a person reads the log; anywhere else a collector parses it.
@@ -164,9 +185,11 @@ export class ServeCommand extends Command {
     const logger = pino({ level }, logFormat === 'text' ? readableLogLines((line) => process.stderr.write(line)) : pino.destination(2));
 
     const intervalS = Number(this.snapshotInterval ?? 0);
-    if (!Number.isFinite(intervalS) || intervalS < 0) throw new CliError('USAGE', `--snapshot-interval must be a number of seconds (got "${this.snapshotInterval}")`);
+    if (!Number.isFinite(intervalS) || intervalS < 0)
+      throw new CliError('USAGE', `--snapshot-interval must be a number of seconds (got "${this.snapshotInterval}")`);
     const durabilityText = this.durability ?? process.env.SKYNET_LINKER_DURABILITY ?? config.store?.durability ?? 'process';
-    if (durabilityText !== 'process' && durabilityText !== 'power') throw new CliError('USAGE', `--durability must be process or power (got "${durabilityText}")`);
+    if (durabilityText !== 'process' && durabilityText !== 'power')
+      throw new CliError('USAGE', `--durability must be process or power (got "${durabilityText}")`);
     const durability: Durability = durabilityText;
     const sqlite = redisUrl ? null : await openDatabase(join(home, 'data'), durability);
     const store = sqlite ?? new RedisStore({ url: redisUrl!, prefix: this.prefix ?? config.redis?.prefix });
@@ -190,10 +213,9 @@ export class ServeCommand extends Command {
       };
     }
     const out = (line: string) => this.context.stdout.write(line + '\n');
-    const storeLine =
-      sqlite
-        ? `embedded store (no Redis; SQLite database ${sqlite.path}, each write committed before it is acknowledged; durability: ${durability === 'power' ? 'power loss' : 'killed process'})`
-        : `Redis store at ${redisUrl}`;
+    const storeLine = sqlite
+      ? `embedded store (no Redis; SQLite database ${sqlite.path}, each write committed before it is acknowledged; durability: ${durability === 'power' ? 'power loss' : 'killed process'})`
+      : `Redis store at ${redisUrl}`;
 
     let importedLine: string | undefined;
     if (sqlite) {
@@ -303,13 +325,15 @@ export class ServeCommand extends Command {
     /** Resolves with whether the snapshot was written (a failure is logged). */
     const autosave = () => {
       if (redisUrl || intervalS === 0) return Promise.resolve(true);
-      saving = saving.then(() => hub.memory.snapshots.create(new Date(), AUTOSAVE)).then(
-        () => true,
-        (err: unknown) => {
-          logger.error({ event: 'autosave_failed', err }, 'autosave failed');
-          return false;
-        },
-      );
+      saving = saving
+        .then(() => hub.memory.snapshots.create(new Date(), AUTOSAVE))
+        .then(
+          () => true,
+          (err: unknown) => {
+            logger.error({ event: 'autosave_failed', err }, 'autosave failed');
+            return false;
+          },
+        );
       return saving;
     };
     const timer = !redisUrl && intervalS > 0 ? setInterval(() => void autosave(), intervalS * 1000) : undefined;
@@ -317,7 +341,9 @@ export class ServeCommand extends Command {
 
     const signal = await stopSignal;
     logger.info({ event: 'shutdown', signal }, 'shutting down');
-    out(`${signal}: shutting down (clients are told to reconnect${redisUrl ? `; with other nodes on this Redis, they get up to ${drainTimeoutMs / 1000} s to move` : ''})`);
+    out(
+      `${signal}: shutting down (clients are told to reconnect${redisUrl ? `; with other nodes on this Redis, they get up to ${drainTimeoutMs / 1000} s to move` : ''})`,
+    );
     clearInterval(timer);
     const saved = await autosave();
     await hub.close();

@@ -22,7 +22,10 @@ export class SessionsCreateCommand extends LinkerCommand {
     const trpc = await this.clientAs(this.actingAgentId(this.agentId));
     const s = await trpc.sessions.create.mutate({
       session_id: this.id,
-      participants: (this.participants ?? '').split(',').map((p) => p.trim()).filter(Boolean),
+      participants: (this.participants ?? '')
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean),
       metadata: { ...(this.goal ? { goal: this.goal } : {}), ...(this.deadline ? { deadline: this.deadline } : {}) },
     });
     if (format === 'json') this.printJson(s);
@@ -39,7 +42,8 @@ export class SessionsListCommand extends LinkerCommand {
 
   async run() {
     const format = parseFormat(this.format);
-    if (this.status && !(SESSION_STATUSES as readonly string[]).includes(this.status)) throw new CliError('USAGE', `--status must be one of ${SESSION_STATUSES.join(', ')}`);
+    if (this.status && !(SESSION_STATUSES as readonly string[]).includes(this.status))
+      throw new CliError('USAGE', `--status must be one of ${SESSION_STATUSES.join(', ')}`);
     const trpc = await this.clientAs(this.actingAgentId(this.agentId));
     const list = await trpc.sessions.list.query({ status: this.status as SessionStatus | undefined });
     if (format === 'json') this.printJson(list);
@@ -99,6 +103,8 @@ export class SessionsResumeCommand extends LinkerCommand {
     const trpc = await this.clientAs(this.actingAgentId(this.agentId));
     const r = await trpc.guards.resume.mutate({ session_id: this.sessionId });
     if (format === 'json') return this.printJson(r);
-    this.print(`${r.session_id} is ${r.status}${r.was_paused ? ` (had been paused: ${r.was_paused.reason})` : ' (it was not paused by a guard; counters cleared)'}`);
+    this.print(
+      `${r.session_id} is ${r.status}${r.was_paused ? ` (had been paused: ${r.was_paused.reason})` : ' (it was not paused by a guard; counters cleared)'}`,
+    );
   }
 }

@@ -20,7 +20,10 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 
 /** clipanion 3 writes every option value as `#0` in help: name them (`--port <port>`). */
 class LinkerCli extends Cli {
-  protected override getUsageByIndex(n: number, opts?: { detailed?: boolean; inlineOptions?: boolean }): { usage: string; options: { definition: string; description: string; required: boolean }[] } {
+  protected override getUsageByIndex(
+    n: number,
+    opts?: { detailed?: boolean; inlineOptions?: boolean },
+  ): { usage: string; options: { definition: string; description: string; required: boolean }[] } {
     const { usage, options } = super.getUsageByIndex(n, opts);
     return { usage: withPlaceholders(usage), options: options.map((o) => ({ ...o, definition: withPlaceholders(o.definition) })) };
   }
@@ -137,7 +140,9 @@ async function main(argv: string[]): Promise<number> {
       return EXIT_CODES.OK;
     }
     // Bad flags or an unknown command: one line on stderr, exit 2, and where to look.
-    process.stderr.write(`error: ${usageErrorLine(cli, err, argv)}\nrun \`skynet-linker --help\` for the commands and \`skynet-linker <command> --help\` for their flags\n`);
+    process.stderr.write(
+      `error: ${usageErrorLine(cli, err, argv)}\nrun \`skynet-linker --help\` for the commands and \`skynet-linker <command> --help\` for their flags\n`,
+    );
     return EXIT_CODES.USAGE;
   }
   return cli.run(command, Cli.defaultContext);

@@ -87,7 +87,11 @@ export interface LinkerAgent {
   send(message: Omit<OutgoingMessage, 'from_agent'>, opts?: SendOptions): Promise<SendResult>;
   reply(to: Envelope, content: JsonValue, extra?: { type?: MessageType; failed?: boolean }): Promise<SendResult>;
   /** `onSent` is called with the task's id once the hub has stored it (the wait starts then). */
-  request(to: string, content: JsonValue, opts?: { timeoutMs?: number; sessionId?: string; priority?: number; seal?: 'box'; onSent?: (id: string) => void }): Promise<IncomingMessage>;
+  request(
+    to: string,
+    content: JsonValue,
+    opts?: { timeoutMs?: number; sessionId?: string; priority?: number; seal?: 'box'; onSent?: (id: string) => void },
+  ): Promise<IncomingMessage>;
   /**
    * Waits for the reply to the message `messageId` (call it before sending that message). The
    * reply is handed over as soon as it arrives, even while a task is being handled (a connector
@@ -149,7 +153,10 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
   const seen = new Set<string>();
   const seenOrder: string[] = [];
   /** Requests waiting for their reply, by message id; with `to` (the agent asked), only a reply from it answers one. */
-  const pendingRequests = new Map<string, { to?: string; resolve: (m: IncomingMessage) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  const pendingRequests = new Map<
+    string,
+    { to?: string; resolve: (m: IncomingMessage) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }
+  >();
   let pendingAcks: { message_id: string; stream_id: string }[] = [];
   let cursor: string | undefined = opts.resumeFrom;
   let cursorFlushed: string | undefined = opts.resumeFrom;
@@ -359,7 +366,9 @@ export async function connectAgent(opts: AgentOptions): Promise<LinkerAgent> {
           to_agent: to.from_agent,
           type: extra.type ?? 'reply',
           payload: {
-            content: extra.failed ? { failed: true, ...(typeof content === 'object' && content !== null && !Array.isArray(content) ? content : { error: content }) } : content,
+            content: extra.failed
+              ? { failed: true, ...(typeof content === 'object' && content !== null && !Array.isArray(content) ? content : { error: content }) }
+              : content,
             context: { session_id: to.payload.context.session_id, parent_message_id: to.id, priority: to.payload.context.priority },
           },
         },

@@ -10,7 +10,17 @@
  * flight when a connection drops fail ("WebSocket closed"): the send may or may not have been
  * stored; retry it with the same `id` and recipients drop the duplicate.
  */
-import { createTRPCClient, createWSClient, httpBatchLink, httpSubscriptionLink, retryLink, splitLink, TRPCClientError, wsLink, type TRPCClient } from '@trpc/client';
+import {
+  createTRPCClient,
+  createWSClient,
+  httpBatchLink,
+  httpSubscriptionLink,
+  retryLink,
+  splitLink,
+  TRPCClientError,
+  wsLink,
+  type TRPCClient,
+} from '@trpc/client';
 import superjson from 'superjson';
 import type { AppRouter } from '../router/app.js';
 

@@ -145,7 +145,8 @@ function open(parsed: Parsed, key: Uint8Array): unknown {
 
 function parse(text: string): Parsed {
   assertString(text, 'text');
-  const bad = (why: string, cause?: unknown) => new CryptoError('BAD_KEY_FILE', `not a valid skynet-linker key file: ${why}`, cause === undefined ? undefined : { cause });
+  const bad = (why: string, cause?: unknown) =>
+    new CryptoError('BAD_KEY_FILE', `not a valid skynet-linker key file: ${why}`, cause === undefined ? undefined : { cause });
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -176,7 +176,10 @@ export class KeyRing {
     const { keyId, headerLength } = parseHeader(sealed);
     const key = this.#keys.get(keyId);
     if (key === undefined) {
-      throw new CryptoError('UNKNOWN_KEY', `could not open: sealed with key id ${JSON.stringify(keyId)}, which is not in this key ring (it holds ${this.keyIds.join(', ')})`);
+      throw new CryptoError(
+        'UNKNOWN_KEY',
+        `could not open: sealed with key id ${JSON.stringify(keyId)}, which is not in this key ring (it holds ${this.keyIds.join(', ')})`,
+      );
     }
     const nonce = sealed.subarray(headerLength, headerLength + NONCE_LENGTH);
     const body = sealed.subarray(headerLength + NONCE_LENGTH);
@@ -244,7 +247,8 @@ function adBytes(associatedData: string | Uint8Array): Uint8Array {
 
 function assertKeyId(id: unknown, name: string): asserts id is string {
   assertString(id, name);
-  if (!KEY_ID_PATTERN.test(id)) throw new RangeError(`${name} must be 1-64 characters of [A-Za-z0-9_.:-] starting with a letter or digit, got ${JSON.stringify(id)}`);
+  if (!KEY_ID_PATTERN.test(id))
+    throw new RangeError(`${name} must be 1-64 characters of [A-Za-z0-9_.:-] starting with a letter or digit, got ${JSON.stringify(id)}`);
 }
 
 // Random rather than k1, k2…: two processes rotating independently must not mint the same id.

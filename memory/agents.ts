@@ -63,7 +63,10 @@ export class AgentRegistry {
   }
 
   /** Creates or updates an agent; type, metadata and keys given replace the stored ones. */
-  async upsert(input: { agent_id: string; agent_type?: string | undefined; metadata?: JsonObject | undefined; public_keys?: PublicKeys | undefined }, now = new Date()): Promise<AgentRecord> {
+  async upsert(
+    input: { agent_id: string; agent_type?: string | undefined; metadata?: JsonObject | undefined; public_keys?: PublicKeys | undefined },
+    now = new Date(),
+  ): Promise<AgentRecord> {
     // A record that fails its check is written anew (reported by get): what it held is not trusted.
     const current = await this.get(input.agent_id).catch(() => null);
     const record: AgentRecord = {

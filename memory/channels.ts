@@ -57,7 +57,10 @@ export class ChannelStore {
   /** Adds a member (an open channel named for the first time is created). Callers check the policy first. */
   async join(channel: string, agentId: string, now = new Date()): Promise<void> {
     const existing = await this.info(channel);
-    if (!existing) await this.store.hashSet(keys.channels(), { [channel]: JSON.stringify({ created_at: now.toISOString(), policy: 'open', created_by: agentId } satisfies StoredChannel) });
+    if (!existing)
+      await this.store.hashSet(keys.channels(), {
+        [channel]: JSON.stringify({ created_at: now.toISOString(), policy: 'open', created_by: agentId } satisfies StoredChannel),
+      });
     if ((await this.store.hashGet(keys.channelMembers(channel), agentId)) !== null) return;
     const count = Object.keys(await this.store.hashGetAll(keys.channelMembers(channel))).length;
     if (count >= MAX_CHANNEL_MEMBERS) throw new LinkerError('PAYLOAD_TOO_LARGE', `channel ${channel} has ${count} members, the limit`);

@@ -66,23 +66,28 @@ export class ContextStore {
   ): Promise<ContextDocument> {
     return this.serialized(scope, opts.signal, async () => {
       const at = (opts.now ?? new Date()).toISOString();
-      const result = await this.docs.update<StoredContext>(
-        keys.context(scope),
-        (current) => {
-          const data = mergeContext(current?.data ?? {}, patch);
-          const bytes = utf8Length(JSON.stringify(data));
-          if (bytes > this.limits.maxDocumentBytes) {
-            throw new LinkerError('PAYLOAD_TOO_LARGE', `context ${scope} would be ${bytes} bytes after this push, over the limit of ${this.limits.maxDocumentBytes} bytes (limits.max_context_bytes)`);
-          }
-          return { data, updated_by: by, updated_at: at };
-        },
-        { expectedVersion: opts.expectedVersion },
-      ).catch((err: unknown) => {
-        // The current document did not open: it is not merged into.
-        if (!(err instanceof CorruptValueError)) throw err;
-        this.report({ kind: 'context', id: scope, reason: reasonOf(err) });
-        throw dataCorrupted('context', scope, `an admin can reset it (skynet-linker context reset --scope ${scope})`);
-      });
+      const result = await this.docs
+        .update<StoredContext>(
+          keys.context(scope),
+          (current) => {
+            const data = mergeContext(current?.data ?? {}, patch);
+            const bytes = utf8Length(JSON.stringify(data));
+            if (bytes > this.limits.maxDocumentBytes) {
+              throw new LinkerError(
+                'PAYLOAD_TOO_LARGE',
+                `context ${scope} would be ${bytes} bytes after this push, over the limit of ${this.limits.maxDocumentBytes} bytes (limits.max_context_bytes)`,
+              );
+            }
+            return { data, updated_by: by, updated_at: at };
+          },
+          { expectedVersion: opts.expectedVersion },
+        )
+        .catch((err: unknown) => {
+          // The current document did not open: it is not merged into.
+          if (!(err instanceof CorruptValueError)) throw err;
+          this.report({ kind: 'context', id: scope, reason: reasonOf(err) });
+          throw dataCorrupted('context', scope, `an admin can reset it (skynet-linker context reset --scope ${scope})`);
+        });
       return { scope, version: result.version, ...result.value };
     });
   }
@@ -103,7 +108,12 @@ export class ContextStore {
       this.queues.set(scope, queue);
     }
     if (queue.waiting >= this.limits.maxQueuedPushes) {
-      return Promise.reject(new LinkerError('TOO_MANY_REQUESTS', `${queue.waiting} pushes to context ${scope} are already waiting on this hub (limit ${this.limits.maxQueuedPushes}); retry shortly`));
+      return Promise.reject(
+        new LinkerError(
+          'TOO_MANY_REQUESTS',
+          `${queue.waiting} pushes to context ${scope} are already waiting on this hub (limit ${this.limits.maxQueuedPushes}); retry shortly`,
+        ),
+      );
     }
     const q = queue;
     q.waiting++;

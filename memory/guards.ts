@@ -114,7 +114,11 @@ export const MAX_TRACKED_PAIRS = 256;
  * (but does not resume a paused session: that is `sessions resume`); a new version of the session
  * context counts as progress and resets the pair windows.
  */
-export function countSessionMessage(state: SessionGuardState, m: SessionMessageFacts, limits: GuardLimits): { state: SessionGuardState; trip: GuardTrip | null } {
+export function countSessionMessage(
+  state: SessionGuardState,
+  m: SessionMessageFacts,
+  limits: GuardLimits,
+): { state: SessionGuardState; trip: GuardTrip | null } {
   // A human may still speak in a paused session (to steer it); only `sessions resume` reopens it to agents.
   if (state.paused) return m.human ? { state, trip: null } : { state, trip: state.paused };
   if (m.human) return { state: emptyGuardState(m.contextVersion), trip: null };
@@ -166,7 +170,6 @@ export function countSessionMessage(state: SessionGuardState, m: SessionMessageF
   if (trip) return { state: { ...state, paused: trip }, trip };
   return { state: next, trip: null };
 }
-
 
 export class GuardStore {
   constructor(

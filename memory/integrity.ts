@@ -25,11 +25,15 @@ export const ignoreCorruption: CorruptionReporter = () => {};
 
 /** The error a read of a corrupt record answers: `details.error` is `DATA_CORRUPTED`. */
 export function dataCorrupted(kind: RecordKind, id: string, hint: string): LinkerError {
-  return new LinkerError('INTERNAL_SERVER_ERROR', `DATA_CORRUPTED: the ${kind.replace('_', ' ')} record ${id} failed its integrity check (changed outside the hub?); ${hint}`, {
-    error: 'DATA_CORRUPTED',
-    kind,
-    id,
-  });
+  return new LinkerError(
+    'INTERNAL_SERVER_ERROR',
+    `DATA_CORRUPTED: the ${kind.replace('_', ' ')} record ${id} failed its integrity check (changed outside the hub?); ${hint}`,
+    {
+      error: 'DATA_CORRUPTED',
+      kind,
+      id,
+    },
+  );
 }
 
 export function reasonOf(err: unknown): string {

@@ -120,10 +120,7 @@ class SealThread {
     const ends = new Array<number>(batch.length);
     let at = 0;
     for (let i = 0; i < batch.length; i++) ends[i] = at += view.write(batch[i]!.text, at, 'utf8');
-    worker.postMessage(
-      { kind: 'seal', seq, rings: batch.map((p) => p.ringId), texts, ends, ads: batch.map((p) => p.ad) } satisfies SealThreadRequest,
-      [texts],
-    );
+    worker.postMessage({ kind: 'seal', seq, rings: batch.map((p) => p.ringId), texts, ends, ads: batch.map((p) => p.ad) } satisfies SealThreadRequest, [texts]);
   }
 
   private settleInline(batch: Pending[]): void {

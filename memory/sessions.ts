@@ -130,11 +130,17 @@ export class SessionStore {
           updated_at: now.toISOString(),
         };
         if (next.participants.length > MAX_SESSION_PARTICIPANTS) {
-          throw new LinkerError('PAYLOAD_TOO_LARGE', `session ${sessionId} would have ${next.participants.length} participants, over the limit of ${MAX_SESSION_PARTICIPANTS}`);
+          throw new LinkerError(
+            'PAYLOAD_TOO_LARGE',
+            `session ${sessionId} would have ${next.participants.length} participants, over the limit of ${MAX_SESSION_PARTICIPANTS}`,
+          );
         }
         const metadataBytes = utf8Length(JSON.stringify(next.metadata));
         if (metadataBytes > MAX_SESSION_METADATA_BYTES) {
-          throw new LinkerError('PAYLOAD_TOO_LARGE', `session ${sessionId}'s metadata would be ${metadataBytes} bytes, over the limit of ${MAX_SESSION_METADATA_BYTES} bytes`);
+          throw new LinkerError(
+            'PAYLOAD_TOO_LARGE',
+            `session ${sessionId}'s metadata would be ${metadataBytes} bytes, over the limit of ${MAX_SESSION_METADATA_BYTES} bytes`,
+          );
         }
         return next;
       })
@@ -173,7 +179,10 @@ export class SessionStore {
     }
     if (doc) {
       if (!opts.admin && !doc.value.participants.includes(ref.from)) {
-        throw new LinkerError('FORBIDDEN', `${ref.from} is not a participant of session ${sessionId}: only participants add messages to it (a participant can add you)`);
+        throw new LinkerError(
+          'FORBIDDEN',
+          `${ref.from} is not a participant of session ${sessionId}: only participants add messages to it (a participant can add you)`,
+        );
       }
       if (doc.value.status === 'completed') throw new LinkerError('CONFLICT', `session ${sessionId} is completed; messages can no longer be added`);
       if (people.some((p) => !doc!.value.participants.includes(p))) await this.update(sessionId, { participants: people });
@@ -184,6 +193,6 @@ export class SessionStore {
   /** Whether `agentId` takes part in the session (false when there is no such session). */
   async isParticipant(sessionId: string, agentId: string): Promise<boolean> {
     const doc = await this.read(sessionId);
-    return doc !== null && doc.value.participants.includes(agentId);
+    return doc?.value.participants.includes(agentId) ?? false;
   }
 }

@@ -93,11 +93,16 @@ export function sealPlainValues(dump: StoreDump, sealer: ValueSealer): StoreDump
   for (const [key, doc] of Object.entries(dump.docs)) docs[key] = isSealedText(doc.value) ? doc : { version: doc.version, value: sealer.seal(doc.value, key) };
   const hashes = { ...dump.hashes };
   const agents = dump.hashes[keys.agents()];
-  if (agents) hashes[keys.agents()] = Object.fromEntries(Object.entries(agents).map(([id, v]) => [id, isSealedText(v) ? v : sealer.seal(v, keys.agentSeal(id))]));
+  if (agents)
+    hashes[keys.agents()] = Object.fromEntries(Object.entries(agents).map(([id, v]) => [id, isSealedText(v) ? v : sealer.seal(v, keys.agentSeal(id))]));
   // Token records and session summaries are sealed too (integrity: memory/integrity.ts).
   const tokens = dump.hashes[keys.tokens()];
-  if (tokens) hashes[keys.tokens()] = Object.fromEntries(Object.entries(tokens).map(([hash, v]) => [hash, isSealedText(v) ? v : sealer.seal(v, keys.tokenSeal(hash))]));
+  if (tokens)
+    hashes[keys.tokens()] = Object.fromEntries(Object.entries(tokens).map(([hash, v]) => [hash, isSealedText(v) ? v : sealer.seal(v, keys.tokenSeal(hash))]));
   const sessions = dump.hashes[keys.sessions()];
-  if (sessions) hashes[keys.sessions()] = Object.fromEntries(Object.entries(sessions).map(([id, v]) => [id, isSealedText(v) ? v : sealer.seal(v, keys.sessionIndexSeal(id))]));
+  if (sessions)
+    hashes[keys.sessions()] = Object.fromEntries(
+      Object.entries(sessions).map(([id, v]) => [id, isSealedText(v) ? v : sealer.seal(v, keys.sessionIndexSeal(id))]),
+    );
   return { streams, docs, hashes, values: dump.values };
 }

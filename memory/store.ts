@@ -200,7 +200,8 @@ export const MAX_ENTRY_FIELDS = 1000;
  */
 export function badStreamAppend(items: readonly StreamAppend[]): RangeError | undefined {
   for (const item of items) {
-    if (!Number.isSafeInteger(item.maxLen) || item.maxLen < 0) return new RangeError(`the cap of stream ${item.key} must be a non-negative integer, got ${item.maxLen}`);
+    if (!Number.isSafeInteger(item.maxLen) || item.maxLen < 0)
+      return new RangeError(`the cap of stream ${item.key} must be a non-negative integer, got ${item.maxLen}`);
     let n = 0;
     for (const _ in item.fields) if (++n > MAX_ENTRY_FIELDS) return new RangeError(`an entry of stream ${item.key} has more than ${MAX_ENTRY_FIELDS} fields`);
   }

@@ -16,7 +16,8 @@ function assertMetadataSize(ctx: Context, metadata: unknown): void {
   if (metadata === undefined) return;
   const bytes = utf8Length(JSON.stringify(metadata));
   const limit = ctx.hub.settings.maxMetadataBytes;
-  if (bytes > limit) throw new LinkerError('PAYLOAD_TOO_LARGE', `agent metadata is ${bytes} bytes, over the limit of ${limit} bytes (limits.max_metadata_bytes)`);
+  if (bytes > limit)
+    throw new LinkerError('PAYLOAD_TOO_LARGE', `agent metadata is ${bytes} bytes, over the limit of ${limit} bytes (limits.max_metadata_bytes)`);
 }
 
 export const agentsRouter = router({

@@ -12,7 +12,11 @@ export const TICKET_TTL_MS = 30_000;
 export const authRouter = router({
   ticket: scopedProcedure('agent', 'monitor', 'admin').mutation(async ({ ctx }) => {
     const tokenHash = ctx.credential?.tokenHash;
-    if (!tokenHash) throw new TRPCError({ code: 'PRECONDITION_FAILED', message: 'tickets stand for a token: this connection did not authenticate with one (insecure mode needs none)' });
+    if (!tokenHash)
+      throw new TRPCError({
+        code: 'PRECONDITION_FAILED',
+        message: 'tickets stand for a token: this connection did not authenticate with one (insecure mode needs none)',
+      });
     const ticket = await ctx.hub.memory.tokens.issueTicket(tokenHash, ctx.agent.id, TICKET_TTL_MS);
     return { ticket, expires_in_s: TICKET_TTL_MS / 1000 };
   }),

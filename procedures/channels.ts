@@ -23,12 +23,10 @@ export const channelsRouter = router({
   }),
 
   /** Creates a channel with a join policy (default open); the caller is its first member. CONFLICT when it exists. */
-  create: agentProcedure
-    .input(ChannelInput.extend({ policy: z.enum(CHANNEL_POLICIES).default('open') }))
-    .mutation(async ({ ctx, input }) => {
-      await ctx.hub.memory.channels.create(input.channel, input.policy, ctx.agent.id);
-      return { channel: input.channel, policy: input.policy, members: await ctx.hub.memory.channels.members(input.channel) };
-    }),
+  create: agentProcedure.input(ChannelInput.extend({ policy: z.enum(CHANNEL_POLICIES).default('open') })).mutation(async ({ ctx, input }) => {
+    await ctx.hub.memory.channels.create(input.channel, input.policy, ctx.agent.id);
+    return { channel: input.channel, policy: input.policy, members: await ctx.hub.memory.channels.members(input.channel) };
+  }),
 
   /** Joins a channel (an unknown one is created open). An invite-only channel needs an invitation. */
   join: agentProcedure.input(ChannelInput).mutation(async ({ ctx, input }) => {
@@ -56,27 +54,29 @@ export const channelsRouter = router({
    * its members (and admins). Items are those of the inbox; `gap` says messages after lastEventId
    * were trimmed before they were read.
    */
-  subscribe: agentProcedure
-    .input(ChannelInput.extend({ lastEventId: StreamIdSchema.nullish() }))
-    .subscription(async ({ ctx, input, signal }) => {
-      await assertChannelReader(ctx, input.channel);
-      const { hub } = ctx;
-      const owner = { channel: input.channel };
-      const decode = (e: { id: string; fields: Record<string, string> }) => notExpired(hub.memory.messages.decode(e, owner));
-      return liveStream({
-        signal,
-        cursor: input.lastEventId ?? undefined,
-        listen: (push) => hub.bus.onChannel(input.channel, push),
-        readAfter: readEntries(ctx, keys.channel(input.channel), decode),
-        decode: (streamId, fields) => safeDecode(ctx, { id: streamId, fields }, decode),
-        // A subscriber without lastEventId asks for what the channel keeps: no gap before that.
-        streamInfo: () => hub.memory.messages.channelInfo(input.channel),
-        streamCap: hub.memory.messages.limits.channelMaxLen,
-        ...liveLimits(ctx, 'channels.subscribe'),
-        project: (y) => {
-          if (y.gap) hub.logger.warn({ event: 'channel_gap', agent_id: ctx.agent.id, channel: input.channel, ...y.gap }, 'channel messages were trimmed before delivery; told the subscriber');
-          return trackedMessage(y);
-        },
-      });
-    }),
+  subscribe: agentProcedure.input(ChannelInput.extend({ lastEventId: StreamIdSchema.nullish() })).subscription(async ({ ctx, input, signal }) => {
+    await assertChannelReader(ctx, input.channel);
+    const { hub } = ctx;
+    const owner = { channel: input.channel };
+    const decode = (e: { id: string; fields: Record<string, string> }) => notExpired(hub.memory.messages.decode(e, owner));
+    return liveStream({
+      signal,
+      cursor: input.lastEventId ?? undefined,
+      listen: (push) => hub.bus.onChannel(input.channel, push),
+      readAfter: readEntries(ctx, keys.channel(input.channel), decode),
+      decode: (streamId, fields) => safeDecode(ctx, { id: streamId, fields }, decode),
+      // A subscriber without lastEventId asks for what the channel keeps: no gap before that.
+      streamInfo: () => hub.memory.messages.channelInfo(input.channel),
+      streamCap: hub.memory.messages.limits.channelMaxLen,
+      ...liveLimits(ctx, 'channels.subscribe'),
+      project: (y) => {
+        if (y.gap)
+          hub.logger.warn(
+            { event: 'channel_gap', agent_id: ctx.agent.id, channel: input.channel, ...y.gap },
+            'channel messages were trimmed before delivery; told the subscriber',
+          );
+        return trackedMessage(y);
+      },
+    });
+  }),
 });

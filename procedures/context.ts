@@ -28,37 +28,39 @@ export const contextRouter = router({
   }),
 
   /** The current document, then every new version (tracked by version number). */
-  watch: agentProcedure
-    .input(z.strictObject({ scope: ContextScopeSchema, lastEventId: z.string().nullish() }))
-    .subscription(async function* ({ ctx, input, signal }) {
-      await assertScopeAccess(ctx, input.scope, 'read');
-      const { hub } = ctx;
-      let seen = input.lastEventId ? Number(input.lastEventId) : -1;
-      let wake: (() => void) | null = null;
-      let pending = true;
-      const off = hub.bus.onContext(input.scope, () => {
-        pending = true;
-        wake?.();
-      });
-      const onAbort = () => wake?.();
-      signal?.addEventListener('abort', onAbort);
-      try {
-        while (!signal?.aborted) {
-          if (!pending) {
-            await new Promise<void>((r) => (wake = r));
-            wake = null;
-            continue;
-          }
-          pending = false;
-          const doc: ContextDocument = await hub.memory.contexts.pull(input.scope);
-          if (doc.version > seen) {
-            seen = doc.version;
-            yield tracked(String(doc.version), doc);
-          }
+  watch: agentProcedure.input(z.strictObject({ scope: ContextScopeSchema, lastEventId: z.string().nullish() })).subscription(async function* ({
+    ctx,
+    input,
+    signal,
+  }) {
+    await assertScopeAccess(ctx, input.scope, 'read');
+    const { hub } = ctx;
+    let seen = input.lastEventId ? Number(input.lastEventId) : -1;
+    let wake: (() => void) | null = null;
+    let pending = true;
+    const off = hub.bus.onContext(input.scope, () => {
+      pending = true;
+      wake?.();
+    });
+    const onAbort = () => wake?.();
+    signal?.addEventListener('abort', onAbort);
+    try {
+      while (!signal?.aborted) {
+        if (!pending) {
+          await new Promise<void>((r) => (wake = r));
+          wake = null;
+          continue;
         }
-      } finally {
-        off();
-        signal?.removeEventListener('abort', onAbort);
+        pending = false;
+        const doc: ContextDocument = await hub.memory.contexts.pull(input.scope);
+        if (doc.version > seen) {
+          seen = doc.version;
+          yield tracked(String(doc.version), doc);
+        }
       }
-    }),
+    } finally {
+      off();
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }),
 });

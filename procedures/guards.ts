@@ -41,7 +41,14 @@ function refuse(ctx: Context, agent: AuthedAgent, envelope: Envelope, guard: str
   // (skynet_errors_total counts it too, as CONFLICT, where the router maps the error.)
   ctx.hub.metrics.loopGuardRefusals.inc({ guard });
   ctx.hub.logger.warn(
-    { event: 'loop_guard', agent_id: agent.id, message_id: envelope.id, trace_id: envelope.trace_id, session_id: envelope.payload.context.session_id, ...error.details },
+    {
+      event: 'loop_guard',
+      agent_id: agent.id,
+      message_id: envelope.id,
+      trace_id: envelope.trace_id,
+      session_id: envelope.payload.context.session_id,
+      ...error.details,
+    },
     error.message,
   );
   throw error;
@@ -65,18 +72,29 @@ export async function guardMessage(ctx: Context & { agent: AuthedAgent }, envelo
         agent,
         envelope,
         'max_hops',
-        new LinkerError('CONFLICT', `LOOP_DETECTED: this message would be hop ${hops} of a chain of messages (parent_message_id / caused_by links); the hub allows ${limit.maxHops}`, {
-          guard: LOOP_DETECTED,
-          hops,
-          max_hops: limit.maxHops,
-        }),
+        new LinkerError(
+          'CONFLICT',
+          `LOOP_DETECTED: this message would be hop ${hops} of a chain of messages (parent_message_id / caused_by links); the hub allows ${limit.maxHops}`,
+          {
+            guard: LOOP_DETECTED,
+            hops,
+            max_hops: limit.maxHops,
+          },
+        ),
       );
     }
     envelope.hops = hops;
   }
   if (sessionId) {
     const human = isAdmin(agent);
-    const facts = { from: agent.id, to: envelope.to_agent, human, tokens: reportedTokens(envelope.payload.content), contextVersion: await contextVersion(ctx, sessionId), now: Date.now() };
+    const facts = {
+      from: agent.id,
+      to: envelope.to_agent,
+      human,
+      tokens: reportedTokens(envelope.payload.content),
+      contextVersion: await contextVersion(ctx, sessionId),
+      now: Date.now(),
+    };
     const { trip, newlyTripped } = await hub.memory.guards.countMessage(sessionId, facts, limit);
     if (trip) {
       if (newlyTripped) await pauseSession(ctx, sessionId, trip);
@@ -85,19 +103,22 @@ export async function guardMessage(ctx: Context & { agent: AuthedAgent }, envelo
         agent,
         envelope,
         trip.guard,
-        new LinkerError('CONFLICT', `${SESSION_PAUSED}: session ${sessionId} is paused by a loop guard (${trip.reason}); a human resumes it with \`skynet-linker sessions resume ${sessionId}\``, {
-          guard: SESSION_PAUSED,
-          session_id: sessionId,
-          tripped: trip.guard,
-          reason: trip.reason,
-        }),
+        new LinkerError(
+          'CONFLICT',
+          `${SESSION_PAUSED}: session ${sessionId} is paused by a loop guard (${trip.reason}); a human resumes it with \`skynet-linker sessions resume ${sessionId}\``,
+          {
+            guard: SESSION_PAUSED,
+            session_id: sessionId,
+            tripped: trip.guard,
+            reason: trip.reason,
+          },
+        ),
       );
     }
   }
   // Before the message is stored, so an answer that comes at once already finds it.
   if (envelope.hops) await hub.memory.guards.recordHops(envelope.id, envelope.hops, limit.hopsTtlMs);
 }
-
 
 async function pauseSession(ctx: Context, sessionId: string, trip: GuardTrip): Promise<void> {
   const { hub } = ctx;
@@ -128,8 +149,14 @@ export const guardsRouter = router({
     const session = await hub.memory.sessions.get(input.session_id, { messageLimit: 0 });
     if (!session && !state) throw new LinkerError('NOT_FOUND', `no session named ${input.session_id}`);
     await hub.memory.guards.reset(input.session_id, await contextVersion(ctx, input.session_id));
-    const status = session && session.status === 'paused' ? (await hub.memory.sessions.update(input.session_id, { status: 'active' })).status : (session?.status ?? 'active');
-    hub.logger.info({ event: 'session_resumed', session_id: input.session_id, by: ctx.agent.id, was: state?.paused?.guard ?? null }, `session ${input.session_id} resumed`);
+    const status =
+      session && session.status === 'paused'
+        ? (await hub.memory.sessions.update(input.session_id, { status: 'active' })).status
+        : (session?.status ?? 'active');
+    hub.logger.info(
+      { event: 'session_resumed', session_id: input.session_id, by: ctx.agent.id, was: state?.paused?.guard ?? null },
+      `session ${input.session_id} resumed`,
+    );
     return { session_id: input.session_id, status, was_paused: state?.paused ?? null };
   }),
 });

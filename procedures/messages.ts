@@ -156,7 +156,14 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
     sentAt: Date.now(),
   });
   hub.metrics.countMessage(envelope.type, route.kind);
-  hub.logger.debug({ event: 'message_routed', trace_id: envelope.trace_id, agent_id: agent.id, message_id: envelope.id, type: envelope.type, recipients: recipients.length });
+  hub.logger.debug({
+    event: 'message_routed',
+    trace_id: envelope.trace_id,
+    agent_id: agent.id,
+    message_id: envelope.id,
+    type: envelope.type,
+    recipients: recipients.length,
+  });
   return {
     id: envelope.id,
     trace_id: envelope.trace_id,
@@ -168,9 +175,11 @@ export async function sendMessage(ctx: Context & { agent: AuthedAgent }, input: 
   };
 }
 
-
 const AckInput = z.strictObject({
-  acks: z.array(z.strictObject({ message_id: MessageIdSchema, stream_id: StreamIdSchema })).max(1000).default([]),
+  acks: z
+    .array(z.strictObject({ message_id: MessageIdSchema, stream_id: StreamIdSchema }))
+    .max(1000)
+    .default([]),
   /** Resume point of the inbox: a fresh subscription starts after it. */
   cursor: StreamIdSchema.optional(),
 });
@@ -250,8 +259,7 @@ export const messagesRouter = router({
     return liveStream({
       signal,
       cursor: input?.lastEventId ?? undefined,
-      listen: (push) =>
-        hub.bus.onAck(agent.id, (e) => push(e.streamId, { mid: e.ack.message_id, by: e.ack.by, at: e.ack.at }, e.prev)),
+      listen: (push) => hub.bus.onAck(agent.id, (e) => push(e.streamId, { mid: e.ack.message_id, by: e.ack.by, at: e.ack.at }, e.prev)),
       readAfter: async (after, count) => {
         const rows = await hub.memory.messages.readAcks(agent.id, after, count);
         const out: LivePage<AckItem> = rows;
@@ -294,4 +302,3 @@ export const messagesRouter = router({
       return { items, next_before: entries.length === input.limit && last ? last : null };
     }),
 });
-

@@ -30,16 +30,46 @@ export interface AuthorizationRule {
 export const AUTHORIZATION: readonly AuthorizationRule[] = [
   { resource: 'inbox (`messages.inbox`, `messages.ack`)', read: 'its agent', write: 'any agent sends to it (direct), members of its channels', members: '—' },
   { resource: 'history (`messages.history`)', read: 'its agent; admin', write: '—', members: '—' },
-  { resource: 'reply (`type: reply` with `parent_message_id`)', read: '—', write: 'an agent the parent message was delivered to (its recipient, or a member of its channel), within the reply window; admin', members: '—' },
-  { resource: 'session (`sessions.*`, `session_id` on a message)', read: 'participants; admin', write: 'participants; admin (a message naming an unknown session creates it with sender and recipient)', members: 'participants add participants (by messaging them or `sessions.update`); admin' },
-  { resource: 'session context (`session:<id>`)', read: 'participants; admin', write: 'participants; admin (a first push to an unknown session starts it, the writer its participant)', members: 'the session\'s' },
+  {
+    resource: 'reply (`type: reply` with `parent_message_id`)',
+    read: '—',
+    write: 'an agent the parent message was delivered to (its recipient, or a member of its channel), within the reply window; admin',
+    members: '—',
+  },
+  {
+    resource: 'session (`sessions.*`, `session_id` on a message)',
+    read: 'participants; admin',
+    write: 'participants; admin (a message naming an unknown session creates it with sender and recipient)',
+    members: 'participants add participants (by messaging them or `sessions.update`); admin',
+  },
+  {
+    resource: 'session context (`session:<id>`)',
+    read: 'participants; admin',
+    write: 'participants; admin (a first push to an unknown session starts it, the writer its participant)',
+    members: "the session's",
+  },
   { resource: 'agent context (`agent:<id>`)', read: 'that agent; admin', write: 'that agent; admin', members: '—' },
   { resource: 'global context (`global`)', read: 'any agent', write: 'any agent', members: '—' },
   { resource: 'context reset (`context.reset`)', read: '—', write: 'admin', members: '—' },
-  { resource: 'open channel (`skynet_core` and channels joined into existence)', read: 'members (`channels.subscribe`); admin', write: 'any agent sends to it', members: 'anyone joins; a member leaves' },
-  { resource: 'invite channel (`channels.create` with `policy: invite`)', read: 'members; admin', write: 'members; admin', members: 'members and admins invite (`channels.invite`)' },
+  {
+    resource: 'open channel (`skynet_core` and channels joined into existence)',
+    read: 'members (`channels.subscribe`); admin',
+    write: 'any agent sends to it',
+    members: 'anyone joins; a member leaves',
+  },
+  {
+    resource: 'invite channel (`channels.create` with `policy: invite`)',
+    read: 'members; admin',
+    write: 'members; admin',
+    members: 'members and admins invite (`channels.invite`)',
+  },
   { resource: 'monitor (`monitor.stream`)', read: 'monitor or admin scope', write: '—', members: '—' },
-  { resource: 'agents (`agents.list`, `agents.get`, `whoami`)', read: 'any token', write: 'an agent updates its own record; admin adds and removes agents', members: '—' },
+  {
+    resource: 'agents (`agents.list`, `agents.get`, `whoami`)',
+    read: 'any token',
+    write: 'an agent updates its own record; admin adds and removes agents',
+    members: '—',
+  },
   { resource: 'snapshots, keys, tokens (`admin.*`, `agents.tokens`)', read: 'admin', write: 'admin', members: '—' },
 ];
 
@@ -68,13 +98,20 @@ export async function assertScopeAccess(ctx: Context & { agent: AuthedAgent }, s
     let session = await ctx.hub.memory.sessions.get(sessionId, { messageLimit: 0 });
     if (!session && action === 'write') {
       // Named for the first time (as a first message does): the writer starts it.
-      session = await ctx.hub.memory.sessions.create({ session_id: sessionId, participants: [], metadata: {}, created_by: agent.id }).catch(async (err: unknown) => {
-        if (err instanceof LinkerError && err.code === 'CONFLICT') return ctx.hub.memory.sessions.get(sessionId, { messageLimit: 0 });
-        throw err;
-      });
+      session = await ctx.hub.memory.sessions
+        .create({ session_id: sessionId, participants: [], metadata: {}, created_by: agent.id })
+        .catch(async (err: unknown) => {
+          if (err instanceof LinkerError && err.code === 'CONFLICT') return ctx.hub.memory.sessions.get(sessionId, { messageLimit: 0 });
+          throw err;
+        });
     }
-    if (!session) throw new LinkerError('NOT_FOUND', `no session named ${sessionId}: its context exists once the session does (sessions.create, a message naming it, or a first push)`);
-    if (!session.participants.includes(agent.id)) throw forbidden(`${verb} the context of session ${sessionId} is for its participants; ${agent.id} is not one`);
+    if (!session)
+      throw new LinkerError(
+        'NOT_FOUND',
+        `no session named ${sessionId}: its context exists once the session does (sessions.create, a message naming it, or a first push)`,
+      );
+    if (!session.participants.includes(agent.id))
+      throw forbidden(`${verb} the context of session ${sessionId} is for its participants; ${agent.id} is not one`);
     return;
   }
   throw forbidden(`unknown context scope ${scope}`);
@@ -89,7 +126,10 @@ export async function assertMayReply(ctx: Context & { agent: AuthedAgent }, pare
   if (isAdmin(agent)) return;
   const route = await ctx.hub.memory.messages.routeOf(parentId, ctx.hub.settings.replyWindowMs);
   const window = `${Math.round(ctx.hub.settings.replyWindowMs / 3_600_000)} h`;
-  if (!route) throw forbidden(`a reply must answer a message delivered to ${agent.id}: no message ${parentId} is known (unknown id, or older than the reply window of ${window})`);
+  if (!route)
+    throw forbidden(
+      `a reply must answer a message delivered to ${agent.id}: no message ${parentId} is known (unknown id, or older than the reply window of ${window})`,
+    );
   if (route.to !== null) {
     if (route.to === agent.id) return;
   } else if (route.channel !== null && route.from !== agent.id && (await ctx.hub.memory.channels.isMember(route.channel, agent.id))) {
@@ -102,7 +142,9 @@ export async function assertMayReply(ctx: Context & { agent: AuthedAgent }, pare
 export async function assertChannelReader(ctx: Context & { agent: AuthedAgent }, channel: string): Promise<void> {
   if (isAdmin(ctx.agent)) return;
   if (!(await ctx.hub.memory.channels.isMember(channel, ctx.agent.id))) {
-    throw forbidden(`${ctx.agent.id} is not a member of channel ${channel}: join it first (channels.join)${(await ctx.hub.memory.channels.policy(channel)) === 'invite' ? '; it is invite-only: a member or an admin adds members' : ''}`);
+    throw forbidden(
+      `${ctx.agent.id} is not a member of channel ${channel}: join it first (channels.join)${(await ctx.hub.memory.channels.policy(channel)) === 'invite' ? '; it is invite-only: a member or an admin adds members' : ''}`,
+    );
   }
 }
 

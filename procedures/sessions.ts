@@ -27,14 +27,12 @@ export const sessionsRouter = router({
       }),
     ),
 
-  get: agentProcedure
-    .input(SessionRef.extend({ message_limit: z.number().int().min(0).max(1000).default(100) }))
-    .query(async ({ ctx, input }) => {
-      const session = await ctx.hub.memory.sessions.get(input.session_id, { messageLimit: input.message_limit });
-      if (!session) throw new TRPCError({ code: 'NOT_FOUND', message: `no session named ${input.session_id}` });
-      assertParticipant(ctx.agent, session);
-      return session;
-    }),
+  get: agentProcedure.input(SessionRef.extend({ message_limit: z.number().int().min(0).max(1000).default(100) })).query(async ({ ctx, input }) => {
+    const session = await ctx.hub.memory.sessions.get(input.session_id, { messageLimit: input.message_limit });
+    if (!session) throw new TRPCError({ code: 'NOT_FOUND', message: `no session named ${input.session_id}` });
+    assertParticipant(ctx.agent, session);
+    return session;
+  }),
 
   list: agentProcedure.input(z.strictObject({ status: SessionStatusSchema.optional() }).optional()).query(async ({ ctx, input }) => {
     const all = await ctx.hub.memory.sessions.list({ status: input?.status });
@@ -53,13 +51,17 @@ export const sessionsRouter = router({
     .mutation(async ({ ctx, input }) => {
       const session = await ctx.hub.memory.sessions.require(input.session_id);
       assertParticipant(ctx.agent, session);
-      await ctx.hub.memory.sessions.addMessage(input.session_id, {
-        message_id: input.message_id,
-        from: ctx.agent.id,
-        to: input.to,
-        type: input.type,
-        timestamp: input.timestamp ?? new Date().toISOString(),
-      }, { admin: isAdmin(ctx.agent) });
+      await ctx.hub.memory.sessions.addMessage(
+        input.session_id,
+        {
+          message_id: input.message_id,
+          from: ctx.agent.id,
+          to: input.to,
+          type: input.type,
+          timestamp: input.timestamp ?? new Date().toISOString(),
+        },
+        { admin: isAdmin(ctx.agent) },
+      );
       return ctx.hub.memory.sessions.require(input.session_id);
     }),
 

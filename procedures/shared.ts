@@ -106,4 +106,3 @@ export function trackedMessage(y: LiveYield<DeliveredMessage>) {
     : { stream_id: y.item.streamId, replayed: y.replayed, message: y.item.envelope };
   return tracked(y.resumeId, data);
 }
-

@@ -21,9 +21,7 @@ export const TTL_MIN_SECONDS = 1;
 export const TTL_MAX_SECONDS = 30 * 24 * 3600;
 
 const IsoTimestampSchema = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 timestamp' });
-const Base64SignatureSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9+/]{86}==$/, { error: 'signature must be a base64 Ed25519 signature (64 bytes)' });
+const Base64SignatureSchema = z.string().regex(/^[A-Za-z0-9+/]{86}==$/, { error: 'signature must be a base64 Ed25519 signature (64 bytes)' });
 const PrioritySchema = z
   .number({ error: 'priority must be a number' })
   .int({ error: 'priority must be an integer' })
@@ -218,9 +216,7 @@ export function expiresAt(envelope: Envelope): number | null {
   return Date.parse(envelope.payload.meta.timestamp) + ttl * 1000;
 }
 
-export type Route =
-  | { kind: 'direct'; to: string }
-  | { kind: 'channel'; channel: string };
+export type Route = { kind: 'direct'; to: string } | { kind: 'channel'; channel: string };
 
 /** Where a complete envelope goes: `to_agent` wins; otherwise its channel. */
 export function routeOf(envelope: Envelope): Route {

@@ -1,5 +1,15 @@
 /** The wire protocol: envelope and record schemas, ids, error codes, canonical JSON. Client-safe. */
-export { ID_PATTERN, ID_MAX_LENGTH, idSchema, AgentIdSchema, ChannelNameSchema, SessionIdSchema, MessageIdSchema, TraceIdSchema, DEFAULT_CHANNEL } from './ids.js';
+export {
+  ID_PATTERN,
+  ID_MAX_LENGTH,
+  idSchema,
+  AgentIdSchema,
+  ChannelNameSchema,
+  SessionIdSchema,
+  MessageIdSchema,
+  TraceIdSchema,
+  DEFAULT_CHANNEL,
+} from './ids.js';
 export type { JsonValue, JsonObject, JsonPrimitive } from './json.js';
 export { JsonValueSchema, JsonObjectSchema, jsonByteLength, utf8Length } from './json.js';
 export {

@@ -49,9 +49,7 @@ export const SessionMessageRefSchema = z.strictObject({
 });
 export type SessionMessageRef = z.infer<typeof SessionMessageRefSchema>;
 
-export const SessionMetadataSchema = z
-  .object({ goal: z.string().max(10_000).optional(), deadline: IsoTimestamp.optional() })
-  .catchall(z.json());
+export const SessionMetadataSchema = z.object({ goal: z.string().max(10_000).optional(), deadline: IsoTimestamp.optional() }).catchall(z.json());
 export type SessionMetadata = z.infer<typeof SessionMetadataSchema>;
 
 export const SessionSchema = z
@@ -70,9 +68,15 @@ export type Session = z.infer<typeof SessionSchema>;
 
 export const PublicKeysSchema = z.strictObject({
   /** X25519 public key for NaCl box, base64. */
-  box: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, { error: 'box key must be 32 bytes in base64' }).optional(),
+  box: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{43}=$/, { error: 'box key must be 32 bytes in base64' })
+    .optional(),
   /** Ed25519 public key for signatures, base64. */
-  sign: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, { error: 'sign key must be 32 bytes in base64' }).optional(),
+  sign: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{43}=$/, { error: 'sign key must be 32 bytes in base64' })
+    .optional(),
 });
 export type PublicKeys = z.infer<typeof PublicKeysSchema>;
 

@@ -21,7 +21,12 @@ export interface HubMetrics {
 
 export function createHubMetrics(): HubMetrics {
   const registry = new Registry();
-  const messages = new Counter({ name: 'skynet_messages_total', help: 'Messages routed, by type and route', labelNames: ['type', 'route'], registers: [registry] });
+  const messages = new Counter({
+    name: 'skynet_messages_total',
+    help: 'Messages routed, by type and route',
+    labelNames: ['type', 'route'],
+    registers: [registry],
+  });
   const messageCounters = new Map<string, Map<string, { inc(): void }>>();
   return {
     registry,
@@ -33,7 +38,12 @@ export function createHubMetrics(): HubMetrics {
       if (!counter) byType.set(type, (counter = messages.labels({ type, route })));
       counter.inc();
     },
-    deliveries: new Counter({ name: 'skynet_deliveries_total', help: 'Messages yielded to subscribers (live or backlog)', labelNames: ['kind'], registers: [registry] }),
+    deliveries: new Counter({
+      name: 'skynet_deliveries_total',
+      help: 'Messages yielded to subscribers (live or backlog)',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
     deliveryLatency: new Histogram({
       name: 'skynet_delivery_latency_seconds',
       help: 'Time from send to live delivery to a subscriber on this node',
@@ -43,8 +53,23 @@ export function createHubMetrics(): HubMetrics {
     connectedAgents: new Gauge({ name: 'skynet_connected_agents', help: 'Agents with a live inbox subscription on this node', registers: [registry] }),
     connections: new Gauge({ name: 'skynet_ws_connections', help: 'Open WebSocket connections on this node', registers: [registry] }),
     errors: new Counter({ name: 'skynet_errors_total', help: 'Errors returned to callers, by code', labelNames: ['code'], registers: [registry] }),
-    corruptRecords: new Counter({ name: 'skynet_corrupt_records_total', help: 'Stored records that failed their integrity check, by kind', labelNames: ['kind'], registers: [registry] }),
-    connectionsRefused: new Counter({ name: 'skynet_connections_refused_total', help: 'WebSocket connections refused or closed by the hub, by reason', labelNames: ['reason'], registers: [registry] }),
-    loopGuardRefusals: new Counter({ name: 'skynet_loop_guard_refusals_total', help: 'Sends refused by a loop guard, by guard', labelNames: ['guard'], registers: [registry] }),
+    corruptRecords: new Counter({
+      name: 'skynet_corrupt_records_total',
+      help: 'Stored records that failed their integrity check, by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    connectionsRefused: new Counter({
+      name: 'skynet_connections_refused_total',
+      help: 'WebSocket connections refused or closed by the hub, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    loopGuardRefusals: new Counter({
+      name: 'skynet_loop_guard_refusals_total',
+      help: 'Sends refused by a loop guard, by guard',
+      labelNames: ['guard'],
+      registers: [registry],
+    }),
   };
 }

@@ -142,9 +142,7 @@ export const publicProcedure = t.procedure.use(async ({ ctx, next, path, getRawI
 function unauthorized(ctx: Context): TRPCError {
   return new TRPCError({
     code: 'UNAUTHORIZED',
-    message:
-      ctx.authProblem ??
-      'authentication required: pass a token (connectionParams { token } on WebSocket, Authorization: Bearer <token> on HTTP)',
+    message: ctx.authProblem ?? 'authentication required: pass a token (connectionParams { token } on WebSocket, Authorization: Bearer <token> on HTTP)',
   });
 }
 
@@ -185,15 +183,18 @@ async function* revocable(source: AsyncIterable<unknown>, ctx: Context, tokenHas
   const iterator = source[Symbol.asyncIterator]();
   let timer: NodeJS.Timeout | undefined;
   const revoked = new Promise<never>((_, reject) => {
-    timer = setInterval(() => {
-      ctx.hub.memory.tokens.verifyHash(tokenHash).then(
-        (record) => {
-          if (record && record.agent_id === agentId) return;
-          reject(new TRPCError({ code: 'UNAUTHORIZED', message: `the token of ${agentId} was revoked; get a new one from an admin` }));
-        },
-        () => {}, // store unreachable: nothing concluded, checked again next time
-      );
-    }, Math.max(250, ctx.hub.settings.tokenRecheckMs));
+    timer = setInterval(
+      () => {
+        ctx.hub.memory.tokens.verifyHash(tokenHash).then(
+          (record) => {
+            if (record && record.agent_id === agentId) return;
+            reject(new TRPCError({ code: 'UNAUTHORIZED', message: `the token of ${agentId} was revoked; get a new one from an admin` }));
+          },
+          () => {}, // store unreachable: nothing concluded, checked again next time
+        );
+      },
+      Math.max(250, ctx.hub.settings.tokenRecheckMs),
+    );
     timer.unref();
   });
   revoked.catch(() => {}); // raced below; never an unhandled rejection between two events
@@ -238,7 +239,10 @@ async function authorize(ctx: Context, scopes: Scope[]): Promise<AuthedAgent> {
   }
   const agent: AuthedAgent = ctx.agent;
   if (!scopes.some((s) => agent.scopes.includes(s))) {
-    throw new TRPCError({ code: 'FORBIDDEN', message: `this call needs the ${scopes.join(' or ')} scope; token of ${agent.id} has ${agent.scopes.join(', ') || 'none'}` });
+    throw new TRPCError({
+      code: 'FORBIDDEN',
+      message: `this call needs the ${scopes.join(' or ')} scope; token of ${agent.id} has ${agent.scopes.join(', ') || 'none'}`,
+    });
   }
   return agent;
 }

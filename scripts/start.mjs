@@ -8,7 +8,21 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const built = join(root, 'dist', 'bin', 'skynet-linker.js');
-const SOURCES = ['index.ts', 'server.ts', 'protocol', 'crypto', 'memory', 'router', 'procedures', 'transport', 'clients', 'bin', 'tsconfig.json', 'tsconfig.build.json', 'package.json'];
+const SOURCES = [
+  'index.ts',
+  'server.ts',
+  'protocol',
+  'crypto',
+  'memory',
+  'router',
+  'procedures',
+  'transport',
+  'clients',
+  'bin',
+  'tsconfig.json',
+  'tsconfig.build.json',
+  'package.json',
+];
 
 function newestMtime(path) {
   let st;

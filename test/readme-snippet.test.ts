@@ -43,9 +43,15 @@ describe('the README snippet', () => {
   });
 
   it('runs as written: prints the reply, shares the context, and exits 0 by itself', async () => {
-    const r = await m.run([], { env: { GEMINI_TOKEN: tokens.gemini, CLAUDE_TOKEN: tokens.claude, SKYNET_LINKER_SERVER: hub.url }, timeoutMs: 30_000, script: file });
+    const r = await m.run([], {
+      env: { GEMINI_TOKEN: tokens.gemini, CLAUDE_TOKEN: tokens.claude, SKYNET_LINKER_SERVER: hub.url },
+      timeoutMs: 30_000,
+      script: file,
+    });
     expect(r).toEqual({ code: 0, signal: null, stdout: 'Voici 10 papiers récents sur RAG\n', stderr: '' });
-    expect(JSON.parse(await m.ok(['context', 'pull', '--scope', 'session:sess_123', '--data-only']))).toEqual({ shared_knowledge: { facts: ['RAG = retrieval + generation'] } });
+    expect(JSON.parse(await m.ok(['context', 'pull', '--scope', 'session:sess_123', '--data-only']))).toEqual({
+      shared_knowledge: { facts: ['RAG = retrieval + generation'] },
+    });
   });
 
   it('with a token variable unset, fails at connect and says the token is missing', async () => {

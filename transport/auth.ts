@@ -32,7 +32,12 @@ export async function resolveContext(
   const connectionId = randomUUID();
   const params = opts.connectionParams ?? null;
   const announcedType = param(params, 'agent_type');
-  const base = { hub, connectionId, socket: opts.socket ?? null, announcedType: announcedType && AgentTypeSchema.safeParse(announcedType).success ? announcedType : null };
+  const base = {
+    hub,
+    connectionId,
+    socket: opts.socket ?? null,
+    announcedType: announcedType && AgentTypeSchema.safeParse(announcedType).success ? announcedType : null,
+  };
   let agent: AuthedAgent | null = null;
   let authProblem: string | null = null;
   let credential: Context['credential'] = null;
@@ -56,11 +61,13 @@ export async function resolveContext(
       const urlToken = opts.socket ? null : param(params, 'token');
       const token = opts.socket ? param(params, 'token') : bearer(opts.req);
       if (urlToken && !token && !ticket) {
-        authProblem = 'a token in a URL is refused: send it as Authorization: Bearer <token>, or pass a single-use ticket from auth.ticket in connectionParams { ticket }';
+        authProblem =
+          'a token in a URL is refused: send it as Authorization: Bearer <token>, or pass a single-use ticket from auth.ticket in connectionParams { ticket }';
       } else if (ticket && !token) {
         const redeemed = await hub.memory.tokens.redeemTicket(ticket);
         const record = redeemed ? await hub.memory.tokens.verifyHash(redeemed.tokenHash) : null;
-        if (!redeemed || !record || record.agent_id !== redeemed.agentId) authProblem = 'invalid ticket: tickets are single-use and valid for seconds; get a new one (auth.ticket)';
+        if (!redeemed || !record || record.agent_id !== redeemed.agentId)
+          authProblem = 'invalid ticket: tickets are single-use and valid for seconds; get a new one (auth.ticket)';
         else {
           agent = { id: record.agent_id, scopes: record.scopes };
           credential = { tokenHash: redeemed.tokenHash, verifiedAt: Date.now() };

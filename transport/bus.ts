@@ -125,11 +125,13 @@ export class StoreBus implements LiveBus {
           this.logger.error({ event: 'bus_bad_event', topic, err }, 'ignoring a malformed bus event');
         }
       });
-    this.unsubscribers.push(...await Promise.all([
-      on<RoutedEvent>(topics.routed(), (e) => this.deliverRouted(e)),
-      on<AckEvent>(topics.acks(), (e) => this.acks.emit(e.sender, e)),
-      on<ContextEvent>(topics.context(), (e) => this.contexts.emit(e.scope, e)),
-    ]));
+    this.unsubscribers.push(
+      ...(await Promise.all([
+        on<RoutedEvent>(topics.routed(), (e) => this.deliverRouted(e)),
+        on<AckEvent>(topics.acks(), (e) => this.acks.emit(e.sender, e)),
+        on<ContextEvent>(topics.context(), (e) => this.contexts.emit(e.scope, e)),
+      ])),
+    );
     // Builds before heartbeat keys kept a `nodes` hash of "alive until" times: gone for good.
     await this.store.deleteKeys([LEGACY_NODES_KEY]);
     await this.beat();

@@ -59,7 +59,7 @@ export function createConnectionGate(opts: ConnectionGateOptions): ConnectionGat
       const address = addressOf(req);
       if (!originAllowed(req.headers.origin, req.headers.host, opts.allowedOrigins)) {
         opts.onRefused('origin', address);
-        return 'HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nthis origin may not open a WebSocket on this hub (allowed: the hub\'s own origin and --cors-origin)';
+        return "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nthis origin may not open a WebSocket on this hub (allowed: the hub's own origin and --cors-origin)";
       }
       if ((pendingByAddress.get(address) ?? 0) >= opts.maxUnauthenticatedPerAddress) {
         opts.onRefused('address_cap', address);

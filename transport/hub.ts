@@ -159,7 +159,10 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     contextLimits: opts.maxContextBytes === undefined ? undefined : { maxDocumentBytes: opts.maxContextBytes },
     onCorrupt: (record) => {
       metrics.corruptRecords.inc({ kind: record.kind });
-      logger.error({ event: 'record_integrity_failed', kind: record.kind, id: record.id, reason: record.reason }, 'a stored record failed its integrity check (changed outside the hub?): refused');
+      logger.error(
+        { event: 'record_integrity_failed', kind: record.kind, id: record.id, reason: record.reason },
+        'a stored record failed its integrity check (changed outside the hub?): refused',
+      );
     },
   });
   const maxPayloadBytes = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
@@ -204,7 +207,10 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     }
   }
   if (settings.insecureNoAuth) {
-    logger.warn({ event: 'insecure_no_auth' }, 'AUTH IS OFF (--insecure-no-auth): anyone who can reach this port can act as any agent. Never use this outside experiments.');
+    logger.warn(
+      { event: 'insecure_no_auth' },
+      'AUTH IS OFF (--insecure-no-auth): anyone who can reach this port can act as any agent. Never use this outside experiments.',
+    );
   }
 
   const maxFrameBytes = opts.maxFrameBytes ?? maxPayloadBytes * 2 + 64 * 1024;
@@ -258,7 +264,10 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
     maxUnauthenticatedPerAddress: opts.maxUnauthenticatedPerAddress ?? 256,
     onRefused: (reason, address) => {
       metrics.connectionsRefused.inc({ reason });
-      logger.warn({ event: 'connection_refused', reason, address }, reason === 'auth_timeout' ? 'closed a WebSocket that did not authenticate in time' : 'refused a WebSocket upgrade');
+      logger.warn(
+        { event: 'connection_refused', reason, address },
+        reason === 'auth_timeout' ? 'closed a WebSocket that did not authenticate in time' : 'refused a WebSocket upgrade',
+      );
     },
   });
   // Before the tRPC adapter's own listener: every frame it sends goes through this.
@@ -310,7 +319,13 @@ export async function createHub(opts: HubOptions = {}): Promise<Hub> {
       void (async () => {
         // Resuming needs the command connection too (it reconnects on its own schedule).
         for (let attempt = 0; !closing && attempt < 100; attempt++) {
-          if (await store.ping().then(() => true, () => false)) break;
+          if (
+            await store.ping().then(
+              () => true,
+              () => false,
+            )
+          )
+            break;
           await new Promise((r) => setTimeout(r, 100));
         }
         if (closing) return;

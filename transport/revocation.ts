@@ -70,7 +70,7 @@ export class RevocationWatcher {
     // Forget what was verified for tokens no connection holds any more.
     for (const token of this.verified.keys()) if (!byToken.has(token)) this.verified.delete(token);
     for (const [token, entries] of byToken) {
-      let record;
+      let record: TokenRecord | null;
       try {
         // The bytes verified last time, unchanged, need no opening again (the AEAD open is most
         // of a check's cost with thousands of idle connections).
@@ -98,7 +98,10 @@ export class RevocationWatcher {
         Object.assign(w.ctx, { agent: null, credential: null, authProblem: message });
         this.watched.delete(w);
         this.metrics.connectionsRefused.inc({ reason: 'revoked' });
-        this.logger.warn({ event: 'token_revoked_streams_ended', agent_id: agentId, subscriptions: w.connection.subscriptions }, 'token revoked: ended the connection\'s streams');
+        this.logger.warn(
+          { event: 'token_revoked_streams_ended', agent_id: agentId, subscriptions: w.connection.subscriptions },
+          "token revoked: ended the connection's streams",
+        );
         w.connection.endSubscriptions(new TRPCError({ code: 'UNAUTHORIZED', message }));
       }
     }

@@ -157,7 +157,8 @@ function connectionParamsOf(raw: unknown): Record<string, string> | null {
     if (raw === null) return null;
     if (!isObject(raw)) throw new Error('Expected object');
     const bad = Object.entries(raw).filter(([, value]) => typeof value !== 'string');
-    if (bad.length > 0) throw new Error(`Expected connectionParams to be string values. Got ${bad.map(([key, value]) => `${key}: ${typeof value}`).join(', ')}`);
+    if (bad.length > 0)
+      throw new Error(`Expected connectionParams to be string values. Got ${bad.map(([key, value]) => `${key}: ${typeof value}`).join(', ')}`);
     return raw as Record<string, string>;
   } catch (cause) {
     throw new TRPCError({ code: 'PARSE_ERROR', message: 'Invalid connection params shape', cause });
@@ -210,7 +211,7 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
     const endedWith = new Map<RequestId, TRPCError>();
     const connection = new AbortController();
     let ctx: TContext | undefined;
-    let cleanup: (() => void) | void = undefined;
+    let cleanup: (() => void) | void;
     // The work one connection can start is bounded: calls beyond maxConcurrentCalls wait in order.
     let running = 0;
     const waiting: (() => void)[] = [];
@@ -230,7 +231,14 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
     const errorShape = (error: TRPCError, type: CallType | 'unknown', path: string | undefined, input: unknown): unknown => {
       try {
         return transformer.output.serialize(
-          getErrorShape({ config: (router._def as unknown as { _config: Parameters<typeof getErrorShape>[0]['config'] })._config, error, type, path, input, ctx }),
+          getErrorShape({
+            config: (router._def as unknown as { _config: Parameters<typeof getErrorShape>[0]['config'] })._config,
+            error,
+            type,
+            path,
+            input,
+            ctx,
+          }),
         );
       } catch (cause) {
         internalError(cause);
@@ -238,7 +246,14 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
       }
     };
 
-    const sendError = (id: RequestId, jsonrpc: '2.0' | undefined, cause: unknown, type: CallType | 'unknown', path: string | undefined, input: unknown): void => {
+    const sendError = (
+      id: RequestId,
+      jsonrpc: '2.0' | undefined,
+      cause: unknown,
+      type: CallType | 'unknown',
+      path: string | undefined,
+      input: unknown,
+    ): void => {
       const error = getTRPCErrorFromUnknown(cause);
       try {
         send({ id, jsonrpc, error: errorShape(error, type, path, input) });
@@ -277,14 +292,22 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
       }
     };
 
-    let ctxReady: Promise<{ ok: true } | { ok: false; error: TRPCError }> | null = new URL(req.url ?? '/', 'http://hub').searchParams.get('connectionParams') === '1' ? null : createCtx(() => null);
+    let ctxReady: Promise<{ ok: true } | { ok: false; error: TRPCError }> | null =
+      new URL(req.url ?? '/', 'http://hub').searchParams.get('connectionParams') === '1' ? null : createCtx(() => null);
 
     const respond = (id: RequestId, jsonrpc: '2.0' | undefined, result: Record<string, unknown>): void => {
       send(jsonrpc === undefined ? { id, result } : { id, jsonrpc, result });
     };
 
     /** Streams a subscription's events until it ends, fails (answered with the error) or is stopped. */
-    async function runSubscription(id: RequestId, jsonrpc: '2.0' | undefined, iterable: AsyncIterable<unknown>, abort: AbortController, path: string, input: unknown): Promise<void> {
+    async function runSubscription(
+      id: RequestId,
+      jsonrpc: '2.0' | undefined,
+      iterable: AsyncIterable<unknown>,
+      abort: AbortController,
+      path: string,
+      input: unknown,
+    ): Promise<void> {
       const iterator = iterable[Symbol.asyncIterator]();
       // The pending next() is not raced with a long-lived promise (that would pile up reactions
       // on it): stopping resolves the one waiter of the moment.
@@ -341,7 +364,12 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
       }
     }
 
-    async function handleRequest(msg: ReturnType<typeof parseTRPCMessage>, batchIndex: number, ready: NonNullable<typeof ctxReady>, bytes: number): Promise<void> {
+    async function handleRequest(
+      msg: ReturnType<typeof parseTRPCMessage>,
+      batchIndex: number,
+      ready: NonNullable<typeof ctxReady>,
+      bytes: number,
+    ): Promise<void> {
       const { id, jsonrpc } = msg;
       if (id === null) {
         sendError(null, jsonrpc, new TRPCError({ code: 'PARSE_ERROR', message: '`id` is required' }), 'unknown', undefined, undefined);
@@ -363,14 +391,35 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
         return;
       }
       if (type === 'subscription' && subscriptions.size >= maxSubscriptions) {
-        sendError(id, jsonrpc, new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `a connection may have at most ${maxSubscriptions} subscriptions open (limits.max_subscriptions_per_connection); stop one first` }), type, path, input);
+        sendError(
+          id,
+          jsonrpc,
+          new TRPCError({
+            code: 'TOO_MANY_REQUESTS',
+            message: `a connection may have at most ${maxSubscriptions} subscriptions open (limits.max_subscriptions_per_connection); stop one first`,
+          }),
+          type,
+          path,
+          input,
+        );
         return;
       }
       if (type !== 'subscription') {
         if (running >= maxConcurrentCalls) {
           if (waiting.length >= maxQueuedCalls || waitingBytes + bytes > maxQueuedCallBytes) {
-            const what = waiting.length >= maxQueuedCalls ? `${waiting.length} calls are already waiting` : `${waitingBytes} bytes of calls are already waiting`;
-            sendError(id, jsonrpc, new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `${what} on this connection (limits.max_queued_calls); wait for answers before sending more` }), type, path, input);
+            const what =
+              waiting.length >= maxQueuedCalls ? `${waiting.length} calls are already waiting` : `${waitingBytes} bytes of calls are already waiting`;
+            sendError(
+              id,
+              jsonrpc,
+              new TRPCError({
+                code: 'TOO_MANY_REQUESTS',
+                message: `${what} on this connection (limits.max_queued_calls); wait for answers before sending more`,
+              }),
+              type,
+              path,
+              input,
+            );
             return;
           }
           waitingBytes += bytes;
@@ -406,7 +455,10 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
         });
         if (!abort) {
           if (isAsyncIterable(result)) {
-            throw new TRPCError({ code: 'UNSUPPORTED_MEDIA_TYPE', message: `Cannot return an async iterable or observable from a ${type} procedure with WebSockets` });
+            throw new TRPCError({
+              code: 'UNSUPPORTED_MEDIA_TYPE',
+              message: `Cannot return an async iterable or observable from a ${type} procedure with WebSockets`,
+            });
           }
           respond(id, jsonrpc, { type: 'data', data: transformer.output.serialize(result) });
           return;
@@ -436,7 +488,14 @@ export function serveWebSocket<TContext>(opts: WireAdapterOptions<TContext>): Wi
 
     client.on('message', (raw: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
       if (!Buffer.isBuffer(raw)) {
-        sendError(null, undefined, new TRPCError({ code: 'UNPROCESSABLE_CONTENT', message: 'Unexpected WebSocket message format' }), 'unknown', undefined, undefined);
+        sendError(
+          null,
+          undefined,
+          new TRPCError({ code: 'UNPROCESSABLE_CONTENT', message: 'Unexpected WebSocket message format' }),
+          'unknown',
+          undefined,
+          undefined,
+        );
         return;
       }
       const text = isBinary ? null : raw.toString('utf8');

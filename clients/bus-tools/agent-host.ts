@@ -22,7 +22,13 @@ export function agentToolHost(agent: LinkerAgent, opts: AgentToolHostOptions = {
     expectReply(messageId, timeoutMs) {
       const w = agent.expectReply(messageId, timeoutMs);
       // A timeout (or the agent closing) is a "no reply" result for the model, not a failure.
-      return { reply: w.reply.then((m) => viewOf(m.envelope, m.content), () => null), cancel: w.cancel };
+      return {
+        reply: w.reply.then(
+          (m) => viewOf(m.envelope, m.content),
+          () => null,
+        ),
+        cancel: w.cancel,
+      };
     },
     handling: opts.handling ?? (() => null),
     defaultSessionId: opts.defaultSessionId,

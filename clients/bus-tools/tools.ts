@@ -79,7 +79,10 @@ export const MAX_WAIT_SECONDS = 600;
 export const DEFAULT_WAIT_SECONDS = 30;
 const MAX_TEXT = 256 * 1024;
 
-const Content = z.string().min(1, { error: 'content must not be empty' }).max(MAX_TEXT, { error: `content is limited to ${MAX_TEXT} characters` });
+const Content = z
+  .string()
+  .min(1, { error: 'content must not be empty' })
+  .max(MAX_TEXT, { error: `content is limited to ${MAX_TEXT} characters` });
 
 const whoami = tool({
   name: 'whoami',
@@ -117,7 +120,13 @@ const sendMessage = tool({
     content: Content.describe('The message text'),
     session_id: SessionIdSchema.optional().describe('Session the message belongs to'),
     priority: z.number().int().min(1).max(10).optional().describe('1 (low) to 10 (high), default 5'),
-    wait_for_reply_seconds: z.number().int().min(1).max(MAX_WAIT_SECONDS).optional().describe(`Wait up to this many seconds for the reply (at most ${MAX_WAIT_SECONDS})`),
+    wait_for_reply_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_WAIT_SECONDS)
+      .optional()
+      .describe(`Wait up to this many seconds for the reply (at most ${MAX_WAIT_SECONDS})`),
   },
   surfaces: ['mcp', 'api'],
   async run(host, input) {
@@ -150,7 +159,12 @@ const sendMessage = tool({
     }
     if (!waiting) return { message_id: sent.id } as JsonValue;
     const reply = await waiting.reply;
-    if (!reply) return { message_id: sent.id, timed_out: true, note: `no reply from ${input.to} within ${input.wait_for_reply_seconds} s; a late reply arrives through wait_for_messages` };
+    if (!reply)
+      return {
+        message_id: sent.id,
+        timed_out: true,
+        note: `no reply from ${input.to} within ${input.wait_for_reply_seconds} s; a late reply arrives through wait_for_messages`,
+      };
     return { message_id: sent.id, reply };
   },
 });
@@ -161,7 +175,13 @@ const waitForMessages = tool({
     'Returns the messages that arrived for you since your last call, waiting up to `timeout_seconds` when there are none (empty list on timeout). ' +
     'Call it whenever you are idle; answer tasks with `reply`. Messages are acknowledged on your next call.',
   input: {
-    timeout_seconds: z.number().int().min(0).max(MAX_WAIT_SECONDS).default(DEFAULT_WAIT_SECONDS).describe(`How long to wait when nothing is there (default ${DEFAULT_WAIT_SECONDS} s)`),
+    timeout_seconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_WAIT_SECONDS)
+      .default(DEFAULT_WAIT_SECONDS)
+      .describe(`How long to wait when nothing is there (default ${DEFAULT_WAIT_SECONDS} s)`),
     max: z.number().int().min(1).max(100).default(10).describe('Most messages returned at once (default 10)'),
   },
   surfaces: ['mcp'],
@@ -219,7 +239,11 @@ const contextPush = tool({
   },
   surfaces: ['mcp', 'api'],
   async run(host, input) {
-    const doc = await host.trpc.context.push.mutate({ scope: input.scope, patch: input.patch as Record<string, JsonValue>, expected_version: input.expected_version });
+    const doc = await host.trpc.context.push.mutate({
+      scope: input.scope,
+      patch: input.patch as Record<string, JsonValue>,
+      expected_version: input.expected_version,
+    });
     return { scope: doc.scope, version: doc.version };
   },
 });
@@ -262,7 +286,17 @@ const sessionShow = tool({
 });
 
 /** Every bus tool, in the order they are listed to a model. */
-export const BUS_TOOLS: readonly BusTool[] = [whoami, listAgents, sendMessage, waitForMessages, reply, contextPull, contextPush, sessionStart, sessionShow] as unknown as BusTool[];
+export const BUS_TOOLS: readonly BusTool[] = [
+  whoami,
+  listAgents,
+  sendMessage,
+  waitForMessages,
+  reply,
+  contextPull,
+  contextPush,
+  sessionStart,
+  sessionShow,
+] as unknown as BusTool[];
 
 export function busToolsFor(surface: 'mcp' | 'api'): readonly BusTool[] {
   return BUS_TOOLS.filter((t) => t.surfaces.includes(surface));

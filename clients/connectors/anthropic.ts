@@ -20,7 +20,13 @@ export const anthropicConnector: ConnectorDefinition = {
   async create(options) {
     const s = apiSettings(anthropicConnector, options);
     const baseUrl = s.baseUrl ?? 'https://api.anthropic.com';
-    const { default: Anthropic, APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError } = await loadSdk('anthropic', '@anthropic-ai/sdk', () => import('@anthropic-ai/sdk'));
+    const {
+      default: Anthropic,
+      APIError,
+      APIConnectionError,
+      APIConnectionTimeoutError,
+      APIUserAbortError,
+    } = await loadSdk('anthropic', '@anthropic-ai/sdk', () => import('@anthropic-ai/sdk'));
     const client = new Anthropic({ apiKey: s.apiKey, baseURL: baseUrl, maxRetries: s.maxRetries, timeout: s.timeoutMs });
     const classes = { APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError };
     const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS;
@@ -68,7 +74,12 @@ export const anthropicConnector: ConnectorDefinition = {
           const results = [];
           for (const use of uses) {
             const outcome = await task.tools.call(String(use.name ?? ''), use.input ?? {});
-            results.push({ type: 'tool_result', tool_use_id: String(use.id ?? ''), content: toolResultText(outcome), ...(outcome.ok ? {} : { is_error: true }) });
+            results.push({
+              type: 'tool_result',
+              tool_use_id: String(use.id ?? ''),
+              content: toolResultText(outcome),
+              ...(outcome.ok ? {} : { is_error: true }),
+            });
           }
           messages.push({ role: 'user', content: results });
         }

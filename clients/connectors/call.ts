@@ -36,7 +36,8 @@ export function apiSettings(def: ConnectorDefinition, options: ConnectorOptions,
   const timeoutMs = options.timeoutMs ?? DEFAULT_API_TIMEOUT_MS;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new ConnectorConfigError(`${def.name}: timeout must be a positive number of milliseconds`);
   const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
-  if (!Number.isInteger(maxRetries) || maxRetries < 0 || maxRetries > 10) throw new ConnectorConfigError(`${def.name}: max retries must be an integer from 0 to 10`);
+  if (!Number.isInteger(maxRetries) || maxRetries < 0 || maxRetries > 10)
+    throw new ConnectorConfigError(`${def.name}: max retries must be an integer from 0 to 10`);
   const model = options.model ?? def.defaultModel;
   if (!model) throw new ConnectorConfigError(`${def.name}: no model given (--model)`);
   return { apiKey: apiKey.trim(), baseUrl, model, timeoutMs, maxRetries };
@@ -50,13 +51,21 @@ export function formatMs(ms: number): string {
  * Runs `run` with an abort signal that fires after `timeoutMs` (or when `outer` aborts), and
  * settles by then whatever `run` does: a call that ignores its signal still ends on time.
  */
-export async function withDeadline<T>(connector: string, timeoutMs: number, outer: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withDeadline<T>(
+  connector: string,
+  timeoutMs: number,
+  outer: AbortSignal | undefined,
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onOuter: (() => void) | undefined;
   const stop = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const err = new ConnectorError(`${connector}: timed out: no answer within ${formatMs(timeoutMs)} (the per-call timeout; raise it with --timeout)`, 'timeout');
+      const err = new ConnectorError(
+        `${connector}: timed out: no answer within ${formatMs(timeoutMs)} (the per-call timeout; raise it with --timeout)`,
+        'timeout',
+      );
       controller.abort(err);
       reject(err);
     }, timeoutMs);
@@ -118,7 +127,12 @@ export interface RetryDecision {
  * server asked for or the default backoff. For SDKs whose own retry ignores Retry-After.
  */
 export async function retrying<T>(
-  opts: { maxRetries: number; signal: AbortSignal; decide: (err: unknown) => RetryDecision; onRetry?: (info: { retry: number; waitMs: number; error: unknown }) => void },
+  opts: {
+    maxRetries: number;
+    signal: AbortSignal;
+    decide: (err: unknown) => RetryDecision;
+    onRetry?: (info: { retry: number; waitMs: number; error: unknown }) => void;
+  },
   attempt: (n: number) => Promise<T>,
 ): Promise<{ value: T; retries: number }> {
   for (let n = 0; ; n++) {
@@ -159,7 +173,13 @@ export function isRetryableStatus(status: number): boolean {
 }
 
 /** Builds the message of a failed HTTP call: `openai: HTTP 429 rate_limit_exceeded: <vendor message> (gave up after 2 retries)`. */
-export function httpErrorMessage(connector: string, status: number, code: string | undefined, vendorMessage: string, extra: { retries?: number; requestId?: string } = {}): string {
+export function httpErrorMessage(
+  connector: string,
+  status: number,
+  code: string | undefined,
+  vendorMessage: string,
+  extra: { retries?: number; requestId?: string } = {},
+): string {
   const retried = isRetryableStatus(status) ? retriesNote(extra.retries) : '';
   const hint = status === 401 || status === 403 ? ' (check the API key)' : status === 404 ? ' (check the model name and the base URL)' : '';
   const rid = extra.requestId ? ` [request id ${extra.requestId}]` : '';
@@ -184,15 +204,26 @@ export interface SdkErrorClasses {
  * Turns what the openai or anthropic SDK threw into a {@link ConnectorError} that says what
  * happened. The SDK has already retried 429/5xx/timeouts (honouring Retry-After) when it throws.
  */
-export function sdkError(connector: string, err: unknown, classes: SdkErrorClasses, ctx: { maxRetries: number; timeoutMs: number; baseUrl: string }): ConnectorError {
+export function sdkError(
+  connector: string,
+  err: unknown,
+  classes: SdkErrorClasses,
+  ctx: { maxRetries: number; timeoutMs: number; baseUrl: string },
+): ConnectorError {
   if (err instanceof ConnectorError) return err;
   if (err instanceof classes.APIUserAbortError) return new ConnectorError(`${connector}: the call was aborted`, 'aborted');
   if (err instanceof classes.APIConnectionTimeoutError) {
-    return new ConnectorError(`${connector}: timed out: ${ctx.baseUrl} did not answer within ${formatMs(ctx.timeoutMs)}${retriesNote(ctx.maxRetries)}`, 'timeout');
+    return new ConnectorError(
+      `${connector}: timed out: ${ctx.baseUrl} did not answer within ${formatMs(ctx.timeoutMs)}${retriesNote(ctx.maxRetries)}`,
+      'timeout',
+    );
   }
   if (err instanceof classes.APIConnectionError) {
     const cause = (err as Error & { cause?: unknown }).cause;
-    const why = cause instanceof Error ? `${cause.message}${(cause as Error & { cause?: Error }).cause?.message ? ` (${(cause as Error & { cause?: Error }).cause!.message})` : ''}` : err.message;
+    const why =
+      cause instanceof Error
+        ? `${cause.message}${(cause as Error & { cause?: Error }).cause?.message ? ` (${(cause as Error & { cause?: Error }).cause!.message})` : ''}`
+        : err.message;
     return new ConnectorError(`${connector}: cannot reach ${ctx.baseUrl}: ${oneLine(why, 300)}${retriesNote(ctx.maxRetries)}`, 'network');
   }
   if (err instanceof classes.APIError) {
@@ -206,8 +237,19 @@ export function sdkError(connector: string, err: unknown, classes: SdkErrorClass
         | null;
       const fromBody = typeof inner === 'object' && inner !== null ? inner.message : undefined;
       const message = typeof fromBody === 'string' ? fromBody : e.message.replace(new RegExp(`^${e.status} `), '');
-      const code = typeof inner === 'object' && inner !== null ? (typeof inner.code === 'string' ? inner.code : typeof inner.type === 'string' ? inner.type : undefined) : undefined;
-      return new ConnectorError(httpErrorMessage(connector, e.status, code, message, { retries: ctx.maxRetries, requestId: e.requestID ?? undefined }), 'http', e.status);
+      const code =
+        typeof inner === 'object' && inner !== null
+          ? typeof inner.code === 'string'
+            ? inner.code
+            : typeof inner.type === 'string'
+              ? inner.type
+              : undefined
+          : undefined;
+      return new ConnectorError(
+        httpErrorMessage(connector, e.status, code, message, { retries: ctx.maxRetries, requestId: e.requestID ?? undefined }),
+        'http',
+        e.status,
+      );
     }
   }
   if (err instanceof SyntaxError) return invalidJsonError(connector, err);

@@ -11,7 +11,15 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { buildPrompt, promptText } from './prompt.js';
 import { formatMs, oneLine } from './call.js';
-import { ConnectorConfigError, ConnectorError, type Connector, type ConnectorDefinition, type ConnectorOptions, type ConnectorReply, type ConnectorTask } from './types.js';
+import {
+  ConnectorConfigError,
+  ConnectorError,
+  type Connector,
+  type ConnectorDefinition,
+  type ConnectorOptions,
+  type ConnectorReply,
+  type ConnectorTask,
+} from './types.js';
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 600_000;
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
@@ -127,7 +135,7 @@ export function commandDefinition(preset: CommandPreset | null): ConnectorDefini
 }
 
 export async function createCommandConnector(name: string, template: string | undefined, options: ConnectorOptions): Promise<Connector> {
-  if (!template || !template.trim()) {
+  if (!template?.trim()) {
     throw new ConnectorConfigError(`${name}: no program to run: pass --exec '<program> [args] {prompt}' (or exec: under connectors.${name} in config.yaml)`);
   }
   const env = options.env ?? process.env;

@@ -39,11 +39,16 @@ export function retryInfoDelayMs(body: GoogleErrorBody | null): number | undefin
 }
 
 function statusOf(err: unknown): number | undefined {
-  return err instanceof Error && err.name === 'ApiError' && typeof (err as Error & { status?: unknown }).status === 'number' ? (err as Error & { status: number }).status : undefined;
+  return err instanceof Error && err.name === 'ApiError' && typeof (err as Error & { status?: unknown }).status === 'number'
+    ? (err as Error & { status: number }).status
+    : undefined;
 }
 
 function isNetworkError(err: unknown): boolean {
-  return err instanceof TypeError && /fetch failed|network|socket|ECONN|terminated/i.test(`${err.message} ${String((err as Error & { cause?: unknown }).cause ?? '')}`);
+  return (
+    err instanceof TypeError &&
+    /fetch failed|network|socket|ECONN|terminated/i.test(`${err.message} ${String((err as Error & { cause?: unknown }).cause ?? '')}`)
+  );
 }
 
 export const geminiConnector: ConnectorDefinition = {
@@ -73,7 +78,9 @@ export const geminiConnector: ConnectorDefinition = {
         type Contents = { role: string; parts: Record<string, unknown>[] }[];
         // Function calling: the bus tools as `functionDeclarations`; each `functionCall` part is
         // run and answered with a `functionResponse` part, until the model answers in text (or the bound).
-        const tools = task.tools ? [{ functionDeclarations: task.tools.definitions.map((d) => ({ name: d.name, description: d.description, parametersJsonSchema: d.parameters })) }] : undefined;
+        const tools = task.tools
+          ? [{ functionDeclarations: task.tools.definitions.map((d) => ({ name: d.name, description: d.description, parametersJsonSchema: d.parameters })) }]
+          : undefined;
         const generate = async (contents: Contents) => {
           try {
             const done = await withDeadline('gemini', s.timeoutMs, task.signal, (signal) =>
@@ -105,7 +112,10 @@ export const geminiConnector: ConnectorDefinition = {
             if (err instanceof SyntaxError) throw invalidJsonError('gemini', err);
             if (isNetworkError(err)) {
               const cause = (err as Error & { cause?: Error }).cause;
-              throw new ConnectorError(`gemini: cannot reach ${baseUrl}: ${oneLine(cause?.message ?? (err as Error).message, 300)}${retriesNote(done)}`, 'network');
+              throw new ConnectorError(
+                `gemini: cannot reach ${baseUrl}: ${oneLine(cause?.message ?? (err as Error).message, 300)}${retriesNote(done)}`,
+                'network',
+              );
             }
             throw new ConnectorError(`gemini: ${oneLine(err instanceof Error ? err.message : String(err))}`, 'invalid_response');
           }
@@ -124,7 +134,13 @@ export const geminiConnector: ConnectorDefinition = {
           const answers: Record<string, unknown>[] = [];
           for (const call of calls) {
             const outcome = await task.tools.call(call.name ?? '', call.args ?? {});
-            answers.push({ functionResponse: { ...(call.id ? { id: call.id } : {}), name: call.name ?? '', response: outcome.ok ? { output: outcome.result } : { error: outcome.error } } });
+            answers.push({
+              functionResponse: {
+                ...(call.id ? { id: call.id } : {}),
+                name: call.name ?? '',
+                response: outcome.ok ? { output: outcome.result } : { error: outcome.error },
+              },
+            });
           }
           contents.push({ role: 'user', parts: answers });
         }

@@ -23,7 +23,13 @@ export interface CompatibleOptions {
 export async function createChatCompletionsConnector(def: ConnectorDefinition, options: ConnectorOptions, compat: CompatibleOptions): Promise<Connector> {
   const s = apiSettings(def, options);
   const baseUrl = s.baseUrl ?? compat.defaultBaseUrl;
-  const { default: OpenAI, APIError, APIConnectionError, APIConnectionTimeoutError, APIUserAbortError } = await loadSdk(def.name, 'openai', () => import('openai'));
+  const {
+    default: OpenAI,
+    APIError,
+    APIConnectionError,
+    APIConnectionTimeoutError,
+    APIUserAbortError,
+  } = await loadSdk(def.name, 'openai', () => import('openai'));
   const client = new OpenAI({
     apiKey: s.apiKey,
     baseURL: baseUrl,
@@ -50,7 +56,10 @@ export async function createChatCompletionsConnector(def: ConnectorDefinition, o
       // Function calling: the bus tools as `tools`; each round's `tool_calls` are run and their
       // results sent back as `tool` messages, until the model answers in text (or the bound).
       const offered = compat.toolCalling === false ? undefined : task.tools;
-      const tools = offered?.definitions.map((d) => ({ type: 'function' as const, function: { name: d.name, description: d.description, parameters: d.parameters } }));
+      const tools = offered?.definitions.map((d) => ({
+        type: 'function' as const,
+        function: { name: d.name, description: d.description, parameters: d.parameters },
+      }));
       const usage = new UsageTotal();
       let completion: unknown;
       let choice: { message?: { content?: unknown; refusal?: unknown; tool_calls?: unknown }; finish_reason?: unknown } | undefined;
@@ -82,7 +91,9 @@ export async function createChatCompletionsConnector(def: ConnectorDefinition, o
         usage.add(c.usage?.prompt_tokens, c.usage?.completion_tokens);
         choice = Array.isArray(c.choices) ? c.choices[0] : undefined;
         if (!choice) throw new ConnectorError(`${def.name}: the response has no choices`, 'invalid_response');
-        const calls = Array.isArray(choice.message?.tool_calls) ? (choice.message.tool_calls as { id?: unknown; function?: { name?: unknown; arguments?: unknown } }[]) : [];
+        const calls = Array.isArray(choice.message?.tool_calls)
+          ? (choice.message.tool_calls as { id?: unknown; function?: { name?: unknown; arguments?: unknown } }[])
+          : [];
         if (!offered || calls.length === 0) break;
         if (round >= offered.maxRounds) throw toolRoundsExceeded(def.name, offered.maxRounds);
         messages.push({ role: 'assistant', content: typeof choice.message?.content === 'string' ? choice.message.content : null, tool_calls: calls });
@@ -98,7 +109,9 @@ export async function createChatCompletionsConnector(def: ConnectorDefinition, o
       if (typeof content !== 'string') {
         const refusal = choice.message?.refusal;
         throw new ConnectorError(
-          typeof refusal === 'string' ? `${def.name}: the model refused: ${oneLine(refusal)}` : `${def.name}: the response has no text (finish_reason ${String(choice.finish_reason ?? 'unknown')})`,
+          typeof refusal === 'string'
+            ? `${def.name}: the model refused: ${oneLine(refusal)}`
+            : `${def.name}: the response has no text (finish_reason ${String(choice.finish_reason ?? 'unknown')})`,
           'invalid_response',
         );
       }

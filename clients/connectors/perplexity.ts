@@ -25,5 +25,10 @@ export const perplexityConnector: ConnectorDefinition = {
   create: (options) =>
     // Sonar's Chat Completions is not documented to take `tools` (not verified): the bus tools are
     // not offered, and a Perplexity agent answers in text.
-    createChatCompletionsConnector(perplexityConnector, options, { defaultBaseUrl: 'https://api.perplexity.ai', maxTokensField: 'max_tokens', citations, toolCalling: false }),
+    createChatCompletionsConnector(perplexityConnector, options, {
+      defaultBaseUrl: 'https://api.perplexity.ai',
+      maxTokensField: 'max_tokens',
+      citations,
+      toolCalling: false,
+    }),
 };

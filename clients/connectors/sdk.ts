@@ -33,7 +33,9 @@ export async function loadSdk<T>(connector: string, pkg: string, load: () => Pro
     return await load();
   } catch (err) {
     if (isMissing(err, pkg)) {
-      throw new ConnectorConfigError(`${connector}: the ${pkg} package is not installed (it is an optional peer dependency of skynet-linker): ${installHint(pkg)}`);
+      throw new ConnectorConfigError(
+        `${connector}: the ${pkg} package is not installed (it is an optional peer dependency of skynet-linker): ${installHint(pkg)}`,
+      );
     }
     throw err;
   }

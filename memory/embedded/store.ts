@@ -5,7 +5,21 @@
  */
 import { utf8Length } from '../../protocol/json.js';
 import { SnapshotFiles } from '../snapshot-files.js';
-import { badStreamAppend, compareStreamIds, isEphemeralKey, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
+import {
+  badStreamAppend,
+  compareStreamIds,
+  isEphemeralKey,
+  type AppendedEntry,
+  type HashFieldCondition,
+  type SnapshotInfo,
+  type Store,
+  type StoreDump,
+  type StreamAppend,
+  type StreamEntry,
+  type StreamInfo,
+  type Unsubscribe,
+  type VersionedValue,
+} from '../store.js';
 
 export interface EmbeddedStoreOptions {
   /** Directory for snapshot files. Default: none (snapshots kept in memory). */

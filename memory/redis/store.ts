@@ -6,7 +6,22 @@ import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { LinkerError } from '../../protocol/errors.js';
 import { utf8Length } from '../../protocol/json.js';
-import { badStreamAppend, compareStreamIds, isEphemeralKey, streamIdBefore, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
+import {
+  badStreamAppend,
+  compareStreamIds,
+  isEphemeralKey,
+  streamIdBefore,
+  type AppendedEntry,
+  type HashFieldCondition,
+  type SnapshotInfo,
+  type Store,
+  type StoreDump,
+  type StreamAppend,
+  type StreamEntry,
+  type StreamInfo,
+  type Unsubscribe,
+  type VersionedValue,
+} from '../store.js';
 
 export interface RedisStoreOptions {
   /** `redis://host:port[/db]`. */
@@ -66,7 +81,9 @@ function unavailable(err: unknown): never {
   if (
     err instanceof Error &&
     (err.name === 'MaxRetriesPerRequestError' ||
-      /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Stream isn't writeable|enableOfflineQueue|max retries|Command timed out|aborted due to connection close|LOADING/i.test(msg))
+      /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|Stream isn't writeable|enableOfflineQueue|max retries|Command timed out|aborted due to connection close|LOADING/i.test(
+        msg,
+      ))
   ) {
     throw new LinkerError('SERVICE_UNAVAILABLE', `the store (Redis) is unreachable: ${msg}`, undefined, { cause: err });
   }

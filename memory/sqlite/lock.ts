@@ -17,7 +17,9 @@ export class DataDirInUseError extends Error {
     readonly dataDir: string,
     readonly pid: number | null,
   ) {
-    super(`data directory ${dataDir} is in use by ${pid === null ? 'another process (its pid file is missing)' : `pid ${pid}`}: one hub per data directory (stop it, or give this one another --data-dir)`);
+    super(
+      `data directory ${dataDir} is in use by ${pid === null ? 'another process (its pid file is missing)' : `pid ${pid}`}: one hub per data directory (stop it, or give this one another --data-dir)`,
+    );
     this.name = 'DataDirInUseError';
   }
 }

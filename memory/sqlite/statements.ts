@@ -84,7 +84,8 @@ export const SQL = {
 
   // values
   getValue: 'SELECT value FROM vals WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)', // key, now
-  setValue: 'INSERT INTO vals (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at', // key, value, expires_at
+  setValue:
+    'INSERT INTO vals (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at', // key, value, expires_at
   deleteValue: 'DELETE FROM vals WHERE key = ?', // key
   purgeExpired: 'DELETE FROM vals WHERE expires_at IS NOT NULL AND expires_at <= ?', // now
   allValues: 'SELECT key, value FROM vals WHERE expires_at IS NULL OR expires_at > ? ORDER BY key', // now

@@ -10,7 +10,19 @@ import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { LinkerError } from '../../protocol/errors.js';
 import { SnapshotFiles } from '../snapshot-files.js';
-import { badStreamAppend, type AppendedEntry, type HashFieldCondition, type SnapshotInfo, type Store, type StoreDump, type StreamAppend, type StreamEntry, type StreamInfo, type Unsubscribe, type VersionedValue } from '../store.js';
+import {
+  badStreamAppend,
+  type AppendedEntry,
+  type HashFieldCondition,
+  type SnapshotInfo,
+  type Store,
+  type StoreDump,
+  type StreamAppend,
+  type StreamEntry,
+  type StreamInfo,
+  type Unsubscribe,
+  type VersionedValue,
+} from '../store.js';
 import { Checkpointer } from './checkpointer.js';
 import { DataDirInUseError, isBusy, LOCK_FILE, lockHolder, removePidFile, writePidFile } from './lock.js';
 import { SCHEMA, SCHEMA_VERSION, SQL, type StatementName } from './statements.js';
@@ -279,7 +291,11 @@ export class SqliteStore implements Store {
     const row = this.streamRow(key);
     if (!row) return { length: 0, firstId: null, lastId: null };
     const first = row.length > 0 ? (this.st.firstEntry.get(row.id) as { ms: number; seq: number } | undefined) : undefined;
-    const info: StreamInfo = { length: row.length, firstId: first ? `${first.ms}-${first.seq}` : null, lastId: row.length > 0 ? `${row.last_ms}-${row.last_seq}` : null };
+    const info: StreamInfo = {
+      length: row.length,
+      firstId: first ? `${first.ms}-${first.seq}` : null,
+      lastId: row.length > 0 ? `${row.last_ms}-${row.last_seq}` : null,
+    };
     if (row.deleted_ms !== null) info.maxDeletedId = `${row.deleted_ms}-${row.deleted_seq}`;
     return info;
   }
@@ -427,7 +443,8 @@ export class SqliteStore implements Store {
       const entries = (this.st.allEntries.all(id) as EntryRow[]).map(toEntry);
       if (entries.length > 0) dump.streams[key] = entries;
     }
-    for (const row of this.st.allDocs.all() as { key: string; version: number; value: string }[]) dump.docs[row.key] = { version: row.version, value: row.value };
+    for (const row of this.st.allDocs.all() as { key: string; version: number; value: string }[])
+      dump.docs[row.key] = { version: row.version, value: row.value };
     for (const row of this.st.allHashes.all() as { key: string; field: string; value: string }[]) (dump.hashes[row.key] ??= {})[row.field] = row.value;
     for (const row of this.st.allValues.all(this.now()) as { key: string; value: string }[]) dump.values[row.key] = row.value;
     return dump;

@@ -43,14 +43,14 @@ function researcherModel(req: RecordedRequest, i: number): Turn {
 
 describe('the seed flow with an AI planner delegating to an AI researcher', () => {
   let m: Machine;
-  let hub: Hub;
+  let _hub: Hub;
   let plannerApi: FakeVendor;
   let researcherApi: FakeVendor;
 
   beforeAll(async () => {
     assertBuilt();
     m = new Machine();
-    hub = await m.serve('redis');
+    _hub = await m.serve('redis');
     plannerApi = await startScriptedModel(openai, plannerModel);
     researcherApi = await startScriptedModel(anthropic, researcherModel);
   }, 60_000);
@@ -72,14 +72,37 @@ describe('the seed flow with an AI planner delegating to an AI researcher', () =
     await researcher.waitForLine(/^answering tasks with anthropic/, { stream: 'stderr' });
 
     await m.ok(['sessions', 'create', '--id', 'sess_123', '--participants', 'human,claude,gemini', '--goal', 'Analyser et générer rapport']);
-    const asked = await m.run(['send', '--agent-id', 'human', '--to', 'claude', '--content', 'Prépare un rapport sur les LLM quantiques', '--session', 'sess_123', '--wait-reply', '--timeout', '90s', '--format', 'json'], {
-      timeoutMs: 100_000,
-    });
+    const asked = await m.run(
+      [
+        'send',
+        '--agent-id',
+        'human',
+        '--to',
+        'claude',
+        '--content',
+        'Prépare un rapport sur les LLM quantiques',
+        '--session',
+        'sess_123',
+        '--wait-reply',
+        '--timeout',
+        '90s',
+        '--format',
+        'json',
+      ],
+      {
+        timeoutMs: 100_000,
+      },
+    );
     // stderr says only which task it waits for (send --wait-reply's id line).
     expect(asked.stderr).toMatch(/^sent [0-9a-f-]{36} to \w+; waiting up to \d+s for the reply \(Ctrl-C to stop\)\n$/);
     expect(asked.code).toBe(0);
     const reply = JSON.parse(asked.stdout);
-    expect(reply).toMatchObject({ from_agent: 'claude', to_agent: 'human', type: 'reply', payload: { content: { content: 'Rapport: 10 papiers récents trouvés par gemini, résumé dans le contexte de la session.', connector: 'openai' } } });
+    expect(reply).toMatchObject({
+      from_agent: 'claude',
+      to_agent: 'human',
+      type: 'reply',
+      payload: { content: { content: 'Rapport: 10 papiers récents trouvés par gemini, résumé dans le contexte de la session.', connector: 'openai' } },
+    });
 
     // The researcher's model saw the planner's delegated task (in its prompt) and the plan (through context_pull).
     expect(anthropic.promptOf(researcherApi.requests[0]!)).toContain('Recherche sur les LLM quantiques');

@@ -61,7 +61,16 @@ describe.each<StoreKind>(['redis', 'embedded'])('agents, sessions and keys comma
 
   it('sessions create, list, show, close', async () => {
     const created = await m.ok([
-      'sessions', 'create', '--agent-id', 'claude_cli', '--id', 'sess_cmd', '--participants', 'claude_cli,gemini', '--goal', 'Analyser et générer rapport',
+      'sessions',
+      'create',
+      '--agent-id',
+      'claude_cli',
+      '--id',
+      'sess_cmd',
+      '--participants',
+      'claude_cli,gemini',
+      '--goal',
+      'Analyser et générer rapport',
     ]);
     expect(created).toBe('sess_cmd\n');
     expect((await m.ok(['sessions', 'list', '--agent-id', 'claude_cli'])).split('\n')).toContain('- sess_cmd [active] claude_cli, gemini');
@@ -80,8 +89,18 @@ describe.each<StoreKind>(['redis', 'embedded'])('agents, sessions and keys comma
       m.ok(['sessions', 'show', 'sess_cmd', '--format', 'json']),
     ]);
     expect(completed.split('\n')).toContain('- sess_cmd [completed] claude_cli, gemini');
-    expect(JSON.parse(json)).toMatchObject({ session_id: 'sess_cmd', status: 'completed', created_by: 'claude_cli', participants: ['claude_cli', 'gemini'], metadata: { goal: 'Analyser et générer rapport' } });
-    expect(await m.run(['sessions', 'show', 'sess_nope'])).toMatchObject({ code: 4, stdout: '', stderr: expect.stringMatching(/^error: NOT_FOUND: .*sess_nope.*\n$/) });
+    expect(JSON.parse(json)).toMatchObject({
+      session_id: 'sess_cmd',
+      status: 'completed',
+      created_by: 'claude_cli',
+      participants: ['claude_cli', 'gemini'],
+      metadata: { goal: 'Analyser et générer rapport' },
+    });
+    expect(await m.run(['sessions', 'show', 'sess_nope'])).toMatchObject({
+      code: 4,
+      stdout: '',
+      stderr: expect.stringMatching(/^error: NOT_FOUND: .*sess_nope.*\n$/),
+    });
   });
 
   it('keys generate --publish writes the key file and registers the public keys; keys show prints them', async () => {
@@ -165,7 +184,9 @@ describe('--version and --help', () => {
       m.run(['agents', 'list', '--help']),
     ]);
     for (const r of [connect, send, push, agentsList]) expect(r).toMatchObject({ code: 0, stderr: '' });
-    expect(connect.stdout).toContain('$ skynet-linker connect --agent-id claude_cli --agent-type planner --server ws://localhost:8000/ws --channel skynet_core\n');
+    expect(connect.stdout).toContain(
+      '$ skynet-linker connect --agent-id claude_cli --agent-type planner --server ws://localhost:8000/ws --channel skynet_core\n',
+    );
     expect(connect.stdout).toMatch(/^ {2}--agent-type <agent-type> +Agent type announced to the hub$/m);
     expect(send.stdout).toContain('$ skynet-linker send --agent-id claude_cli --to gemini --type task --content "Recherche sur les LLM quantiques"\n');
     expect(send.stdout).toContain('$ skynet-linker send --to gemini --type task --payload-file task.json\n');
@@ -193,6 +214,11 @@ describe('--version and --help', () => {
       ].join('\n'),
       stderr: '',
     });
-    expect(await m.run(['agents'])).toEqual({ code: 2, signal: null, stdout: '', stderr: `error: \`skynet-linker agents\` needs a subcommand: add, list, remove\n${HINT}` });
+    expect(await m.run(['agents'])).toEqual({
+      code: 2,
+      signal: null,
+      stdout: '',
+      stderr: `error: \`skynet-linker agents\` needs a subcommand: add, list, remove\n${HINT}`,
+    });
   });
 });

@@ -50,7 +50,11 @@ describe('usage errors (exit 2), no hub needed', () => {
       m.run(['connect', '--agent-type', 'planner']),
     ]);
     failed(unknown, 2, `error: unknown command \`skynet-linker frobnicate\`\n${HINT}`);
-    failed(typo, 2, `error: unknown command \`skynet-linker agents lst\`; did you mean one of: skynet-linker agents add, skynet-linker agents list, skynet-linker agents remove?\n${HINT}`);
+    failed(
+      typo,
+      2,
+      `error: unknown command \`skynet-linker agents lst\`; did you mean one of: skynet-linker agents add, skynet-linker agents list, skynet-linker agents remove?\n${HINT}`,
+    );
     failed(missingValue, 2, `error: Not enough arguments to option --to.\n${HINT}`);
     failed(missingRequired, 2, `error: \`skynet-linker context push\` needs --context-file\n${HINT}`);
     failed(priority, 2, `error: Invalid value for --priority: expected to be in the [1; 10] range (got 11)\n${HINT}`);
@@ -61,10 +65,7 @@ describe('usage errors (exit 2), no hub needed', () => {
   });
 
   it('serve with a bad port', async () => {
-    const [flag, env] = await Promise.all([
-      m.run(['serve', '--port', 'abc']),
-      m.run(['serve'], { env: { SKYNET_LINKER_PORT: '70000' } }),
-    ]);
+    const [flag, env] = await Promise.all([m.run(['serve', '--port', 'abc']), m.run(['serve'], { env: { SKYNET_LINKER_PORT: '70000' } })]);
     failed(flag, 2, `error: Invalid value for --port: expected a number (got "abc")\n${HINT}`);
     failed(env, 2, 'error: SKYNET_LINKER_PORT must be an integer between 0 and 65535 (got "70000")\n');
   });
@@ -84,12 +85,30 @@ describe('usage errors (exit 2), no hub needed', () => {
     ];
     const results: RunResult[] = [];
     for (const [args, env] of runs) results.push(await m.run(args, { env }));
-    const [level, levelEnv, cert, redis, redisEnv, interval, drain, server, scheme] = results as [RunResult, RunResult, RunResult, RunResult, RunResult, RunResult, RunResult, RunResult, RunResult];
-    failed(level, 2, `error: Invalid value for --log-level: expected one of "fatal", "error", "warn", "info", "debug", "trace", or "silent" (got "loud")\n${HINT}`);
+    const [level, levelEnv, cert, redis, redisEnv, interval, drain, server, scheme] = results as [
+      RunResult,
+      RunResult,
+      RunResult,
+      RunResult,
+      RunResult,
+      RunResult,
+      RunResult,
+      RunResult,
+      RunResult,
+    ];
+    failed(
+      level,
+      2,
+      `error: Invalid value for --log-level: expected one of "fatal", "error", "warn", "info", "debug", "trace", or "silent" (got "loud")\n${HINT}`,
+    );
     failed(levelEnv, 2, 'error: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")\n');
     failed(cert, 2, 'error: --tls-cert /nope.pem: no such file\n');
     failed(redis, 2, 'error: --redis: "notaurl" is not a Redis URL (expected redis://host:6379, rediss://… for TLS, or redis://:password@host:6379/0)\n');
-    failed(redisEnv, 2, 'error: SKYNET_LINKER_REDIS_URL: "localhost:6379" is not a Redis URL (expected redis://host:6379, rediss://… for TLS, or redis://:password@host:6379/0)\n');
+    failed(
+      redisEnv,
+      2,
+      'error: SKYNET_LINKER_REDIS_URL: "localhost:6379" is not a Redis URL (expected redis://host:6379, rediss://… for TLS, or redis://:password@host:6379/0)\n',
+    );
     failed(interval, 2, `error: Invalid value for --snapshot-interval: expected a number (got "abc")\n${HINT}`);
     failed(drain, 2, `error: Invalid value for --drain-timeout: expected to be at least 0 (got -1)\n${HINT}`);
     failed(server, 2, 'error: --server: "foo" is not a URL (expected e.g. ws://localhost:8000/ws or http://localhost:8000)\n');
@@ -151,7 +170,11 @@ describe('errors against a running hub', () => {
   });
 
   it('a second serve on the same port exits 2 and says the port is taken', async () => {
-    failed(await m.run(['serve', '--port', String(hub.port)]), 2, `error: port ${hub.port} on 127.0.0.1 is already in use (another hub?); pick another with --port\n`);
+    failed(
+      await m.run(['serve', '--port', String(hub.port)]),
+      2,
+      `error: port ${hub.port} on 127.0.0.1 is already in use (another hub?); pick another with --port\n`,
+    );
   });
 
   it('https:// or wss:// against a plain hub says the TLS handshake failed and what to use instead', async () => {
@@ -159,7 +182,9 @@ describe('errors against a running hub', () => {
     failed(
       await m.run(['agents', 'list', '--server', https]),
       5,
-      new RegExp(`^error: cannot reach the hub at ${https}: the TLS handshake failed \\(.+\\); the hub serves plain ws:// and http:// unless started with --tls-cert: try http://localhost:${hub.port}\n$`),
+      new RegExp(
+        `^error: cannot reach the hub at ${https}: the TLS handshake failed \\(.+\\); the hub serves plain ws:// and http:// unless started with --tls-cert: try http://localhost:${hub.port}\n$`,
+      ),
     );
   });
 
@@ -175,7 +200,9 @@ describe('errors against a running hub', () => {
     failed(
       await m.run(['send', '--agent-id', 'claude_cli', '--to', 'silent_bob', '--content', 'hello?', '--wait-reply', '--timeout', '1s']),
       6,
-      new RegExp(`^sent (${UUID_RE}) to silent_bob; waiting up to 1s for the reply \\(Ctrl-C to stop\\)\nerror: no reply from silent_bob within 1s \\(task \\1\\)\n$`),
+      new RegExp(
+        `^sent (${UUID_RE}) to silent_bob; waiting up to 1s for the reply \\(Ctrl-C to stop\\)\nerror: no reply from silent_bob within 1s \\(task \\1\\)\n$`,
+      ),
     );
   });
 });

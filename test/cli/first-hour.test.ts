@@ -107,7 +107,9 @@ describe('the CLI on one machine', () => {
   });
 
   it('agents add on an existing agent keeps its type and says it existed', async () => {
-    expect(await m.ok(['agents', 'add', 'gemini', '--type', 'researcher'])).toMatch(/^added gemini \(researcher\) with scopes agent\ntoken \(shown once\): skl_/);
+    expect(await m.ok(['agents', 'add', 'gemini', '--type', 'researcher'])).toMatch(
+      /^added gemini \(researcher\) with scopes agent\ntoken \(shown once\): skl_/,
+    );
     const again = await m.ok(['agents', 'add', 'gemini']);
     expect(again).toMatch(
       /^gemini already existed \(type researcher kept\): issued another token with scopes agent; its earlier tokens keep working \(`agents remove` revokes them all\)\ntoken \(shown once\): skl_/,

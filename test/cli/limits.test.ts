@@ -59,7 +59,13 @@ describe('connection limits from config.yaml', () => {
     const sent: unknown[] = [];
     sender.on('message', (d) => sent.push(JSON.parse(d.toString())));
     for (let i = 1; i <= 10; i++) {
-      sender.send(JSON.stringify({ id: i, method: 'mutation', params: { path: 'messages.send', input: { json: { to_agent: 'flooder', type: 'task', payload: { content: { i, pad: 'p'.repeat(200_000) } } } } } }));
+      sender.send(
+        JSON.stringify({
+          id: i,
+          method: 'mutation',
+          params: { path: 'messages.send', input: { json: { to_agent: 'flooder', type: 'task', payload: { content: { i, pad: 'p'.repeat(200_000) } } } } },
+        }),
+      );
     }
     await vi.waitFor(() => expect(sent).toHaveLength(10), { timeout: 10_000 });
     sender.close();

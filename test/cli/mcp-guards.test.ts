@@ -17,7 +17,9 @@ describe('skynet-linker mcp config', () => {
 
   it('prints the Claude Code .mcp.json entry', async () => {
     const out = JSON.parse(await m.ok(['mcp', 'config', '--client', 'claude-code', '--agent-id', 'claude_code', '--server', 'ws://hub.lan:8000/ws']));
-    expect(out).toEqual({ mcpServers: { skynet: { type: 'stdio', command: 'skynet-linker', args: ['mcp', '--agent-id', 'claude_code', '--server', 'ws://hub.lan:8000/ws'] } } });
+    expect(out).toEqual({
+      mcpServers: { skynet: { type: 'stdio', command: 'skynet-linker', args: ['mcp', '--agent-id', 'claude_code', '--server', 'ws://hub.lan:8000/ws'] } },
+    });
   });
 
   it('prints the Codex table with a tool timeout over the longest wait, and names the token variable only', async () => {
@@ -29,7 +31,9 @@ describe('skynet-linker mcp config', () => {
 
   it('prints the Gemini CLI entry with the variable expanded by the CLI, never its value', async () => {
     const out = JSON.parse(
-      await m.ok(['mcp', 'config', '--client', 'gemini-cli', '--agent-id', 'gemini_cli', '--token-env', 'SKYNET_GEMINI_TOKEN'], { env: { SKYNET_GEMINI_TOKEN: 'skl_secret_value_123456' } }),
+      await m.ok(['mcp', 'config', '--client', 'gemini-cli', '--agent-id', 'gemini_cli', '--token-env', 'SKYNET_GEMINI_TOKEN'], {
+        env: { SKYNET_GEMINI_TOKEN: 'skl_secret_value_123456' },
+      }),
     );
     expect(out.mcpServers.skynet).toEqual({
       command: 'skynet-linker',
@@ -42,9 +46,14 @@ describe('skynet-linker mcp config', () => {
 
   it('writes into an existing file keeping the other entries, and refuses to overwrite without --force', async () => {
     m.file('.mcp.json', { mcpServers: { other: { command: 'other-server' } }, keep: true });
-    expect(await m.ok(['mcp', 'config', '--client', 'claude-code', '--agent-id', 'claude_code', '--write', '--file', m.path('.mcp.json')])).toMatch(/^wrote mcpServers\.skynet to /);
+    expect(await m.ok(['mcp', 'config', '--client', 'claude-code', '--agent-id', 'claude_code', '--write', '--file', m.path('.mcp.json')])).toMatch(
+      /^wrote mcpServers\.skynet to /,
+    );
     const written = JSON.parse(readFileSync(m.path('.mcp.json'), 'utf8'));
-    expect(written).toEqual({ mcpServers: { other: { command: 'other-server' }, skynet: { type: 'stdio', command: 'skynet-linker', args: ['mcp', '--agent-id', 'claude_code'] } }, keep: true });
+    expect(written).toEqual({
+      mcpServers: { other: { command: 'other-server' }, skynet: { type: 'stdio', command: 'skynet-linker', args: ['mcp', '--agent-id', 'claude_code'] } },
+      keep: true,
+    });
     const again = await m.run(['mcp', 'config', '--client', 'claude-code', '--agent-id', 'someone_else', '--write', '--file', m.path('.mcp.json')]);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/already has mcpServers\.skynet; pass --force to replace it/);

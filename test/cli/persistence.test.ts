@@ -19,7 +19,10 @@ import { assertBuilt, Machine } from './helpers.js';
 /** The database file and its WAL as bytes (latin1, so any byte sequence is searchable). */
 function databaseBytes(home: string): string {
   const db = join(home, 'data', DATABASE_FILE);
-  return [db, `${db}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f).toString('latin1')).join('');
+  return [db, `${db}-wal`]
+    .filter((f) => existsSync(f))
+    .map((f) => readFileSync(f).toString('latin1'))
+    .join('');
 }
 
 describe('embedded (SQLite) store persistence across serve restarts', () => {
@@ -65,19 +68,19 @@ describe('embedded (SQLite) store persistence across serve restarts', () => {
     for (const clear of ['RAG survey', 'pendant ton absence', 'researcher']) expect(databaseBytes(m.home)).not.toContain(clear);
 
     const second = await m.serve('embedded');
-    expect(second.banner.slice(1)).toEqual([`sealing at rest: on (keys in ${join(m.home, '.skynet_linker.keys')})`, `admin credential: ${join(m.home, 'admin.json')}`]);
+    expect(second.banner.slice(1)).toEqual([
+      `sealing at rest: on (keys in ${join(m.home, '.skynet_linker.keys')})`,
+      `admin credential: ${join(m.home, 'admin.json')}`,
+    ]);
     const shown = JSON.parse(await m.ok(['keys', 'show', '--format', 'json'])) as { at_rest: { active_key_id: string; key_ids: string[] } };
     expect(shown.at_rest.active_key_id).toBe(rotated![1]);
     expect(shown.at_rest.key_ids).toHaveLength(2);
 
     const [agents, context] = await Promise.all([m.ok(['agents', 'list']), m.ok(['context', 'pull', '--agent-id', 'claude_cli'])]);
     expect(agents).toBe(
-      [
-        '- admin (operator) - offline (never seen)',
-        '- claude_cli (agent) - offline (never seen)',
-        '- gemini (researcher) - offline (never seen)',
-        '',
-      ].join('\n'),
+      ['- admin (operator) - offline (never seen)', '- claude_cli (agent) - offline (never seen)', '- gemini (researcher) - offline (never seen)', ''].join(
+        '\n',
+      ),
     );
     expect(JSON.parse(context)).toMatchObject({
       scope: 'agent:claude_cli',
@@ -89,7 +92,9 @@ describe('embedded (SQLite) store persistence across serve restarts', () => {
     // gemini's token still works, and the queued message arrives when gemini connects.
     const gemini = m.spawn(['connect', '--agent-id', 'gemini', '--token', token, '--format', 'json']);
     const event = JSON.parse(await gemini.waitForLine(queuedId));
-    expect(event).toMatchObject({ message: { id: queuedId, from_agent: 'claude_cli', to_agent: 'gemini', type: 'task', payload: { content: 'pendant ton absence' } } });
+    expect(event).toMatchObject({
+      message: { id: queuedId, from_agent: 'claude_cli', to_agent: 'gemini', type: 'task', payload: { content: 'pendant ton absence' } },
+    });
     expect((await gemini.stop('SIGINT')).code).toBe(0);
 
     // A second hub on the same data directory is refused, and says who holds it.
@@ -131,7 +136,9 @@ describe('embedded (SQLite) store persistence across serve restarts', () => {
 
       const first = await old.serve('embedded');
       // (The time is the file's, as `snapshot list` shows it.)
-      expect(first.banner[2]).toMatch(/^imported the state of the previous build \(snapshot autosave of \d{4}-\d\d-\d\dT[\d:.]+Z\) into (\S+); done once, the snapshot files stay$/);
+      expect(first.banner[2]).toMatch(
+        /^imported the state of the previous build \(snapshot autosave of \d{4}-\d\d-\d\dT[\d:.]+Z\) into (\S+); done once, the snapshot files stay$/,
+      );
       expect(first.banner[2]).toContain(` into ${join(old.home, 'data', DATABASE_FILE)};`);
       expect(snapshot.name).toBe('autosave');
       // The log line too (pino writes stderr asynchronously: it may come after the banner).

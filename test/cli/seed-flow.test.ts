@@ -58,7 +58,19 @@ describe.each<StoreKind>(['redis', 'embedded'])('the seed scenario with the CLI,
     );
 
     // Step 3: claude_cli's task, with the seed's exact content and session.
-    const sent = await m.ok(['send', '--agent-id', 'claude_cli', '--to', 'gemini', '--type', 'task', '--content', 'Recherche les derniers papiers sur RAG', '--session', 'sess_123']);
+    const sent = await m.ok([
+      'send',
+      '--agent-id',
+      'claude_cli',
+      '--to',
+      'gemini',
+      '--type',
+      'task',
+      '--content',
+      'Recherche les derniers papiers sur RAG',
+      '--session',
+      'sess_123',
+    ]);
     expect(sent).toMatch(/^[0-9a-f-]{36}\n$/);
     const taskId = sent.trim();
     expect(taskId).toMatch(UUID);
@@ -103,11 +115,30 @@ describe.each<StoreKind>(['redis', 'embedded'])('the seed scenario with the CLI,
 
     // Steps 5-7 scripted: an agent with a token from `agents add --format json` answers tasks.
     const added = JSON.parse(await m.ok(['agents', 'add', 'gemini', '--type', 'researcher', '--format', 'json']));
-    expect(added).toEqual({ agent_id: 'gemini', agent_type: 'researcher', scopes: ['agent'], token: expect.stringMatching(/^skl_[A-Za-z0-9_-]{20,}$/), existed: true });
+    expect(added).toEqual({
+      agent_id: 'gemini',
+      agent_type: 'researcher',
+      scopes: ['agent'],
+      token: expect.stringMatching(/^skl_[A-Za-z0-9_-]{20,}$/),
+      existed: true,
+    });
     const bot = m.spawn([hub.url, added.token, 'gemini'], { script: REPLY_AGENT });
     await bot.waitForLine('ready gemini');
 
-    const asked = await m.run(['send', '--agent-id', 'claude_cli', '--to', 'gemini', '--content', 'Résume RAG', '--session', 'sess_123', '--wait-reply', '--timeout', '60s']);
+    const asked = await m.run([
+      'send',
+      '--agent-id',
+      'claude_cli',
+      '--to',
+      'gemini',
+      '--content',
+      'Résume RAG',
+      '--session',
+      'sess_123',
+      '--wait-reply',
+      '--timeout',
+      '60s',
+    ]);
     expect(asked).toEqual({
       code: 0,
       signal: null,
@@ -156,15 +187,47 @@ describe.each<StoreKind>(['redis', 'embedded'])('the seed scenario with the CLI,
   it('a human answers a --wait-reply task by hand with send --reply-to (the README walkthrough)', async () => {
     const gemini = m.spawn(['connect', '--agent-id', 'gemini', '--agent-type', 'researcher', '--format', 'json']);
     await gemini.waitForLine(/^connected as gemini/, { stream: 'stderr' });
-    const asking = m.spawn(['send', '--agent-id', 'claude_cli', '--to', 'gemini', '--content', 'Recherche RAG à la main', '--session', 'sess_hand', '--wait-reply', '--timeout', '30s']);
+    const asking = m.spawn([
+      'send',
+      '--agent-id',
+      'claude_cli',
+      '--to',
+      'gemini',
+      '--content',
+      'Recherche RAG à la main',
+      '--session',
+      'sess_hand',
+      '--wait-reply',
+      '--timeout',
+      '30s',
+    ]);
     const task = JSON.parse(await gemini.waitForLine('Recherche RAG à la main')) as { message: { id: string; type: string } };
     expect(task.message.type).toBe('task');
     const shown = await m.ok(['sessions', 'show', 'sess_hand']);
     expect(shown).toContain(`claude_cli → gemini: task (${task.message.id})`);
-    const replyId = (await m.ok(['send', '--agent-id', 'gemini', '--to', 'claude_cli', '--reply-to', task.message.id, '--content', 'Voici 10 papiers récents...', '--session', 'sess_hand'])).trim();
+    const replyId = (
+      await m.ok([
+        'send',
+        '--agent-id',
+        'gemini',
+        '--to',
+        'claude_cli',
+        '--reply-to',
+        task.message.id,
+        '--content',
+        'Voici 10 papiers récents...',
+        '--session',
+        'sess_hand',
+      ])
+    ).trim();
     expect(replyId).toMatch(UUID);
     const answered = await asking.exited;
-    expect(answered).toEqual({ code: 0, signal: null, stdout: 'Voici 10 papiers récents...\n', stderr: `sent ${task.message.id} to gemini; waiting up to 30s for the reply (Ctrl-C to stop)\n` });
+    expect(answered).toEqual({
+      code: 0,
+      signal: null,
+      stdout: 'Voici 10 papiers récents...\n',
+      stderr: `sent ${task.message.id} to gemini; waiting up to 30s for the reply (Ctrl-C to stop)\n`,
+    });
     expect((await gemini.stop('SIGINT')).code).toBe(0);
   });
 
@@ -220,7 +283,11 @@ describe.each<StoreKind>(['redis', 'embedded'])('the seed scenario with the CLI,
     expect(agents).not.toContain('snap_probe');
     expect(agents).toContain('- gemini (researcher) - ');
     const doc = JSON.parse(await m.ok(['context', 'pull', '--agent-id', 'claude_cli']));
-    expect(doc).toMatchObject({ scope: 'agent:claude_cli', version: 2, data: { shared_knowledge: { facts: ['RAG = retrieval-augmented generation', 'HyDE helps recall'] } } });
+    expect(doc).toMatchObject({
+      scope: 'agent:claude_cli',
+      version: 2,
+      data: { shared_knowledge: { facts: ['RAG = retrieval-augmented generation', 'HyDE helps recall'] } },
+    });
     expect(doc.data).not.toHaveProperty('later');
   });
 });

@@ -26,7 +26,9 @@ describe('limits from config.yaml and context reset, through the CLI', () => {
     expect(await m.ok(['context', 'push', '--scope', 'global', '--context-file', small])).toBe('global is now at version 1\n');
     const r = await m.run(['context', 'push', '--scope', 'global', '--context-file', big]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^error: PAYLOAD_TOO_LARGE: context global would be \d+ bytes after this push, over the limit of 2048 bytes \(limits.max_context_bytes\)\n$/);
+    expect(r.stderr).toMatch(
+      /^error: PAYLOAD_TOO_LARGE: context global would be \d+ bytes after this push, over the limit of 2048 bytes \(limits.max_context_bytes\)\n$/,
+    );
     expect(JSON.parse(await m.ok(['context', 'pull', '--scope', 'global']))).toMatchObject({ version: 1, data: { note: 'fits' } });
   });
 

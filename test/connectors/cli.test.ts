@@ -25,7 +25,13 @@ describe('connectors through the CLI', () => {
         object: 'chat.completion',
         created: 1741570283,
         model: req.body?.model ?? '?',
-        choices: [{ index: 0, message: { role: 'assistant', content: `seen ${prompt.includes('CLI-CTX-6610') ? 'the shared context' : 'no context'}` }, finish_reason: 'stop' }],
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', content: `seen ${prompt.includes('CLI-CTX-6610') ? 'the shared context' : 'no context'}` },
+            finish_reason: 'stop',
+          },
+        ],
         usage: { prompt_tokens: 90, completion_tokens: 5, total_tokens: 95 },
       });
     });
@@ -55,20 +61,32 @@ describe('connectors through the CLI', () => {
   it('connect --connector refuses to start without the key (exit 2, one line)', async () => {
     const r = await m.run(['connect', '--agent-id', 'chatgpt', '--connector', 'openai'], { env: { OPENAI_API_KEY: undefined } });
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe('error: openai: no API key: OPENAI_API_KEY is not set (export OPENAI_API_KEY=..., or name another variable with api_key_env under connectors.openai in config.yaml)\n');
+    expect(r.stderr).toBe(
+      'error: openai: no API key: OPENAI_API_KEY is not set (export OPENAI_API_KEY=..., or name another variable with api_key_env under connectors.openai in config.yaml)\n',
+    );
   });
 
   it('connect --connector openai answers send --wait-reply with the shared context, and pushes its summary', async () => {
     await m.ok(['context', 'push', '--scope', 'global', '--context-file', m.file('ctx.json', { marker: 'CLI-CTX-6610' })]);
-    const agent = m.spawn(['connect', '--agent-id', 'chatgpt', '--agent-type', 'researcher', '--connector', 'openai', '--model', 'gpt-test', '--timeout', '20s', '--push-context'], {
-      env: { OPENAI_API_KEY: 'sk-cli-key', OPENAI_BASE_URL: `${fake.url}/v1` },
-    });
+    const agent = m.spawn(
+      ['connect', '--agent-id', 'chatgpt', '--agent-type', 'researcher', '--connector', 'openai', '--model', 'gpt-test', '--timeout', '20s', '--push-context'],
+      {
+        env: { OPENAI_API_KEY: 'sk-cli-key', OPENAI_BASE_URL: `${fake.url}/v1` },
+      },
+    );
     await agent.waitForLine(/^answering tasks with openai \(model gpt-test at http:\/\/127\.0\.0\.1:\d+\/v1, timeout 20000 ms/, { stream: 'stderr' });
-    const out = await m.ok(['send', '--agent-id', 'planner', '--to', 'chatgpt', '--content', 'What is RAG?', '--session', 'sess_cli', '--wait-reply', '--format', 'json'], { allowStderr: true });
+    const out = await m.ok(
+      ['send', '--agent-id', 'planner', '--to', 'chatgpt', '--content', 'What is RAG?', '--session', 'sess_cli', '--wait-reply', '--format', 'json'],
+      { allowStderr: true },
+    );
     const reply = jsonLines(out)[0];
     expect(reply.type).toBe('reply');
     expect(reply.from_agent).toBe('chatgpt');
-    expect(reply.payload.content).toMatchObject({ content: 'seen the shared context', connector: 'openai', usage: { model: 'gpt-test', input_tokens: 90, output_tokens: 5 } });
+    expect(reply.payload.content).toMatchObject({
+      content: 'seen the shared context',
+      connector: 'openai',
+      usage: { model: 'gpt-test', input_tokens: 90, output_tokens: 5 },
+    });
     await agent.waitForLine(/^answered task [0-9a-f-]{36} from planner in \d+\.\d s \(gpt-test, 90 in \/ 5 out tokens\)$/, { stream: 'stderr' });
     const ctx = JSON.parse(await m.ok(['context', 'pull', '--scope', 'session:sess_cli'])) as { data: { last_answer: { agent: string; summary: string } } };
     expect(ctx.data.last_answer).toMatchObject({ agent: 'chatgpt', summary: 'seen the shared context' });
@@ -76,9 +94,21 @@ describe('connectors through the CLI', () => {
   });
 
   it('connect --exec runs a program per task', async () => {
-    const agent = m.spawn(['connect', '--agent-id', 'codex', '--agent-type', 'coder', '--connector', 'codex', '--exec', `'${process.execPath}' '${ECHO}' exec {prompt}`]);
+    const agent = m.spawn([
+      'connect',
+      '--agent-id',
+      'codex',
+      '--agent-type',
+      'coder',
+      '--connector',
+      'codex',
+      '--exec',
+      `'${process.execPath}' '${ECHO}' exec {prompt}`,
+    ]);
     await agent.waitForLine(/^answering tasks with codex \(runs /, { stream: 'stderr' });
-    const out = await m.ok(['send', '--agent-id', 'planner', '--to', 'codex', '--content', 'Fix the flaky test', '--wait-reply', '--format', 'json'], { allowStderr: true });
+    const out = await m.ok(['send', '--agent-id', 'planner', '--to', 'codex', '--content', 'Fix the flaky test', '--wait-reply', '--format', 'json'], {
+      allowStderr: true,
+    });
     const answer = JSON.parse(jsonLines(out)[0].payload.content.content) as { argv: string[]; env: { from: string } };
     expect(answer.argv[0]).toBe('exec');
     expect(answer.argv[1]).toContain('Fix the flaky test');

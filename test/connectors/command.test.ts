@@ -82,7 +82,11 @@ describe('command connector', () => {
   it('sends the prompt on stdin when the template has no {prompt}, and never passes the agent token on', async () => {
     const connector = await commandConnector.create({ exec: script('echo-prompt.mjs'), env: { ...process.env, SKYNET_LINKER_TOKEN: 'secret-token' } });
     expect(connector.describe()).toContain('prompt on stdin');
-    const seen = JSON.parse((await connector.answer(task('Summarise the diff'))).content) as { argv: string[]; stdin: string; env: Record<string, string | null> };
+    const seen = JSON.parse((await connector.answer(task('Summarise the diff'))).content) as {
+      argv: string[];
+      stdin: string;
+      env: Record<string, string | null>;
+    };
     expect(seen.argv).toEqual([]);
     expect(seen.stdin).toContain('Summarise the diff');
     expect(seen.stdin).toContain('CTX-5521');
@@ -91,7 +95,9 @@ describe('command connector', () => {
 
   it('a non-zero exit fails with the code and the stderr', async () => {
     const connector = await commandConnector.create({ exec: `${script('fail.mjs')} {prompt}` });
-    await expect(connector.answer(task('go'))).rejects.toThrow(/command: `.*fail\.mjs' \{prompt\}` exited with code 3; stderr: error: model "o9" is not available for this account/);
+    await expect(connector.answer(task('go'))).rejects.toThrow(
+      /command: `.*fail\.mjs' \{prompt\}` exited with code 3; stderr: error: model "o9" is not available for this account/,
+    );
   });
 
   it('a program that runs too long is killed (SIGTERM) with everything it started', async () => {
@@ -113,7 +119,9 @@ describe('command connector', () => {
 
   it('stdout beyond the limit is an error, and the program is stopped', async () => {
     const connector = await commandConnector.create({ exec: script('flood.mjs'), maxOutputBytes: 256 * 1024 });
-    await expect(connector.answer(task('talk'))).rejects.toThrow(/command: `.*flood\.mjs'` wrote more than 262144 bytes on stdout \(the output limit, max_output_bytes\); it was stopped/);
+    await expect(connector.answer(task('talk'))).rejects.toThrow(
+      /command: `.*flood\.mjs'` wrote more than 262144 bytes on stdout \(the output limit, max_output_bytes\); it was stopped/,
+    );
   });
 
   it('the default output limit is 1 MiB', async () => {
@@ -142,7 +150,9 @@ describe('command connector', () => {
 
   it('refuses to start without a template, or when the program is not on PATH', async () => {
     await expect(commandConnector.create({})).rejects.toThrow(/command: no program to run: pass --exec/);
-    await expect(commandConnector.create({ exec: 'skynet-no-such-program-xyz {prompt}' })).rejects.toThrow(/program "skynet-no-such-program-xyz" not found on PATH/);
+    await expect(commandConnector.create({ exec: 'skynet-no-such-program-xyz {prompt}' })).rejects.toThrow(
+      /program "skynet-no-such-program-xyz" not found on PATH/,
+    );
     await expect(commandConnector.create({ exec: './missing/tool {prompt}' })).rejects.toThrow(/does not exist or is not executable/);
   });
 });
@@ -167,6 +177,8 @@ describe('presets', () => {
   });
 
   it('an unknown connector name lists the known ones', async () => {
-    await expect(createConnector('nope')).rejects.toThrow(/unknown connector "nope"; available: anthropic, openai, gemini, perplexity, command, codex, claude-cli, gemini-cli/);
+    await expect(createConnector('nope')).rejects.toThrow(
+      /unknown connector "nope"; available: anthropic, openai, gemini, perplexity, command, codex, claude-cli, gemini-cli/,
+    );
   });
 });

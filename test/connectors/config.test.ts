@@ -15,7 +15,12 @@ const config: Config = {
 describe('connector settings', () => {
   it('flags win over config.yaml, durations parse, numbers are seconds', () => {
     const { def, entry } = resolveConnector('openai', config);
-    expect(connectorOptions(def, entry, {}, {})).toMatchObject({ model: 'gpt-from-config', timeoutMs: 90_000, baseUrl: 'https://proxy.example/v1', maxRetries: 4 });
+    expect(connectorOptions(def, entry, {}, {})).toMatchObject({
+      model: 'gpt-from-config',
+      timeoutMs: 90_000,
+      baseUrl: 'https://proxy.example/v1',
+      maxRetries: 4,
+    });
     expect(connectorOptions(def, entry, { model: 'gpt-flag', timeout: '5m' }, {})).toMatchObject({ model: 'gpt-flag', timeoutMs: 300_000 });
   });
 
@@ -41,7 +46,9 @@ describe('connector settings', () => {
     const report = { line: () => {} };
     await expect(setUpConnector({ model: 'x' }, {}, report)).rejects.toThrow('--model needs --connector <name>');
     await expect(setUpConnector({ pushContext: true }, {}, report)).rejects.toThrow('--push-context needs --connector <name>');
-    await expect(setUpConnector({ connector: 'openai', exec: 'codex exec {prompt}' }, {}, report)).rejects.toThrow('--exec is for command connectors; openai calls an API (use --model)');
+    await expect(setUpConnector({ connector: 'openai', exec: 'codex exec {prompt}' }, {}, report)).rejects.toThrow(
+      '--exec is for command connectors; openai calls an API (use --model)',
+    );
     expect(await setUpConnector({}, {}, report)).toBeNull();
   });
 });

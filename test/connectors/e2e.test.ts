@@ -93,7 +93,14 @@ describe('a connector agent on the bus', () => {
     // The summary was pushed into the session's context before the reply was sent.
     const ctx = await planner.trpc.context.pull.query({ scope: 'session:sess_e2e' });
     expect(ctx.data.goal).toBe('survey RAG');
-    expect(ctx.data.last_answer).toMatchObject({ agent: 'chatgpt', connector: 'openai', task_id: firstTaskId, from: 'planner', model: 'gpt-5-mini-2025-08-07', summary: answers[0] });
+    expect(ctx.data.last_answer).toMatchObject({
+      agent: 'chatgpt',
+      connector: 'openai',
+      task_id: firstTaskId,
+      from: 'planner',
+      model: 'gpt-5-mini-2025-08-07',
+      summary: answers[0],
+    });
     expect(ctx.updated_by).toBe('chatgpt');
 
     // A second task in the same session: the prompt quotes the earlier turns, question and answer.
@@ -108,16 +115,20 @@ describe('a connector agent on the bus', () => {
     expect(session.messages).toHaveLength(4);
     expect(second.envelope.payload.context.parent_message_id).toBe(session.messages[2]!.message_id);
     // onAnswer runs once the hub has accepted the reply, which may be just after the planner has it.
-    await expect.poll(() => events.map((e) => [e.ok, e.from, e.session_id])).toEqual([
-      [true, 'planner', 'sess_e2e'],
-      [true, 'planner', 'sess_e2e'],
-    ]);
+    await expect
+      .poll(() => events.map((e) => [e.ok, e.from, e.session_id]))
+      .toEqual([
+        [true, 'planner', 'sess_e2e'],
+        [true, 'planner', 'sess_e2e'],
+      ]);
   });
 
   it('a vendor error reaches the planner as a failed reply, and the agent keeps answering', async () => {
     fake = await startFakeVendor((_req, res, i) => {
       if (i === 0) {
-        return sendJson(res, 401, { error: { message: 'Incorrect API key provided: sk-bad***key.', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
+        return sendJson(res, 401, {
+          error: { message: 'Incorrect API key provided: sk-bad***key.', type: 'invalid_request_error', param: null, code: 'invalid_api_key' },
+        });
       }
       sendJson(res, 200, completion('back to normal'));
     });

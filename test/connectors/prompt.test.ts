@@ -27,7 +27,18 @@ describe('buildPrompt', () => {
     expect(p.system).toContain('You are codex');
     expect(p.system).toContain('Agent claude_cli sent you the task');
     const u = p.user;
-    const order = ['## Shared context (scope global, version 4)', '"no sleeps in tests"', '## Session context of sess_9 (scope session:sess_9, version 2)', '"harden auth"', '## Recent messages of session sess_9', 'Read auth.ts', 'Done: 3 issues', 'gemini -> claude_cli [reply] (content not available to this agent)', '## Task from claude_cli in session sess_9 (message task-1)', '"action": "review"'];
+    const order = [
+      '## Shared context (scope global, version 4)',
+      '"no sleeps in tests"',
+      '## Session context of sess_9 (scope session:sess_9, version 2)',
+      '"harden auth"',
+      '## Recent messages of session sess_9',
+      'Read auth.ts',
+      'Done: 3 issues',
+      'gemini -> claude_cli [reply] (content not available to this agent)',
+      '## Task from claude_cli in session sess_9 (message task-1)',
+      '"action": "review"',
+    ];
     let at = -1;
     for (const piece of order) {
       const i = u.indexOf(piece);
@@ -49,7 +60,14 @@ describe('buildPrompt', () => {
     const big = simpleTask('q', {
       context: { global: { scope: 'global', version: 1, data: { blob: 'x'.repeat(50_000) } }, session: null },
       sessionId: 's',
-      history: Array.from({ length: 30 }, (_, i) => ({ message_id: `m${i}`, from: 'a', to: 'b', type: 'task' as const, timestamp: 't', content: `turn-${i} ${'y'.repeat(5_000)}` })),
+      history: Array.from({ length: 30 }, (_, i) => ({
+        message_id: `m${i}`,
+        from: 'a',
+        to: 'b',
+        type: 'task' as const,
+        timestamp: 't',
+        content: `turn-${i} ${'y'.repeat(5_000)}`,
+      })),
     });
     const u = buildPrompt(big, { maxContextChars: 1_000, maxTurnChars: 100, maxTurns: 5 }).user;
     expect(u).toMatch(/\[\.\.\. cut: \d+ more characters\]/);

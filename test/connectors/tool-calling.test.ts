@@ -23,7 +23,14 @@ describe.each(TOOL_VENDORS)('$name connector with the bus tools', (vendor) => {
   async function planner(maxRounds?: number) {
     const token = await t.addAgent('planner', { type: 'planner' });
     const connector = await vendor.def.create({ env: connectorEnv(vendor, fake!.url) });
-    const agent = await runConnectorAgent({ url: t.hub.url, token, agentId: 'planner', WebSocket: (await import('ws')).default, connector, busTools: maxRounds ? { maxRounds } : true });
+    const agent = await runConnectorAgent({
+      url: t.hub.url,
+      token,
+      agentId: 'planner',
+      WebSocket: (await import('ws')).default,
+      connector,
+      busTools: maxRounds ? { maxRounds } : true,
+    });
     await agent.ready;
     return agent;
   }
@@ -33,7 +40,12 @@ describe.each(TOOL_VENDORS)('$name connector with the bus tools', (vendor) => {
     const researcherSeen: { content: unknown; caused_by?: string | null; hops?: number; session?: string | null }[] = [];
     await t.agent('researcher', {
       onTask: (m) => {
-        researcherSeen.push({ content: m.content, caused_by: m.envelope.payload.context.caused_by, hops: m.envelope.hops, session: m.envelope.payload.context.session_id });
+        researcherSeen.push({
+          content: m.content,
+          caused_by: m.envelope.payload.context.caused_by,
+          hops: m.envelope.hops,
+          session: m.envelope.payload.context.session_id,
+        });
         return 'RAG-PAPERS-5521: Lewis 2020, Gao 2023';
       },
     });
@@ -46,16 +58,26 @@ describe.each(TOOL_VENDORS)('$name connector with the bus tools', (vendor) => {
     await planner();
     const human = await t.agent('human');
     const answer = await human.request('planner', 'plan a RAG survey', { sessionId: 'sess_plan', timeoutMs: 20_000 });
-    expect(answer.content).toMatchObject({ content: 'Plan based on: RAG-PAPERS-5521: Lewis 2020, Gao 2023', connector: vendor.name, usage: { input_tokens: 240, output_tokens: 60 } });
+    expect(answer.content).toMatchObject({
+      content: 'Plan based on: RAG-PAPERS-5521: Lewis 2020, Gao 2023',
+      connector: vendor.name,
+      usage: { input_tokens: 240, output_tokens: 60 },
+    });
 
     // The model saw the bus tools for API models (not the MCP-only ones), with their schemas.
     const first = fake.requests[0]!;
     expect(vendor.toolNames(first).sort()).toEqual(['context_pull', 'context_push', 'list_agents', 'send_message', 'session_show', 'session_start', 'whoami']);
-    expect(vendor.toolSchema(first, 'send_message')).toMatchObject({ type: 'object', properties: { to: { type: 'string' }, wait_for_reply_seconds: { type: 'integer' } }, required: ['content'] });
+    expect(vendor.toolSchema(first, 'send_message')).toMatchObject({
+      type: 'object',
+      properties: { to: { type: 'string' }, wait_for_reply_seconds: { type: 'integer' } },
+      required: ['content'],
+    });
     expect(vendor.promptOf(first)).toContain('plan a RAG survey');
     expect(fake.requests).toHaveLength(2);
     // The delegated task is caused by the planner's task (the hub counts it as hop 1), in its session.
-    expect(researcherSeen).toEqual([{ content: 'find the key RAG papers', caused_by: answer.envelope.payload.context.parent_message_id, hops: 1, session: 'sess_plan' }]);
+    expect(researcherSeen).toEqual([
+      { content: 'find the key RAG papers', caused_by: answer.envelope.payload.context.parent_message_id, hops: 1, session: 'sess_plan' },
+    ]);
   });
 
   it('gives bad tool calls back to the model as errors, and hub refusals too', async () => {
@@ -63,8 +85,20 @@ describe.each(TOOL_VENDORS)('$name connector with the bus tools', (vendor) => {
     const results: string[][] = [];
     fake = await startScriptedModel(vendor, (req, i) => {
       if (i > 0) results.push(vendor.toolResults(req));
-      if (i === 0) return { calls: [{ name: 'send_message', args: { to: 'ghost', content: 'anyone?' } }, { name: 'no_such_tool', args: {} }] };
-      if (i === 1) return { calls: [{ name: 'context_push', args: { scope: 'agent:someone_else', patch: { x: 1 } } }, { name: 'send_message', args: { content: 5 } }] };
+      if (i === 0)
+        return {
+          calls: [
+            { name: 'send_message', args: { to: 'ghost', content: 'anyone?' } },
+            { name: 'no_such_tool', args: {} },
+          ],
+        };
+      if (i === 1)
+        return {
+          calls: [
+            { name: 'context_push', args: { scope: 'agent:someone_else', patch: { x: 1 } } },
+            { name: 'send_message', args: { content: 5 } },
+          ],
+        };
       return { text: 'gave up politely' };
     });
     await planner();
@@ -83,7 +117,10 @@ describe.each(TOOL_VENDORS)('$name connector with the bus tools', (vendor) => {
     await planner(3);
     const human = await t.agent('human');
     const answer = await human.request('planner', 'loop forever', { timeoutMs: 20_000 });
-    expect(answer.content).toMatchObject({ failed: true, error: `${vendor.name}: the model was still calling tools after 3 rounds (the limit per task); no answer` });
+    expect(answer.content).toMatchObject({
+      failed: true,
+      error: `${vendor.name}: the model was still calling tools after 3 rounds (the limit per task); no answer`,
+    });
     // The first request and three rounds of answered calls: four requests, no more.
     expect(fake.requests).toHaveLength(4);
     expect(JSON.parse(vendor.toolResults(fake.requests[3]!)[0]!)).toEqual({ agent_id: 'planner', agent_type: 'planner', scopes: ['agent'] });
@@ -103,10 +140,14 @@ describe('a looping pair of API connectors', () => {
     const openai = TOOL_VENDORS.find((v) => v.name === 'openai')!;
     const refusals: string[] = [];
     const WebSocket = (await import('ws')).default;
-    for (const [self, other] of [['ping', 'pong'], ['pong', 'ping']] as const) {
+    for (const [self, other] of [
+      ['ping', 'pong'],
+      ['pong', 'ping'],
+    ] as const) {
       const fake = await startScriptedModel(openai, (req) => {
         const results = openai.toolResults(req);
-        if (results.length === 0) return { calls: [{ name: 'send_message', args: { to: other, content: `your turn, ${other}`, ...(sessionId ? { session_id: sessionId } : {}) } }] };
+        if (results.length === 0)
+          return { calls: [{ name: 'send_message', args: { to: other, content: `your turn, ${other}`, ...(sessionId ? { session_id: sessionId } : {}) } }] };
         if (results[0]!.startsWith('error: ')) refusals.push(`${self}: ${results[0]}`);
         return { text: results[0]!.startsWith('error: ') ? 'the hub stopped us' : 'sent' };
       });
@@ -127,7 +168,11 @@ describe('a looping pair of API connectors', () => {
     await vi.waitFor(() => expect(refusals).toHaveLength(1), { timeout: 20_000 });
     expect(refusals[0]).toMatch(/^ping: error: CONFLICT: LOOP_DETECTED: this message would be hop 5 of a chain/);
     const ops = t.client(await t.addAgent('ops', { scopes: ['agent', 'admin'] })).trpc;
-    const hopsIn = async (agent: string) => (await ops.messages.history.query({ agent_id: agent })).items.filter((i) => i.message.type === 'task').map((i) => i.message.hops ?? 0).sort();
+    const hopsIn = async (agent: string) =>
+      (await ops.messages.history.query({ agent_id: agent })).items
+        .filter((i) => i.message.type === 'task')
+        .map((i) => i.message.hops ?? 0)
+        .sort();
     expect(await hopsIn('ping')).toEqual([0, 2, 4]);
     expect(await hopsIn('pong')).toEqual([1, 3]);
   });

@@ -61,7 +61,11 @@ export const TOOL_VENDORS: ToolVendor[] = [
               content: null,
               refusal: null,
               annotations: [],
-              tool_calls: turn.calls.map((c, i) => ({ id: `call_${index}_${i}`, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.args) } })),
+              tool_calls: turn.calls.map((c, i) => ({
+                id: `call_${index}_${i}`,
+                type: 'function',
+                function: { name: c.name, arguments: JSON.stringify(c.args) },
+              })),
             };
       sendJson(res, 200, {
         id: `chatcmpl-${index}`,
@@ -88,7 +92,10 @@ export const TOOL_VENDORS: ToolVendor[] = [
       return (last.content as { type: string; content: string }[]).filter((b) => b.type === 'tool_result').map((b) => b.content);
     },
     respond(res, turn, index) {
-      const content = 'text' in turn ? [{ type: 'text', text: turn.text }] : turn.calls.map((c, i) => ({ type: 'tool_use', id: `toolu_${index}_${i}`, name: c.name, input: c.args }));
+      const content =
+        'text' in turn
+          ? [{ type: 'text', text: turn.text }]
+          : turn.calls.map((c, i) => ({ type: 'tool_use', id: `toolu_${index}_${i}`, name: c.name, input: c.args }));
       sendJson(res, 200, {
         id: `msg_${index}`,
         type: 'message',
@@ -108,8 +115,9 @@ export const TOOL_VENDORS: ToolVendor[] = [
     promptOf: (req) => String(req.body.contents[0]?.parts?.[0]?.text ?? ''),
     toolNames: (req) => (req.body.tools ?? []).flatMap((t: { functionDeclarations: { name: string }[] }) => t.functionDeclarations.map((d) => d.name)),
     toolSchema: (req, name) =>
-      (req.body.tools ?? []).flatMap((t: { functionDeclarations: { name: string; parametersJsonSchema: unknown }[] }) => t.functionDeclarations).find((d: { name: string }) => d.name === name)
-        ?.parametersJsonSchema,
+      (req.body.tools ?? [])
+        .flatMap((t: { functionDeclarations: { name: string; parametersJsonSchema: unknown }[] }) => t.functionDeclarations)
+        .find((d: { name: string }) => d.name === name)?.parametersJsonSchema,
     toolResults(req) {
       const last = req.body.contents.at(-1) as { role: string; parts: { functionResponse?: { response: { output?: unknown; error?: string } } }[] };
       return last.parts

@@ -49,7 +49,9 @@ const openaiLike = (usageModel: string) => ({
   },
   expectedUsage: { model: usageModel, input_tokens: 182, output_tokens: 41 },
   serverError(res: ServerResponse) {
-    sendJson(res, 500, { error: { message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null } });
+    sendJson(res, 500, {
+      error: { message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null },
+    });
   },
   serverErrorMessage: /HTTP 500 server_error: The server had an error while processing your request/,
 });
@@ -83,7 +85,14 @@ const VENDORS: Record<string, VendorSpec> = {
       sendJson(
         res,
         401,
-        { error: { message: 'Incorrect API key provided: test-key***6789. You can find your API key at https://platform.openai.com/account/api-keys.', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } },
+        {
+          error: {
+            message: 'Incorrect API key provided: test-key***6789. You can find your API key at https://platform.openai.com/account/api-keys.',
+            type: 'invalid_request_error',
+            param: null,
+            code: 'invalid_api_key',
+          },
+        },
         { 'x-request-id': 'req_401a' },
       );
     },
@@ -92,7 +101,14 @@ const VENDORS: Record<string, VendorSpec> = {
       sendJson(
         res,
         429,
-        { error: { message: 'Rate limit reached for gpt-5-mini in organization org-abc on requests per min (RPM): Limit 3, Used 3, Requested 1.', type: 'requests', param: null, code: 'rate_limit_exceeded' } },
+        {
+          error: {
+            message: 'Rate limit reached for gpt-5-mini in organization org-abc on requests per min (RPM): Limit 3, Used 3, Requested 1.',
+            type: 'requests',
+            param: null,
+            code: 'rate_limit_exceeded',
+          },
+        },
         { 'retry-after': String(s), 'x-ratelimit-remaining-requests': '0' },
       );
     },
@@ -118,11 +134,21 @@ const VENDORS: Record<string, VendorSpec> = {
     },
     // Perplexity's gateway answers a bad key with an HTML page, not JSON.
     unauthorized(res) {
-      sendRaw(res, 401, '<html>\r\n<head><title>401 Authorization Required</title></head>\r\n<body>\r\n<center><h1>401 Authorization Required</h1></center>\r\n<hr><center>openresty/1.25.3.1</center>\r\n</body>\r\n</html>\r\n', 'text/html');
+      sendRaw(
+        res,
+        401,
+        '<html>\r\n<head><title>401 Authorization Required</title></head>\r\n<body>\r\n<center><h1>401 Authorization Required</h1></center>\r\n<hr><center>openresty/1.25.3.1</center>\r\n</body>\r\n</html>\r\n',
+        'text/html',
+      );
     },
     unauthorizedMessage: /perplexity: HTTP 401: <html>.*401 Authorization Required.*check the API key/,
     rateLimited(res, s) {
-      sendJson(res, 429, { error: { message: 'Rate limit exceeded. Please retry later.', type: 'rate_limit_exceeded', code: 429 } }, { 'retry-after': String(s) });
+      sendJson(
+        res,
+        429,
+        { error: { message: 'Rate limit exceeded. Please retry later.', type: 'rate_limit_exceeded', code: 429 } },
+        { 'retry-after': String(s) },
+      );
     },
   },
   anthropic: {
@@ -161,14 +187,22 @@ const VENDORS: Record<string, VendorSpec> = {
     },
     expectedUsage: { model: 'claude-sonnet-4-6', input_tokens: 182, output_tokens: 41 },
     unauthorized(res) {
-      sendJson(res, 401, { type: 'error', error: { type: 'authentication_error', message: 'invalid authentication credentials' }, request_id: 'req_011CSHoAuth' }, { 'request-id': 'req_011CSHoAuth' });
+      sendJson(
+        res,
+        401,
+        { type: 'error', error: { type: 'authentication_error', message: 'invalid authentication credentials' }, request_id: 'req_011CSHoAuth' },
+        { 'request-id': 'req_011CSHoAuth' },
+      );
     },
     unauthorizedMessage: /anthropic: HTTP 401 authentication_error: invalid authentication credentials.*check the API key.*request id req_011CSHoAuth/,
     rateLimited(res, s) {
       sendJson(
         res,
         429,
-        { type: 'error', error: { type: 'rate_limit_error', message: 'This request would exceed the rate limit for your organization of 50 requests per minute.' } },
+        {
+          type: 'error',
+          error: { type: 'rate_limit_error', message: 'This request would exceed the rate limit for your organization of 50 requests per minute.' },
+        },
         { 'retry-after': String(s), 'anthropic-ratelimit-requests-remaining': '0' },
       );
     },
@@ -226,9 +260,17 @@ const VENDORS: Record<string, VendorSpec> = {
             details: [
               {
                 '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
-                violations: [{ quotaMetric: 'generativelanguage.googleapis.com/generate_content_free_tier_requests', quotaId: 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier' }],
+                violations: [
+                  {
+                    quotaMetric: 'generativelanguage.googleapis.com/generate_content_free_tier_requests',
+                    quotaId: 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier',
+                  },
+                ],
               },
-              { '@type': 'type.googleapis.com/google.rpc.Help', links: [{ description: 'Learn more about Gemini API quotas', url: 'https://ai.google.dev/gemini-api/docs/rate-limits' }] },
+              {
+                '@type': 'type.googleapis.com/google.rpc.Help',
+                links: [{ description: 'Learn more about Gemini API quotas', url: 'https://ai.google.dev/gemini-api/docs/rate-limits' }],
+              },
               { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${s}s` },
             ],
           },
@@ -237,7 +279,13 @@ const VENDORS: Record<string, VendorSpec> = {
       );
     },
     serverError(res) {
-      sendJson(res, 500, { error: { code: 500, message: 'An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting', status: 'INTERNAL' } });
+      sendJson(res, 500, {
+        error: {
+          code: 500,
+          message: 'An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting',
+          status: 'INTERNAL',
+        },
+      });
     },
     serverErrorMessage: /gemini: HTTP 500 INTERNAL: An internal error has occurred/,
   },
@@ -254,7 +302,16 @@ function researchTask(): ConnectorTask {
       global: { scope: 'global', version: 3, data: { project: 'skynet', marker: 'GLOBAL-CTX-7731' } },
       session: { scope: 'session:sess_123', version: 2, data: { goal: 'survey RAG', marker: 'SESSION-CTX-4410' } },
     },
-    history: [{ message_id: 'm-0', from: 'claude_cli', to: 'researcher', type: 'task', timestamp: '2025-01-01T10:00:00.000Z', content: 'EARLIER-TURN-9120: list the surveys' }],
+    history: [
+      {
+        message_id: 'm-0',
+        from: 'claude_cli',
+        to: 'researcher',
+        type: 'task',
+        timestamp: '2025-01-01T10:00:00.000Z',
+        content: 'EARLIER-TURN-9120: list the surveys',
+      },
+    ],
   });
 }
 
@@ -294,7 +351,8 @@ describe.each(Object.keys(VENDORS))('%s connector', (vendor) => {
     spec.checkAuth(req);
     spec.checkBody(req, model);
     const prompt = spec.promptOf(req);
-    for (const marker of ['GLOBAL-CTX-7731', 'SESSION-CTX-4410', 'EARLIER-TURN-9120', 'Find the latest papers on RAG', 'claude_cli']) expect(prompt).toContain(marker);
+    for (const marker of ['GLOBAL-CTX-7731', 'SESSION-CTX-4410', 'EARLIER-TURN-9120', 'Find the latest papers on RAG', 'claude_cli'])
+      expect(prompt).toContain(marker);
   });
 
   it('uses the model given in the options', async () => {
@@ -344,7 +402,9 @@ describe.each(Object.keys(VENDORS))('%s connector', (vendor) => {
   });
 
   it('a malformed JSON body is a failure that says so', async () => {
-    fake = await startFakeVendor((_req, res) => sendRaw(res, 200, '{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"trunc', 'application/json'));
+    fake = await startFakeVendor((_req, res) =>
+      sendRaw(res, 200, '{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"trunc', 'application/json'),
+    );
     const connector = await connect(fake.url, { maxRetries: 0 });
     await expect(connector.answer(researchTask())).rejects.toThrow(new RegExp(`${vendor}: the API answered with a body that is not valid JSON`));
   });
@@ -374,7 +434,13 @@ describe('vendor specifics', () => {
   });
 
   it('gemini also reads GOOGLE_API_KEY, and reports a blocked prompt', async () => {
-    fake = await startFakeVendor((_req, res) => sendJson(res, 200, { promptFeedback: { blockReason: 'SAFETY' }, usageMetadata: { promptTokenCount: 12, totalTokenCount: 12 }, modelVersion: 'gemini-2.5-flash' }));
+    fake = await startFakeVendor((_req, res) =>
+      sendJson(res, 200, {
+        promptFeedback: { blockReason: 'SAFETY' },
+        usageMetadata: { promptTokenCount: 12, totalTokenCount: 12 },
+        modelVersion: 'gemini-2.5-flash',
+      }),
+    );
     const connector = await geminiConnector.create({ env: { GOOGLE_API_KEY: KEY, GEMINI_BASE_URL: fake.url } });
     await expect(connector.answer(researchTask())).rejects.toThrow('gemini: the response has no text (the prompt was blocked (SAFETY))');
     expect(fake.requests[0]!.headers['x-goog-api-key']).toBe(KEY);
@@ -382,7 +448,9 @@ describe('vendor specifics', () => {
 
   it('anthropic: a 529 overloaded is retried like a 5xx', async () => {
     fake = await startFakeVendor((_req, res, i) =>
-      i === 0 ? sendJson(res, 529, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }, { 'retry-after': '0' }) : VENDORS.anthropic!.success(res, 'fine now'),
+      i === 0
+        ? sendJson(res, 529, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }, { 'retry-after': '0' })
+        : VENDORS.anthropic!.success(res, 'fine now'),
     );
     const connector = await anthropicConnector.create({ env: { ANTHROPIC_API_KEY: KEY, ANTHROPIC_BASE_URL: fake.url } });
     expect((await connector.answer(researchTask())).content).toBe('fine now');

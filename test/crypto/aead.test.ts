@@ -49,7 +49,8 @@ describe('xchachaDecryptInto (crypto/aead.ts)', () => {
         expect(decrypt(k, otherNonce, aad, sealed)).toBeNull();
         expect(decrypt(k, n, Uint8Array.of(...aad, 0), sealed)).toBeNull();
         // Truncated (still a tag's worth of bytes: shorter is a RangeError, tested below).
-        if (sealed.length > XCHACHA_TAG_LENGTH) expect(decrypt(k, n, aad, sealed.subarray(0, sealed.length - 1 - (at % (sealed.length - XCHACHA_TAG_LENGTH))))).toBeNull();
+        if (sealed.length > XCHACHA_TAG_LENGTH)
+          expect(decrypt(k, n, aad, sealed.subarray(0, sealed.length - 1 - (at % (sealed.length - XCHACHA_TAG_LENGTH))))).toBeNull();
       }),
       { numRuns: 300 },
     );
@@ -86,7 +87,9 @@ describe('xchachaEncryptInto (crypto/aead.ts)', () => {
       for (const aadLength of [0, 1, 15, 16, 17, 40]) {
         const pt = randomBytes(length);
         const aad = randomBytes(aadLength);
-        expect(Buffer.from(encrypt(k, n, aad, pt)).equals(Buffer.from(xchacha20poly1305(k, n, aad).encrypt(pt))), `length ${length}, aad ${aadLength}`).toBe(true);
+        expect(Buffer.from(encrypt(k, n, aad, pt)).equals(Buffer.from(xchacha20poly1305(k, n, aad).encrypt(pt))), `length ${length}, aad ${aadLength}`).toBe(
+          true,
+        );
       }
     }
   });
@@ -114,7 +117,11 @@ describe('xchachaEncryptInto (crypto/aead.ts)', () => {
   it('refuses wrong key, nonce and output lengths', () => {
     const pt = new Uint8Array(10);
     expect(() => xchachaEncryptInto(new Uint8Array(31), new Uint8Array(24), new Uint8Array(0), pt, new Uint8Array(26))).toThrow(/key must be 32 bytes, got 31/);
-    expect(() => xchachaEncryptInto(new Uint8Array(32), new Uint8Array(12), new Uint8Array(0), pt, new Uint8Array(26))).toThrow(/nonce must be 24 bytes, got 12/);
-    expect(() => xchachaEncryptInto(new Uint8Array(32), new Uint8Array(24), new Uint8Array(0), pt, new Uint8Array(25))).toThrow(/output must be 26 bytes, got 25/);
+    expect(() => xchachaEncryptInto(new Uint8Array(32), new Uint8Array(12), new Uint8Array(0), pt, new Uint8Array(26))).toThrow(
+      /nonce must be 24 bytes, got 12/,
+    );
+    expect(() => xchachaEncryptInto(new Uint8Array(32), new Uint8Array(24), new Uint8Array(0), pt, new Uint8Array(25))).toThrow(
+      /output must be 26 bytes, got 25/,
+    );
   });
 });

@@ -69,9 +69,12 @@ describe('base64', () => {
 
 describe('utf8 and assertions', () => {
   it('round-trips any well-formed string', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary' }), (s) => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (s) => {
         expect(utf8Decode(utf8Encode(s))).toBe(s);
-      }), { numRuns: 200 });
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('decodes strictly', () => {

@@ -7,7 +7,10 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const cryptoFiles = readdirSync(`${root}crypto`).filter((f) => f.endsWith('.ts'));
 const source = (path: string) => readFileSync(`${root}${path}`, 'utf8');
 // Comments may talk about Buffer or Node; only code counts.
-const code = (path: string) => source(path).replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+const code = (path: string) =>
+  source(path)
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/^\s*\/\/.*$/gm, '');
 
 describe('the crypto layer stays isomorphic', () => {
   it.each([...cryptoFiles.filter((f) => f !== 'keyfile-node.ts').map((f) => `crypto/${f}`), 'protocol/canonical.ts'])(
@@ -28,7 +31,23 @@ describe('the crypto layer stays isomorphic', () => {
     expect(index).not.toMatch(/export \*/);
     expect(index).not.toMatch(/from\s+['"]\.\/keyfile-node/);
     expect(Object.keys(api)).not.toContain('writeKeyFile');
-    for (const name of ['secretboxSeal', 'secretboxOpen', 'secretboxKey', 'boxKeyPair', 'boxSeal', 'boxOpen', 'signingKeyPair', 'sign', 'verify', 'signEnvelope', 'verifyEnvelope', 'KeyRing', 'CryptoError', 'encryptKeyFile', 'decryptKeyFile']) {
+    for (const name of [
+      'secretboxSeal',
+      'secretboxOpen',
+      'secretboxKey',
+      'boxKeyPair',
+      'boxSeal',
+      'boxOpen',
+      'signingKeyPair',
+      'sign',
+      'verify',
+      'signEnvelope',
+      'verifyEnvelope',
+      'KeyRing',
+      'CryptoError',
+      'encryptKeyFile',
+      'decryptKeyFile',
+    ]) {
       expect(api).toHaveProperty(name);
     }
   });

@@ -232,13 +232,38 @@ describe('KeyRing bad input', () => {
   const k = randomBytes(32);
   it.each<[string, () => unknown, ErrorConstructor, string | RegExp]>([
     ['key of 16 bytes', () => new KeyRing({ activeKeyId: 'k1', keys: { k1: new Uint8Array(16) } }), RangeError, 'key "k1" must be 32 bytes, got 16'],
-    ['key as string', () => new KeyRing({ activeKeyId: 'k1', keys: { k1: 'x' as unknown as Uint8Array } }), TypeError, 'key "k1" must be a Uint8Array, got string'],
+    [
+      'key as string',
+      () => new KeyRing({ activeKeyId: 'k1', keys: { k1: 'x' as unknown as Uint8Array } }),
+      TypeError,
+      'key "k1" must be a Uint8Array, got string',
+    ],
     ['key id with a space', () => new KeyRing({ activeKeyId: 'k 1', keys: { 'k 1': k } }), RangeError, /key id must be 1-64 characters/],
-    ['key id __proto__', () => KeyRing.fromExport(JSON.parse(`{"activeKeyId":"k1","keys":{"k1":"${toBase64(k)}","__proto__":"${toBase64(k)}"}}`)), RangeError, /"__proto__"/],
-    ['keys null', () => new KeyRing({ activeKeyId: 'k1', keys: null as unknown as Record<string, Uint8Array> }), TypeError, 'options.keys must be an object, got null'],
-    ['active key number', () => new KeyRing({ activeKeyId: 1 as unknown as string, keys: { k1: k } }), TypeError, 'options.activeKeyId must be a string, got number'],
+    [
+      'key id __proto__',
+      () => KeyRing.fromExport(JSON.parse(`{"activeKeyId":"k1","keys":{"k1":"${toBase64(k)}","__proto__":"${toBase64(k)}"}}`)),
+      RangeError,
+      /"__proto__"/,
+    ],
+    [
+      'keys null',
+      () => new KeyRing({ activeKeyId: 'k1', keys: null as unknown as Record<string, Uint8Array> }),
+      TypeError,
+      'options.keys must be an object, got null',
+    ],
+    [
+      'active key number',
+      () => new KeyRing({ activeKeyId: 1 as unknown as string, keys: { k1: k } }),
+      TypeError,
+      'options.activeKeyId must be a string, got number',
+    ],
     ['seal plaintext string', () => ring.seal('x' as unknown as Uint8Array, 'ad'), TypeError, 'plaintext must be a Uint8Array, got string'],
-    ['seal associated data number', () => ring.seal(Uint8Array.of(1), 5 as unknown as string), TypeError, 'associatedData must be a string or a Uint8Array, got number'],
+    [
+      'seal associated data number',
+      () => ring.seal(Uint8Array.of(1), 5 as unknown as string),
+      TypeError,
+      'associatedData must be a string or a Uint8Array, got number',
+    ],
     ['open sealed array', () => ring.open([1] as unknown as Uint8Array, 'ad'), TypeError, 'sealed must be a Uint8Array, got array'],
     ['sealString text bytes', () => ring.sealString(Uint8Array.of(1) as unknown as string, 'ad'), TypeError, 'text must be a string, got Uint8Array'],
     ['openString text null', () => ring.openString(null as unknown as string, 'ad'), TypeError, 'sealedText must be a string, got null'],

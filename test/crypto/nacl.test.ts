@@ -2,16 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import nacl from 'tweetnacl';
 import { bytesToHex, hexToBytes } from '@noble/ciphers/utils.js';
-import {
-  boxKeyPair,
-  boxKeyPairFromSecretKey,
-  boxOpen,
-  boxSeal,
-  boxSharedKey,
-  secretboxKey,
-  secretboxOpen,
-  secretboxSeal,
-} from '../../crypto/nacl.js';
+import { boxKeyPair, boxKeyPairFromSecretKey, boxOpen, boxSeal, boxSharedKey, secretboxKey, secretboxOpen, secretboxSeal } from '../../crypto/nacl.js';
 import { CryptoError } from '../../crypto/errors.js';
 
 // NaCl's published vectors ("Cryptography in NaCl", also libsodium test/default/box.c and

@@ -3,15 +3,7 @@ import fc from 'fast-check';
 import nacl from 'tweetnacl';
 import { bytesToHex, hexToBytes } from '@noble/ciphers/utils.js';
 import { sha512 } from '@noble/hashes/sha2.js';
-import {
-  envelopeSigningBytes,
-  sign,
-  signEnvelope,
-  signingKeyPair,
-  signingKeyPairFromSecretKey,
-  verify,
-  verifyEnvelope,
-} from '../../crypto/sign.js';
+import { envelopeSigningBytes, sign, signEnvelope, signingKeyPair, signingKeyPairFromSecretKey, verify, verifyEnvelope } from '../../crypto/sign.js';
 import { toBase64 } from '../../crypto/bytes.js';
 
 // RFC 8032 §7.1.
@@ -21,33 +13,28 @@ const RFC8032 = [
     secretKey: '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60',
     publicKey: 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a',
     message: '',
-    signature:
-      'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
+    signature: 'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
   },
   {
     name: 'TEST 2',
     secretKey: '4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb',
     publicKey: '3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c',
     message: '72',
-    signature:
-      '92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00',
+    signature: '92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00',
   },
   {
     name: 'TEST 3',
     secretKey: 'c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7',
     publicKey: 'fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025',
     message: 'af82',
-    signature:
-      '6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a',
+    signature: '6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a',
   },
   {
     name: 'TEST SHA(abc)',
     secretKey: '833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42',
     publicKey: 'ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf',
-    message:
-      'ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f',
-    signature:
-      'dc2a4459e7369633a52b1bf277839a00201009a3efbf3ecb69bea2186c26b58909351fc9ac90b3ecfdfbc7c66431e0303dca179c138ac17ad9bef1177331a704',
+    message: 'ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f',
+    signature: 'dc2a4459e7369633a52b1bf277839a00201009a3efbf3ecb69bea2186c26b58909351fc9ac90b3ecfdfbc7c66431e0303dca179c138ac17ad9bef1177331a704',
   },
 ];
 
@@ -123,8 +110,18 @@ describe('Ed25519', () => {
     ['sign message string', () => sign('m' as unknown as Uint8Array, new Uint8Array(32)), TypeError, 'message must be a Uint8Array, got string'],
     ['sign libsodium 64-byte key', () => sign(Uint8Array.of(1), new Uint8Array(64)), RangeError, 'secretKey must be 32 bytes, got 64'],
     ['verify public key 31 bytes', () => verify(new Uint8Array(64), Uint8Array.of(1), new Uint8Array(31)), RangeError, 'publicKey must be 32 bytes, got 31'],
-    ['verify signature string', () => verify('s' as unknown as Uint8Array, Uint8Array.of(1), new Uint8Array(32)), TypeError, 'signature must be a Uint8Array, got string'],
-    ['verify message null', () => verify(new Uint8Array(64), null as unknown as Uint8Array, new Uint8Array(32)), TypeError, 'message must be a Uint8Array, got null'],
+    [
+      'verify signature string',
+      () => verify('s' as unknown as Uint8Array, Uint8Array.of(1), new Uint8Array(32)),
+      TypeError,
+      'signature must be a Uint8Array, got string',
+    ],
+    [
+      'verify message null',
+      () => verify(new Uint8Array(64), null as unknown as Uint8Array, new Uint8Array(32)),
+      TypeError,
+      'message must be a Uint8Array, got null',
+    ],
     ['signingKeyPairFromSecretKey 31 bytes', () => signingKeyPairFromSecretKey(new Uint8Array(31)), RangeError, 'secretKey must be 32 bytes, got 31'],
   ])('%s throws', (_name, fn, type, message) => {
     expect(fn).toThrow(type);
@@ -143,7 +140,8 @@ describe('envelope signatures', () => {
     body: { text: 'héllo ✓', n: [1, 2.5, -0, 1e21], nested: { z: true, a: null } },
     signature: null as string | null,
   };
-  const CANONICAL = '{"body":{"n":[1,2.5,0,1e+21],"nested":{"a":null,"z":true},"text":"héllo ✓"},"channel":"skynet_core","from":"agent-a","id":"m-1","to":"agent-b","v":1}';
+  const CANONICAL =
+    '{"body":{"n":[1,2.5,0,1e+21],"nested":{"a":null,"z":true},"text":"héllo ✓"},"channel":"skynet_core","from":"agent-a","id":"m-1","to":"agent-b","v":1}';
 
   it('signs the UTF-8 canonical JSON without "signature" (known answer with RFC 8032 TEST 1 key)', () => {
     expect(new TextDecoder().decode(envelopeSigningBytes(envelope))).toBe(CANONICAL);
@@ -211,7 +209,12 @@ describe('envelope signatures', () => {
   });
 
   it.each<[string, () => unknown, ErrorConstructor, string]>([
-    ['verifyEnvelope public key string', () => verifyEnvelope(envelope, 'pk' as unknown as Uint8Array), TypeError, 'publicKey must be a Uint8Array, got string'],
+    [
+      'verifyEnvelope public key string',
+      () => verifyEnvelope(envelope, 'pk' as unknown as Uint8Array),
+      TypeError,
+      'publicKey must be a Uint8Array, got string',
+    ],
     ['verifyEnvelope public key 33 bytes', () => verifyEnvelope(envelope, new Uint8Array(33)), RangeError, 'publicKey must be 32 bytes, got 33'],
     ['signEnvelope secret key 31 bytes', () => signEnvelope(envelope, new Uint8Array(31)), RangeError, 'secretKey must be 32 bytes, got 31'],
     ['signEnvelope array', () => signEnvelope([1], new Uint8Array(32)), TypeError, 'envelope must be an object, got array'],

@@ -94,12 +94,18 @@ export class Cluster {
     const args = [
       CLI,
       'serve',
-      '--host', '127.0.0.1',
-      '--port', String(port),
-      '--redis', this.redisUrl,
-      '--prefix', this.prefix,
-      '--data-dir', this.dataDir,
-      '--log-level', process.env.TEST_LOG_LEVEL ?? 'warn',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--redis',
+      this.redisUrl,
+      '--prefix',
+      this.prefix,
+      '--data-dir',
+      this.dataDir,
+      '--log-level',
+      process.env.TEST_LOG_LEVEL ?? 'warn',
       ...(opts.extraArgs ?? []),
     ];
     const env: NodeJS.ProcessEnv = {};
@@ -139,7 +145,11 @@ export class Cluster {
       const cred = JSON.parse(readFileSync(join(this.dataDir, 'admin.json'), 'utf8')) as { token: string };
       this.adminToken = cred.token;
     }
-    if (!this.adminConnection) this.adminConnection = this.client(this.adminToken, [...this.nodes.values()].map((n) => n.url));
+    if (!this.adminConnection)
+      this.adminConnection = this.client(
+        this.adminToken,
+        [...this.nodes.values()].map((n) => n.url),
+      );
     return this.adminConnection;
   }
 

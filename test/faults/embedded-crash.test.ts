@@ -33,7 +33,10 @@ describe('the embedded store after kill -9 of its serve process', () => {
     const first = await m.serve('embedded');
     const adminToken = (JSON.parse(readFileSync(join(m.home, 'admin.json'), 'utf8')) as { token: string }).token;
     const admin = connect(first.url, adminToken);
-    const [{ token: aliceToken }, { token: bobToken }] = await Promise.all([admin.agents.add.mutate({ agent_id: 'alice' }), admin.agents.add.mutate({ agent_id: 'bob' })]);
+    const [{ token: aliceToken }, { token: bobToken }] = await Promise.all([
+      admin.agents.add.mutate({ agent_id: 'alice' }),
+      admin.agents.add.mutate({ agent_id: 'bob' }),
+    ]);
     const alice = connect(first.url, aliceToken);
     const bob = connect(first.url, bobToken);
     const bobInbox = watchInbox(bob);
@@ -63,7 +66,10 @@ describe('the embedded store after kill -9 of its serve process', () => {
     // cursor), alice pushes a context and opens a session, the admin issues carol a token.
     await vi.waitFor(() => expect(bobInbox.events.filter((e) => e.message.payload.meta.requires_ack).length).toBeGreaterThanOrEqual(5), { timeout: 15_000 });
     const toAck = bobInbox.events.filter((e) => e.message.payload.meta.requires_ack).slice(0, 5);
-    const acked = await bob.messages.ack.mutate({ acks: toAck.map((e) => ({ message_id: e.message.id, stream_id: e.stream_id })), cursor: toAck.at(-1)!.stream_id });
+    const acked = await bob.messages.ack.mutate({
+      acks: toAck.map((e) => ({ message_id: e.message.id, stream_id: e.stream_id })),
+      cursor: toAck.at(-1)!.stream_id,
+    });
     expect(acked.acked).toEqual(toAck.map((e) => e.message.id));
     const pushed = await alice.context.push.mutate({ scope: 'agent:alice', patch: { plan: 'survive kill -9' } });
     const session = await alice.sessions.create.mutate({ participants: ['bob'], metadata: { goal: 'crash test' } });
@@ -94,13 +100,20 @@ describe('the embedded store after kill -9 of its serve process', () => {
     // bob's acks reached alice's ack stream, and his cursor is where he left it.
     const alice2 = connect(second.url, aliceToken);
     const ackIds: string[] = [];
-    const acks = alice2.messages.acks.subscribe({ lastEventId: '0-0' }, { onData: (e) => void ackIds.push((e as unknown as { data: { message_id: string } }).data.message_id) });
+    const acks = alice2.messages.acks.subscribe(
+      { lastEventId: '0-0' },
+      { onData: (e) => void ackIds.push((e as unknown as { data: { message_id: string } }).data.message_id) },
+    );
     await vi.waitFor(() => expect(ackIds).toEqual(acked.acked), { timeout: 10_000 });
     acks.unsubscribe();
     expect((await bob2.messages.ack.mutate({ acks: [] })).cursor).toBe(toAck.at(-1)!.stream_id);
     // The context, the session and carol's token.
     expect(await alice2.context.pull.query({ scope: 'agent:alice' })).toMatchObject({ version: pushed.version, data: { plan: 'survive kill -9' } });
-    expect(await alice2.sessions.get.query({ session_id: session.session_id })).toMatchObject({ session_id: session.session_id, participants: expect.arrayContaining(['bob']), metadata: { goal: 'crash test' } });
+    expect(await alice2.sessions.get.query({ session_id: session.session_id })).toMatchObject({
+      session_id: session.session_id,
+      participants: expect.arrayContaining(['bob']),
+      metadata: { goal: 'crash test' },
+    });
     const carol = connect(second.url, carolToken);
     expect(await carol.context.pull.query({ scope: 'agent:carol' })).toMatchObject({ scope: 'agent:carol' });
     replay.stop();

@@ -23,9 +23,7 @@ describe('several hub processes sharing one Redis', () => {
   afterAll(async () => c.dispose());
 
   it('direct, channel and broadcast messages cross nodes; channel streams, agents.list and the monitor are cluster-wide', async () => {
-    const tokens = Object.fromEntries(
-      await Promise.all(['alice', 'bob', 'carol', 'dave'].map(async (id) => [id, await c.addAgent(id)] as const)),
-    );
+    const tokens = Object.fromEntries(await Promise.all(['alice', 'bob', 'carol', 'dave'].map(async (id) => [id, await c.addAgent(id)] as const)));
     const got: Record<string, string[]> = { alice: [], bob: [], carol: [], dave: [] };
     const on = (id: string) => (m: IncomingMessage) => void got[id]!.push(String(m.content));
     // The monitor on B, an operator watching the whole hub.
@@ -61,7 +59,9 @@ describe('several hub processes sharing one Redis', () => {
       expect(room.contents()).toEqual(['B->room']);
     });
     // The monitor on B saw every message, those routed by A included, with the node that routed them.
-    await vi.waitFor(() => expect(seenByMonitor.map((e) => e.message.payload.content).sort()).toEqual(['A->B direct', 'A->all', 'B->A direct', 'B->room'].sort()));
+    await vi.waitFor(() =>
+      expect(seenByMonitor.map((e) => e.message.payload.content).sort()).toEqual(['A->B direct', 'A->all', 'B->A direct', 'B->room'].sort()),
+    );
     const routedBy = new Map(seenByMonitor.map((e) => [e.message.payload.content, e.node]));
     expect(routedBy.get('A->B direct')).toBe(routedBy.get('A->all'));
     expect(routedBy.get('B->A direct')).toBe(routedBy.get('B->room'));

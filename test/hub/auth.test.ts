@@ -10,8 +10,7 @@ import { hashToken } from '../../memory/tokens.js';
 import { dumpPrefix } from '../setup/stores.js';
 import { capturedLogger, deferred, recordingWebSocket, rejection, startTestHub, type StoreKind, type TestHub } from './harness.js';
 
-const MISSING_TOKEN =
-  'authentication required: pass a token (connectionParams { token } on WebSocket, Authorization: Bearer <token> on HTTP)';
+const MISSING_TOKEN = 'authentication required: pass a token (connectionParams { token } on WebSocket, Authorization: Bearer <token> on HTTP)';
 const UNKNOWN_TOKEN = 'invalid token: this hub does not know it (revoked, mistyped, or issued by another hub)';
 
 describe.each<StoreKind>(['redis', 'embedded'])('authentication on %s', (kind) => {
@@ -79,7 +78,10 @@ describe.each<StoreKind>(['redis', 'embedded'])('authentication on %s', (kind) =
     const alice = t.client(await t.addAgent('alice'));
     await t.addAgent('bob');
     const failed = deferred<unknown>();
-    const sub = alice.trpc.monitor.stream.subscribe(undefined, { onData: () => failed.reject(new Error('agent token got monitor data')), onError: failed.resolve });
+    const sub = alice.trpc.monitor.stream.subscribe(undefined, {
+      onData: () => failed.reject(new Error('agent token got monitor data')),
+      onError: failed.resolve,
+    });
     const err = (await failed.promise) as TRPCClientError<any>;
     sub.unsubscribe();
     expect(err).toBeInstanceOf(TRPCClientError);

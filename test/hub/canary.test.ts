@@ -90,7 +90,20 @@ describe('canary: nothing a user sends is stored in clear text on Redis', () => 
     // Not vacuous: the data is there, in many keys of several types.
     expect(dump.length).toBeGreaterThanOrEqual(20);
     expect(types).toEqual(expect.objectContaining(new Set(['hash', 'stream', 'string'])));
-    for (const expected of ['agents', 'history:{bob}', 'history:{carol}', 'channel:{research}', 'channel:{skynet_core}', 'context:{global}', 'context:{agent:alice}', 'context:{session:sess_canary}', 'session:{sess_canary}', `snapshot:${snap.name}`, 'acks:{alice}', 'tokens']) {
+    for (const expected of [
+      'agents',
+      'history:{bob}',
+      'history:{carol}',
+      'channel:{research}',
+      'channel:{skynet_core}',
+      'context:{global}',
+      'context:{agent:alice}',
+      'context:{session:sess_canary}',
+      'session:{sess_canary}',
+      `snapshot:${snap.name}`,
+      'acks:{alice}',
+      'tokens',
+    ]) {
       expect(keyNames).toContain(expected);
     }
     expect(texts.join('\n').length).toBeGreaterThan(10_000);
@@ -98,7 +111,10 @@ describe('canary: nothing a user sends is stored in clear text on Redis', () => 
 
     for (const spelling of spellings) {
       const hits = dump.filter((k) => k.key.includes(spelling) || k.texts.some((x) => x.includes(spelling)));
-      expect(hits.map((k) => k.key), `"${spelling}" found in Redis`).toEqual([]);
+      expect(
+        hits.map((k) => k.key),
+        `"${spelling}" found in Redis`,
+      ).toEqual([]);
     }
   });
 });

@@ -111,9 +111,12 @@ describe.each<StoreKind>(['redis', 'embedded'])('channels on %s', (kind) => {
     expect(first.delivered_to).toEqual(ids);
     const second = await boss.send({ type: 'broadcast', payload: { content: 'stop' } });
     // Each inbox is delivered in order: once 'stop' is in, 'start' has had its chance to repeat.
-    await vi.waitFor(() => {
-      for (const id of ids) expect(seen.get(id)).toEqual([first.id, second.id]);
-    }, { timeout: 15_000 });
+    await vi.waitFor(
+      () => {
+        for (const id of ids) expect(seen.get(id)).toEqual([first.id, second.id]);
+      },
+      { timeout: 15_000 },
+    );
     // And the hub stored exactly one copy per inbox.
     for (const id of ids.slice(0, 5)) {
       expect((await t.hub.memory.messages.history(id, undefined, 10)).map((m) => m.envelope.id)).toEqual([second.id, first.id]);

@@ -4,7 +4,7 @@
  * who may touch a session; agents online/offline, and tokens issued and revoked by an admin.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { TRPCClientError } from '@trpc/client';
+import type { TRPCClientError } from '@trpc/client';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 import { createLinkerClient } from '../../clients/client.js';
@@ -69,7 +69,7 @@ describe.each<StoreKind>(['redis', 'sqlite', 'embedded'])('context over the wire
     expect((await alice.trpc.context.push.mutate({ scope: 'session:fresh', patch: { a: 1 }, expected_version: 0 })).version).toBe(1);
   });
 
-  it("keeps agent:<other> scopes to their owner: FORBIDDEN without admin, allowed with it", async () => {
+  it('keeps agent:<other> scopes to their owner: FORBIDDEN without admin, allowed with it', async () => {
     t = await startTestHub(kind);
     const alice = t.client(await t.addAgent('alice'));
     const bob = t.client(await t.addAgent('bob'));
@@ -83,7 +83,10 @@ describe.each<StoreKind>(['redis', 'sqlite', 'embedded'])('context over the wire
     expect(write.data?.code).toBe('FORBIDDEN');
     expect(write.message).toBe('writing the context of alice needs the admin scope');
     const watched = deferred<unknown>();
-    const sub = bob.trpc.context.watch.subscribe({ scope: 'agent:alice' }, { onData: () => watched.reject(new Error('bob watched alice')), onError: watched.resolve });
+    const sub = bob.trpc.context.watch.subscribe(
+      { scope: 'agent:alice' },
+      { onData: () => watched.reject(new Error('bob watched alice')), onError: watched.resolve },
+    );
     const watchErr = (await watched.promise) as TRPCClientError<any>;
     sub.unsubscribe();
     expect(watchErr.data?.code).toBe('FORBIDDEN');
@@ -129,8 +132,19 @@ describe.each<StoreKind>(['redis', 'sqlite', 'embedded'])('sessions over the wir
     const bob = t.client(await t.addAgent('bob'));
     await t.addAgent('carol');
 
-    const created = await alice.trpc.sessions.create.mutate({ session_id: 'sess_rag', participants: ['bob'], metadata: { goal: 'survey RAG', deadline: '2026-12-01T00:00:00Z' } });
-    expect(created).toMatchObject({ session_id: 'sess_rag', participants: ['alice', 'bob'], created_by: 'alice', status: 'active', metadata: { goal: 'survey RAG' }, messages: [] });
+    const created = await alice.trpc.sessions.create.mutate({
+      session_id: 'sess_rag',
+      participants: ['bob'],
+      metadata: { goal: 'survey RAG', deadline: '2026-12-01T00:00:00Z' },
+    });
+    expect(created).toMatchObject({
+      session_id: 'sess_rag',
+      participants: ['alice', 'bob'],
+      created_by: 'alice',
+      status: 'active',
+      metadata: { goal: 'survey RAG' },
+      messages: [],
+    });
     const dup = await rejection(bob.trpc.sessions.create.mutate({ session_id: 'sess_rag' }));
     expect(dup.data?.code).toBe('CONFLICT');
     expect(dup.message).toBe('session sess_rag already exists');
@@ -138,7 +152,11 @@ describe.each<StoreKind>(['redis', 'sqlite', 'embedded'])('sessions over the wir
     expect(generated.session_id).toMatch(/^sess_[0-9a-f-]{36}$/);
 
     // A message sent with the session id is recorded; so is one added by hand.
-    const sent = await alice.trpc.messages.send.mutate({ type: 'task', to_agent: 'bob', payload: { content: 'find papers', context: { session_id: 'sess_rag' } } });
+    const sent = await alice.trpc.messages.send.mutate({
+      type: 'task',
+      to_agent: 'bob',
+      payload: { content: 'find papers', context: { session_id: 'sess_rag' } },
+    });
     await bob.trpc.sessions.addMessage.mutate({ session_id: 'sess_rag', message_id: 'out-of-band-1', to: 'alice', type: 'reply' });
     const got = await bob.trpc.sessions.get.query({ session_id: 'sess_rag' });
     expect(got.messages.map((m) => [m.message_id, m.from, m.to, m.type])).toEqual([
@@ -170,7 +188,9 @@ describe.each<StoreKind>(['redis', 'sqlite', 'embedded'])('sessions over the wir
     await alice.trpc.sessions.create.mutate({ session_id: 'done', participants: ['bob'] });
     await alice.trpc.sessions.close.mutate({ session_id: 'done' });
 
-    const viaSend = await rejection(alice.trpc.messages.send.mutate({ type: 'task', to_agent: 'bob', payload: { content: 'late', context: { session_id: 'done' } } }));
+    const viaSend = await rejection(
+      alice.trpc.messages.send.mutate({ type: 'task', to_agent: 'bob', payload: { content: 'late', context: { session_id: 'done' } } }),
+    );
     expect(viaSend.data?.code).toBe('CONFLICT');
     expect(viaSend.message).toBe('session done is completed; messages can no longer be added');
     expect((await t.hub.memory.messages.inboxInfo('bob')).length).toBe(0);

@@ -95,10 +95,7 @@ describe.each<StoreKind>(['redis', 'sqlite', 'embedded'])('delivery on %s', (kin
         },
       });
       const claude = await t.agent('claude');
-      const [r1, r2] = await Promise.all([
-        claude.request('gemini', 'first', { timeoutMs: 10_000 }),
-        claude.request('gemini', 'second', { timeoutMs: 10_000 }),
-      ]);
+      const [r1, r2] = await Promise.all([claude.request('gemini', 'first', { timeoutMs: 10_000 }), claude.request('gemini', 'second', { timeoutMs: 10_000 })]);
       expect(r1.content).toEqual({ echo: 'first' });
       expect(r2.content).toEqual({ echo: 'second' });
       expect([r1, r2].map((r) => r.envelope.type)).toEqual(['reply', 'reply']);
@@ -208,7 +205,10 @@ describe.each<StoreKind>(['redis', 'sqlite', 'embedded'])('delivery on %s', (kin
       const mismatch = await rejectionOf(bob.messages.ack.mutate({ acks: [{ message_id: toCarol.id, stream_id: toBob.stream_ids.bob! }] }));
       expect(mismatch.data?.code).toBe('BAD_REQUEST');
 
-      expect(await bob.messages.ack.mutate({ acks: [{ message_id: toBob.id, stream_id: toBob.stream_ids.bob! }] })).toEqual({ acked: [toBob.id], cursor: null });
+      expect(await bob.messages.ack.mutate({ acks: [{ message_id: toBob.id, stream_id: toBob.stream_ids.bob! }] })).toEqual({
+        acked: [toBob.id],
+        cursor: null,
+      });
       expect((await t.hub.memory.messages.readAcks('alice', undefined, 10)).map((a) => a.ack)).toEqual([
         { message_id: toBob.id, by: 'bob', at: expect.any(String) },
       ]);

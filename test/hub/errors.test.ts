@@ -4,7 +4,7 @@
  * message and no stack trace, and the hub keeps serving everyone else.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { TRPCClientError } from '@trpc/client';
+import type { TRPCClientError } from '@trpc/client';
 import { openRawSocket, type RawSocket, rejection, startTestHub, type StoreKind, type TestHub } from './harness.js';
 
 /** No stack trace anywhere in a reply: no `stack` key and no `at file.ts:12` lines. */
@@ -126,7 +126,11 @@ describe.each<StoreKind>(['redis', 'embedded'])('error replies on %s', (kind) =>
     big.send(whoami(1));
     await big.reply(1);
 
-    big.send({ id: 2, method: 'mutation', params: { path: 'messages.send', input: { json: { type: 'task', to_agent: 'bob', payload: { content: 'x'.repeat(8000) } } } } });
+    big.send({
+      id: 2,
+      method: 'mutation',
+      params: { path: 'messages.send', input: { json: { type: 'task', to_agent: 'bob', payload: { content: 'x'.repeat(8000) } } } },
+    });
     expect(await big.closed).toBe(1009);
     expect(big.frames.some((f) => f.json?.id === 2)).toBe(false);
     expect((await t.hub.memory.messages.inboxInfo('bob')).length).toBe(0);

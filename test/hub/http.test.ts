@@ -151,10 +151,15 @@ describe.each<StoreKind>(['redis', 'embedded'])('HTTP endpoints on %s', (kind) =
 
     // SSE, authenticated by a single-use ticket in the URL (what a browser EventSource can do; a
     // token there is refused), resumed after "one".
-    const inboxUrl = (params: Record<string, string>) => `${t.hub.httpUrl}/trpc/messages.inbox?input=${input({})}&connectionParams=${encodeURIComponent(JSON.stringify(params))}`;
+    const inboxUrl = (params: Record<string, string>) =>
+      `${t.hub.httpUrl}/trpc/messages.inbox?input=${input({})}&connectionParams=${encodeURIComponent(JSON.stringify(params))}`;
     const refused = await fetch(inboxUrl({ token: aliceToken }));
     expect(await refused.text()).toContain('a token in a URL is refused');
-    const ticketReply = await fetch(`${t.hub.httpUrl}/trpc/auth.ticket`, { method: 'POST', headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json' }, body: '{}' });
+    const ticketReply = await fetch(`${t.hub.httpUrl}/trpc/auth.ticket`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     const { ticket } = ((await ticketReply.json()) as { result: { data: { json: { ticket: string } } } }).result.data.json;
     expect(ticket).toMatch(/^skt_/);
     const ac = new AbortController();
@@ -175,7 +180,14 @@ describe.each<StoreKind>(['redis', 'embedded'])('HTTP endpoints on %s', (kind) =
       // Events are blocks of `field: value` lines separated by blank lines.
       const events = text
         .split(/\n\n+/)
-        .map((block) => Object.fromEntries(block.split('\n').filter(Boolean).map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)])))
+        .map((block) =>
+          Object.fromEntries(
+            block
+              .split('\n')
+              .filter(Boolean)
+              .map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)]),
+          ),
+        )
         .filter((e) => Object.keys(e).length > 0);
       expect(events[0]).toEqual({ event: 'connected', data: '{}' });
       const parsed = events.slice(1).map((e) => ({

@@ -37,7 +37,11 @@ async function loopingPair(t: TestHub, opts: { sessionId?: string; linked: boole
     if (opts.contextEvery && opts.sessionId && turns % opts.contextEvery === 0) {
       await callBusTool(host, tools, 'context_push', { scope: `session:${opts.sessionId}`, patch: { [`step_${turns}`]: 'found something' } });
     }
-    const outcome = await callBusTool(host, tools, 'send_message', { to: other, content: `again (${turns})`, ...(opts.sessionId ? { session_id: opts.sessionId } : {}) });
+    const outcome = await callBusTool(host, tools, 'send_message', {
+      to: other,
+      content: `again (${turns})`,
+      ...(opts.sessionId ? { session_id: opts.sessionId } : {}),
+    });
     outcomes.push(outcome);
     if (!outcome.ok) refusedResolve(outcome);
     return undefined;
@@ -78,7 +82,11 @@ describe.each<StoreKind>(['embedded', 'redis'])('loop guards on the %s store', (
     await hub({});
     const errors: Error[] = [];
     const got: { hops?: number; content: unknown }[] = [];
-    const a = await t.agent('signer_a', { e2e: { sign: true, requireSignatures: true }, onError: (e) => errors.push(e), onMessage: (m) => void got.push({ hops: m.envelope.hops, content: m.content }) });
+    const a = await t.agent('signer_a', {
+      e2e: { sign: true, requireSignatures: true },
+      onError: (e) => errors.push(e),
+      onMessage: (m) => void got.push({ hops: m.envelope.hops, content: m.content }),
+    });
     const b = await t.agent('signer_b', {
       e2e: { sign: true, requireSignatures: true },
       onError: (e) => errors.push(e),
@@ -111,7 +119,9 @@ describe.each<StoreKind>(['embedded', 'redis'])('loop guards on the %s store', (
     const loop = await loopingPair(t, { linked: false, sessionId: 'sess_loop' });
     await loop.a.send({ to_agent: 'loop_b', type: 'task', payload: { content: 'start', context: { session_id: 'sess_loop' } } });
     const refused = await loop.refused;
-    expect(refused.error).toMatch(/^CONFLICT: SESSION_PAUSED: session sess_loop is paused by a loop guard \(loop_a and loop_b exchanged more than 6 messages within 600 s without progress/);
+    expect(refused.error).toMatch(
+      /^CONFLICT: SESSION_PAUSED: session sess_loop is paused by a loop guard \(loop_a and loop_b exchanged more than 6 messages within 600 s without progress/,
+    );
     expect(refused.error).toMatch(/skynet-linker sessions resume sess_loop/);
     // 6 messages of the pair were counted (the first included); the 7th was refused.
     expect(loop.outcomes.filter((o) => o.ok)).toHaveLength(5);
@@ -126,7 +136,9 @@ describe.each<StoreKind>(['embedded', 'redis'])('loop guards on the %s store', (
     expect((await rejection(loop.a.trpc.guards.resume.mutate({ session_id: 'sess_loop' }))).data?.code).toBe('FORBIDDEN');
     // A participant flipping the status back does not lift the guard.
     await loop.a.trpc.sessions.update.mutate({ session_id: 'sess_loop', status: 'active' });
-    expect((await rejection(loop.a.send({ to_agent: 'loop_b', type: 'task', payload: { content: 'sneak', context: { session_id: 'sess_loop' } } }))).data?.details).toMatchObject({ guard: 'SESSION_PAUSED' });
+    expect(
+      (await rejection(loop.a.send({ to_agent: 'loop_b', type: 'task', payload: { content: 'sneak', context: { session_id: 'sess_loop' } } }))).data?.details,
+    ).toMatchObject({ guard: 'SESSION_PAUSED' });
 
     const resumed = await ops.guards.resume.mutate({ session_id: 'sess_loop' });
     expect(resumed).toMatchObject({ session_id: 'sess_loop', status: 'active', was_paused: { guard: 'pair_messages' } });
@@ -152,7 +164,8 @@ describe.each<StoreKind>(['embedded', 'redis'])('loop guards on the %s store', (
   it('pauses a session where three agents keep going round the same cycle without progress', async () => {
     await hub({ pairMaxMessages: 1000, cycleMaxMessages: 9 });
     const agents = [await t.agent('c1'), await t.agent('c2'), await t.agent('c3')];
-    const send = (i: number) => agents[i % 3]!.send({ to_agent: `c${((i + 1) % 3) + 1}`, type: 'task', payload: { content: `turn ${i}`, context: { session_id: 'sess_cycle' } } });
+    const send = (i: number) =>
+      agents[i % 3]!.send({ to_agent: `c${((i + 1) % 3) + 1}`, type: 'task', payload: { content: `turn ${i}`, context: { session_id: 'sess_cycle' } } });
     // 11 messages round c1 → c2 → c3 → c1 pass; the 12th makes 9 that repeat the cycle before them.
     for (let i = 0; i < 11; i++) await send(i);
     const err = await rejection(send(11));
@@ -166,7 +179,8 @@ describe.each<StoreKind>(['embedded', 'redis'])('loop guards on the %s store', (
     const human = await t.agent('operator');
     const a = await t.agent('a2');
     await t.agent('b2');
-    const send = (from: LinkerAgent, to: string) => from.send({ to_agent: to, type: 'task', payload: { content: 'x', context: { session_id: 'sess_budget' } } });
+    const send = (from: LinkerAgent, to: string) =>
+      from.send({ to_agent: to, type: 'task', payload: { content: 'x', context: { session_id: 'sess_budget' } } });
     for (let i = 0; i < 8; i++) await send(a, 'b2');
     await send(human, 'a2');
     for (let i = 0; i < 8; i++) await send(a, 'b2');
@@ -183,7 +197,11 @@ describe.each<StoreKind>(['embedded', 'redis'])('loop guards on the %s store', (
     const a = await t.agent('a3');
     await t.agent('b3');
     const reply = (tokens: number) =>
-      a.send({ to_agent: 'b3', type: 'reply', payload: { content: { content: 'answer', usage: { input_tokens: tokens, output_tokens: 100 } }, context: { session_id: 'sess_tokens' } } });
+      a.send({
+        to_agent: 'b3',
+        type: 'reply',
+        payload: { content: { content: 'answer', usage: { input_tokens: tokens, output_tokens: 100 } }, context: { session_id: 'sess_tokens' } },
+      });
     await reply(400);
     await reply(400);
     const err = await rejection(reply(400));
@@ -193,11 +211,23 @@ describe.each<StoreKind>(['embedded', 'redis'])('loop guards on the %s store', (
 
 describe('the session counter rules', () => {
   const limits: GuardLimits = { ...DEFAULT_GUARD_LIMITS, pairMaxMessages: 3, sessionMaxAgentMessages: 100, pairWindowMs: 1000 };
-  const msg = (over: Partial<Parameters<typeof countSessionMessage>[1]> = {}) => ({ from: 'a', to: 'b', human: false, tokens: 0, contextVersion: 0, now: 0, ...over });
+  const msg = (over: Partial<Parameters<typeof countSessionMessage>[1]> = {}) => ({
+    from: 'a',
+    to: 'b',
+    human: false,
+    tokens: 0,
+    contextVersion: 0,
+    now: 0,
+    ...over,
+  });
 
   it('counts a pair in both directions and trips past the limit', () => {
     let s = emptyGuardState();
-    for (const [from, to] of [['a', 'b'], ['b', 'a'], ['a', 'b']]) {
+    for (const [from, to] of [
+      ['a', 'b'],
+      ['b', 'a'],
+      ['a', 'b'],
+    ]) {
       const r = countSessionMessage(s, msg({ from, to }), limits);
       expect(r.trip).toBeNull();
       s = r.state;
@@ -226,7 +256,8 @@ describe('the session counter rules', () => {
   });
 
   it('finds a closed cycle of up to eight agents, not a mere repetition', () => {
-    const round = (agents: string[], times: number) => Array.from({ length: agents.length * times }, (_, i) => `${agents[i % agents.length]}>${agents[(i + 1) % agents.length]}`);
+    const round = (agents: string[], times: number) =>
+      Array.from({ length: agents.length * times }, (_, i) => `${agents[i % agents.length]}>${agents[(i + 1) % agents.length]}`);
     expect(repeatingCycle(round(['a', 'b', 'c'], 4), 9)).toEqual(['a', 'b', 'c']);
     expect(repeatingCycle(round(['a', 'b', 'c'], 4).slice(0, 11), 9)).toBeNull();
     expect(repeatingCycle(round(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'], 3), 16)).toHaveLength(8);

@@ -183,7 +183,9 @@ describe.each<StoreKind>(['redis', 'embedded'])('live delivery when an event nev
     await vi.waitFor(() => expect(inbox.contents()).toEqual(['first']));
 
     // Stored durably, but its live event is never published (sendMessage cut off after route()).
-    const lost = completeEnvelope(OutgoingMessageSchema.parse({ to_agent: 'bob', type: 'task', payload: { content: 'never announced' } }), { fromAgent: 'alice' });
+    const lost = completeEnvelope(OutgoingMessageSchema.parse({ to_agent: 'bob', type: 'task', payload: { content: 'never announced' } }), {
+      fromAgent: 'alice',
+    });
     const routed = await t.hub.memory.messages.route(await t.hub.memory.messages.prepare(lost), ['bob'], null, 'bob');
     // The next message's event says it follows that entry, not bob's cursor: the hub reads the
     // store and delivers both, in order, instead of skipping the silent one.

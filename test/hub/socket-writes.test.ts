@@ -149,7 +149,12 @@ describe('wrapSocketWrites: bounds', () => {
 
   it('the hard limit holds even below the soft limit', async () => {
     const ended: { reason: string }[] = [];
-    const { server, client } = await pair(true, { softLimit: () => 64 * 1024 * 1024, stallMs: () => 60_000, hardLimit: () => 512 * 1024, onTerminate: (i) => ended.push(i) });
+    const { server, client } = await pair(true, {
+      softLimit: () => 64 * 1024 * 1024,
+      stallMs: () => 60_000,
+      hardLimit: () => 512 * 1024,
+      onTerminate: (i) => ended.push(i),
+    });
     tcpOf(client).pause();
     for (let i = 0; i < 2_000 && server.readyState === WebSocket.OPEN; i++) {
       server.send(frame64k);
@@ -161,7 +166,12 @@ describe('wrapSocketWrites: bounds', () => {
   it('over the hard limit: terminated at once, however recently it drained', async () => {
     const ended: { reason: string; bufferedAmount: number }[] = [];
     const hard = 1024 * 1024;
-    const { server, client } = await pair(true, { softLimit: () => 256 * 1024, stallMs: () => 60_000, hardLimit: () => hard, onTerminate: (i) => ended.push(i) });
+    const { server, client } = await pair(true, {
+      softLimit: () => 256 * 1024,
+      stallMs: () => 60_000,
+      hardLimit: () => hard,
+      onTerminate: (i) => ended.push(i),
+    });
     tcpOf(client).pause();
     let peak = 0;
     for (let i = 0; i < 2_000 && server.readyState === WebSocket.OPEN; i++) {
@@ -216,7 +226,12 @@ describe('wrapSocketWrites: bounds', () => {
 
   it('a client that reads keeps its connection however much goes through it', async () => {
     const ended: unknown[] = [];
-    const { server, received } = await pair(true, { softLimit: () => 256 * 1024, stallMs: () => 50, hardLimit: () => 1024 * 1024, onTerminate: (i) => ended.push(i) });
+    const { server, received } = await pair(true, {
+      softLimit: () => 256 * 1024,
+      stallMs: () => 50,
+      hardLimit: () => 1024 * 1024,
+      onTerminate: (i) => ended.push(i),
+    });
     const frame = 'z'.repeat(16 * 1024);
     for (let i = 0; i < 200; i++) {
       server.send(frame);

@@ -34,14 +34,19 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
 
   it('a message naming a session between bob and carol is FORBIDDEN to alice, even addressed to herself; she gains nothing', async () => {
     t = await startTestHub(kind);
-    const [alice, bob] = await Promise.all([t.addAgent('alice'), t.addAgent('bob'), t.addAgent('carol')]).then(([a, b]) => [t!.client(a).trpc, t!.client(b).trpc]);
+    const [alice, bob] = await Promise.all([t.addAgent('alice'), t.addAgent('bob'), t.addAgent('carol')]).then(([a, b]) => [
+      t!.client(a).trpc,
+      t!.client(b).trpc,
+    ]);
     // The seed's way: the first message naming an unknown session creates it with sender and recipient.
     await bob!.messages.send.mutate({ to_agent: 'carol', type: 'task', payload: { content: 'secret plan', context: { session_id: 'sess_bc' } } });
     const before = await bob!.sessions.get.query({ session_id: 'sess_bc' });
     expect(before.participants).toEqual(['bob', 'carol']);
 
     for (const to of ['alice', 'carol', 'bob']) {
-      const err = await rejection(alice!.messages.send.mutate({ to_agent: to, type: 'task', payload: { content: 'let me in', context: { session_id: 'sess_bc' } } }));
+      const err = await rejection(
+        alice!.messages.send.mutate({ to_agent: to, type: 'task', payload: { content: 'let me in', context: { session_id: 'sess_bc' } } }),
+      );
       expect(code(err)).toBe('FORBIDDEN');
       expect(err.message).toBe('alice is not a participant of session sess_bc: only participants add messages to it (a participant can add you)');
     }
@@ -62,7 +67,10 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
 
   it("the session's context is FORBIDDEN to non-participants: pull, push and watch", async () => {
     t = await startTestHub(kind);
-    const [alice, bob] = await Promise.all([t.addAgent('alice'), t.addAgent('bob'), t.addAgent('carol')]).then(([a, b]) => [t!.client(a).trpc, t!.client(b).trpc]);
+    const [alice, bob] = await Promise.all([t.addAgent('alice'), t.addAgent('bob'), t.addAgent('carol')]).then(([a, b]) => [
+      t!.client(a).trpc,
+      t!.client(b).trpc,
+    ]);
     await bob!.sessions.create.mutate({ session_id: 'sess_bc', participants: ['carol'] });
     await bob!.context.push.mutate({ scope: 'session:sess_bc', patch: { secret: 'launch codes' } });
 
@@ -72,7 +80,14 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
     expect(code(await rejection(alice!.context.push.mutate({ scope: 'session:sess_bc', patch: { secret: 'overwritten' } })))).toBe('FORBIDDEN');
     const watched = deferred<unknown>();
     alice!.context.watch.subscribe({ scope: 'session:sess_bc' }, { onData: (d) => watched.resolve(d), onError: (e) => watched.reject(e) });
-    expect(code((await watched.promise.then(() => null, (e: unknown) => e)) as TRPCClientError<any>)).toBe('FORBIDDEN');
+    expect(
+      code(
+        (await watched.promise.then(
+          () => null,
+          (e: unknown) => e,
+        )) as TRPCClientError<any>,
+      ),
+    ).toBe('FORBIDDEN');
     expect((await bob!.context.pull.query({ scope: 'session:sess_bc' })).data).toEqual({ secret: 'launch codes' });
     // An unknown session's context cannot be read (nobody's yet); a first push starts the session.
     expect(code(await rejection(alice!.context.pull.query({ scope: 'session:nobody_yet' })))).toBe('NOT_FOUND');
@@ -100,8 +115,12 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
     );
     expect(code(forged)).toBe('FORBIDDEN');
     expect(forged.message).toBe(`a reply must answer a message delivered to alice; message ${task.id} was not`);
-    const unknown = await rejection(alice.messages.send.mutate({ to_agent: 'bob', type: 'reply', payload: { content: 'x', context: { parent_message_id: globalThis.crypto.randomUUID() } } }));
-    expect(unknown.message).toMatch(/^a reply must answer a message delivered to alice: no message .* is known \(unknown id, or older than the reply window of 168 h\)$/);
+    const unknown = await rejection(
+      alice.messages.send.mutate({ to_agent: 'bob', type: 'reply', payload: { content: 'x', context: { parent_message_id: globalThis.crypto.randomUUID() } } }),
+    );
+    expect(unknown.message).toMatch(
+      /^a reply must answer a message delivered to alice: no message .* is known \(unknown id, or older than the reply window of 168 h\)$/,
+    );
     // The hub lets an admin reply to anything; bob's runtime still waits for carol herself.
     await mallory.messages.send.mutate({ to_agent: 'bob', type: 'reply', payload: { content: 'admin says 40', context: { parent_message_id: task.id } } });
     await carol.reply(task, 42);
@@ -120,20 +139,28 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
     await carol.channels.join.mutate({ channel: 'bc' });
     const sub = deferred<unknown>();
     alice.channels.subscribe.subscribe({ channel: 'bc' }, { onData: (d) => sub.resolve(d), onError: (e) => sub.reject(e) });
-    const err = (await sub.promise.then(() => null, (e: unknown) => e)) as TRPCClientError<any>;
+    const err = (await sub.promise.then(
+      () => null,
+      (e: unknown) => e,
+    )) as TRPCClientError<any>;
     expect(code(err)).toBe('FORBIDDEN');
     expect(err.message).toBe('alice is not a member of channel bc: join it first (channels.join)');
 
     // An invite-only channel: joining takes an invitation by a member; posting takes membership.
     expect((await bob.channels.create.mutate({ channel: 'inner', policy: 'invite' })).members).toEqual(['bob']);
     expect(code(await rejection(bob.channels.create.mutate({ channel: 'inner' })))).toBe('CONFLICT');
-    expect((await rejection(alice.channels.join.mutate({ channel: 'inner' }))).message).toBe('channel inner is invite-only: a member or an admin adds members (channels.invite)');
+    expect((await rejection(alice.channels.join.mutate({ channel: 'inner' }))).message).toBe(
+      'channel inner is invite-only: a member or an admin adds members (channels.invite)',
+    );
     expect(code(await rejection(alice.channels.invite.mutate({ channel: 'inner', agent_id: 'alice' })))).toBe('FORBIDDEN');
     expect(code(await rejection(alice.messages.send.mutate({ channel: 'inner', type: 'broadcast', payload: { content: 'spam' } })))).toBe('FORBIDDEN');
     expect((await alice.channels.list.query()).map((c) => c.name)).not.toContain('inner');
     expect((await bob.channels.invite.mutate({ channel: 'inner', agent_id: 'carol' })).members).toEqual(['bob', 'carol']);
     const got = deferred<Envelope>();
-    carol.channels.subscribe.subscribe({ channel: 'inner' }, { onData: (d) => got.resolve((d as { data: { message: Envelope } }).data.message), onError: (e) => got.reject(e) });
+    carol.channels.subscribe.subscribe(
+      { channel: 'inner' },
+      { onData: (d) => got.resolve((d as { data: { message: Envelope } }).data.message), onError: (e) => got.reject(e) },
+    );
     await vi.waitFor(async () => {
       await bob.messages.send.mutate({ channel: 'inner', type: 'broadcast', payload: { content: 'for members' } });
       expect((await Promise.race([got.promise, new Promise((r) => setTimeout(r, 200))])) as Envelope | undefined).toBeDefined();
@@ -165,16 +192,31 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
     await Promise.all(started);
 
     await admin.agents.remove.mutate({ agent_id: 'alice' });
-    await vi.waitFor(() => expect(Object.fromEntries(ended)).toEqual({ inbox: 'UNAUTHORIZED', channel: 'UNAUTHORIZED', monitor: 'UNAUTHORIZED', context: 'UNAUTHORIZED', 'sse-inbox': 'UNAUTHORIZED' }), {
-      timeout: 5_000,
-    });
+    await vi.waitFor(
+      () =>
+        expect(Object.fromEntries(ended)).toEqual({
+          inbox: 'UNAUTHORIZED',
+          channel: 'UNAUTHORIZED',
+          monitor: 'UNAUTHORIZED',
+          context: 'UNAUTHORIZED',
+          'sse-inbox': 'UNAUTHORIZED',
+        }),
+      {
+        timeout: 5_000,
+      },
+    );
     expect(code(await rejection(alice.agents.whoami.query()))).toBe('UNAUTHORIZED');
   });
 
   it('1,000 context.push calls in one frame cost O(N), stop when the connection closes, and the typed client never trips the bounds', async () => {
     t = await startTestHub(kind, { callRateLimit: { writesPerSecond: 100_000 } });
     const token = await t.addAgent('alice');
-    const frame = (n: number, scope = 'global') => Array.from({ length: n }, (_, i) => ({ id: i + 1, method: 'mutation', params: { path: 'context.push', input: { json: { scope, patch: { [`k${i}`]: i } } } } }));
+    const frame = (n: number, scope = 'global') =>
+      Array.from({ length: n }, (_, i) => ({
+        id: i + 1,
+        method: 'mutation',
+        params: { path: 'context.push', input: { json: { scope, patch: { [`k${i}`]: i } } } },
+      }));
     const s = await raw({ token });
     s.send(frame(1000));
     // Every push answered, none lost to a compare-and-set race: versions 1..1000, one each.
@@ -224,7 +266,9 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
     expect(Math.max(...all.map((d) => d.version))).toBe(300);
     // And 2,000 sends at once (far over the calls that run at once): every one is stored.
     await t.addAgent('bob');
-    const sent = await Promise.all(Array.from({ length: 2000 }, (_, i) => trpc.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content: i } })));
+    const sent = await Promise.all(
+      Array.from({ length: 2000 }, (_, i) => trpc.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content: i } })),
+    );
     expect(new Set(sent.map((r) => r.id)).size).toBe(2000);
   });
 
@@ -261,7 +305,9 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
     q.send(Array.from({ length: 5000 }, (_, i) => ({ id: i + 1, method: 'query', params: { path: 'agents.list' } })));
     const answers = await Promise.all(Array.from({ length: 5000 }, (_, i) => q.reply(i + 1, 60_000)));
     const messages = answers.map((a) => (a.error ? (a.error.json.message as string) : 'ok'));
-    expect(messages.filter((m) => m === '1000 calls are already waiting on this connection (limits.max_queued_calls); wait for answers before sending more').length).toBeGreaterThan(3900);
+    expect(
+      messages.filter((m) => m === '1000 calls are already waiting on this connection (limits.max_queued_calls); wait for answers before sending more').length,
+    ).toBeGreaterThan(3900);
     const limited = messages.filter((m) => m === 'rate limit: carol may make 50 queries per second (limits.reads_per_second)').length;
     expect(limited).toBeGreaterThan(0);
     expect(messages.filter((m) => m === 'ok').length).toBeLessThan(1032 - limited + 1);
@@ -285,10 +331,14 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
     expect(await Promise.all(idle.map((s) => s.closed))).toEqual(idle.map(() => 4401));
     // An authenticated one stays.
     const ok = await raw({ token: await t.addAgent('alice') });
-    expect((await (async () => {
-      ok.send({ id: 1, method: 'query', params: { path: 'agents.whoami' } });
-      return ok.reply(1);
-    })()).result.data.json.agent_id).toBe('alice');
+    expect(
+      (
+        await (async () => {
+          ok.send({ id: 1, method: 'query', params: { path: 'agents.whoami' } });
+          return ok.reply(1);
+        })()
+      ).result.data.json.agent_id,
+    ).toBe('alice');
     await new Promise((r) => setTimeout(r, 600)); // past the auth timeout (a condition cannot show "still open later")
     ok.send({ id: 2, method: 'query', params: { path: 'agents.whoami' } });
     expect((await ok.reply(2)).result.data.json.agent_id).toBe('alice');
@@ -343,13 +393,20 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
     expect((await alice.agents.list.query()).map((a) => a.agent_id)).toEqual(['alice', 'root']);
     expect((await alice.sessions.list.query()).map((s) => s.session_id)).toEqual(['s_ok']);
     const corrupt = await rejection(alice.context.pull.query({ scope: 'global' }));
-    expect(corrupt.message).toBe('DATA_CORRUPTED: the context record global failed its integrity check (changed outside the hub?); an admin can reset it (skynet-linker context reset --scope global)');
+    expect(corrupt.message).toBe(
+      'DATA_CORRUPTED: the context record global failed its integrity check (changed outside the hub?); an admin can reset it (skynet-linker context reset --scope global)',
+    );
     expect((corrupt.data as { details?: { error?: string } }).details?.error).toBe('DATA_CORRUPTED');
     expect(code(await rejection(alice.context.reset.mutate({ scope: 'global' })))).toBe('FORBIDDEN');
     const reset = await admin.context.reset.mutate({ scope: 'global' });
     expect(reset).toMatchObject({ version: doc.version + 2, data: {}, updated_by: 'root' });
     expect((await alice.context.pull.query({ scope: 'global' })).data).toEqual({});
-    expect(log.lines.filter((l) => l.event === 'record_integrity_failed').map((l) => l.kind).sort()).toEqual(expect.arrayContaining(['agent', 'context', 'session_index']));
+    expect(
+      log.lines
+        .filter((l) => l.event === 'record_integrity_failed')
+        .map((l) => l.kind)
+        .sort(),
+    ).toEqual(expect.arrayContaining(['agent', 'context', 'session_index']));
     expect(await (await fetch(`${t.hub.httpUrl}/metrics`)).text()).toMatch(/skynet_corrupt_records_total\{kind="agent"\} [1-9]/);
   });
 
@@ -389,7 +446,11 @@ describe('records changed in Redis are refused (integrity under the key ring)', 
     const field = hashToken(token);
     const stored = await redis.hget(`${t.prefix}${keys.tokens()}`, field);
     expect(stored).not.toContain('agent_id'); // sealed, not JSON
-    await redis.hset(`${t.prefix}${keys.tokens()}`, field, JSON.stringify({ agent_id: 'alice', scopes: ['admin'], created_at: new Date().toISOString(), hint: 'skl_xxxx' }));
+    await redis.hset(
+      `${t.prefix}${keys.tokens()}`,
+      field,
+      JSON.stringify({ agent_id: 'alice', scopes: ['admin'], created_at: new Date().toISOString(), hint: 'skl_xxxx' }),
+    );
     const fresh = t.client(token).trpc;
     const err = await rejection(fresh.agents.whoami.query());
     expect(code(err)).toBe('UNAUTHORIZED');
@@ -408,9 +469,17 @@ describe('records changed in Redis are refused (integrity under the key ring)', 
     const trpc = t.client(token).trpc;
     const started = deferred<void>();
     let ended: string | undefined;
-    trpc.messages.inbox.subscribe(undefined, { onStarted: () => started.resolve(), onData: () => {}, onError: (e) => (ended = code(e as TRPCClientError<any>)) });
+    trpc.messages.inbox.subscribe(undefined, {
+      onStarted: () => started.resolve(),
+      onData: () => {},
+      onError: (e) => (ended = code(e as TRPCClientError<any>)),
+    });
     await started.promise;
-    await redis.hset(`${t.prefix}${keys.tokens()}`, hashToken(token), JSON.stringify({ agent_id: 'alice', scopes: ['admin'], created_at: new Date().toISOString(), hint: 'skl_xxxx' }));
+    await redis.hset(
+      `${t.prefix}${keys.tokens()}`,
+      hashToken(token),
+      JSON.stringify({ agent_id: 'alice', scopes: ['admin'], created_at: new Date().toISOString(), hint: 'skl_xxxx' }),
+    );
     await vi.waitFor(() => expect(ended).toBe('UNAUTHORIZED'), { timeout: 5_000 });
   });
 
@@ -425,9 +494,23 @@ describe('records changed in Redis are refused (integrity under the key ring)', 
     const fields = await redis.hgetall(key);
     const valueField = Object.keys(fields).find((f) => (fields[f] ?? '').length > 40);
     expect(valueField).toBeDefined();
-    await redis.hset(key, valueField!, JSON.stringify({ session_id: 'sess_b', participants: ['bob', 'alice'], created_by: 'bob', created_at: new Date().toISOString(), updated_at: new Date().toISOString(), status: 'active', metadata: {} }));
+    await redis.hset(
+      key,
+      valueField!,
+      JSON.stringify({
+        session_id: 'sess_b',
+        participants: ['bob', 'alice'],
+        created_by: 'bob',
+        created_at: new Date().toISOString(),
+        updated_at: new Date().toISOString(),
+        status: 'active',
+        metadata: {},
+      }),
+    );
     const err = await rejection(alice.sessions.get.query({ session_id: 'sess_b' }));
     expect(err.message).toMatch(/^DATA_CORRUPTED: the session record sess_b failed its integrity check/);
-    expect(code(await rejection(alice.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content: 'in?', context: { session_id: 'sess_b' } } })))).toBe('INTERNAL_SERVER_ERROR');
+    expect(
+      code(await rejection(alice.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content: 'in?', context: { session_id: 'sess_b' } } }))),
+    ).toBe('INTERNAL_SERVER_ERROR');
   });
 });

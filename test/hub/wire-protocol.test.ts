@@ -56,7 +56,11 @@ describe.each<StoreKind>(['redis', 'embedded'])('the wire protocol with a plain 
     expect(await alice.reply(1)).toEqual({ id: 1, result: { type: 'data', data: { json: { agent_id: 'alice', scopes: ['agent'] } } } });
     expect((await t.hub.memory.agents.get('alice'))?.agent_type).toBe('python-bot');
     alice.send({ id: 'who-2', jsonrpc: '2.0', method: 'query', params: { path: 'agents.whoami', input: { json: null } } });
-    expect(await alice.reply('who-2')).toEqual({ id: 'who-2', jsonrpc: '2.0', result: { type: 'data', data: { json: { agent_id: 'alice', scopes: ['agent'] } } } });
+    expect(await alice.reply('who-2')).toEqual({
+      id: 'who-2',
+      jsonrpc: '2.0',
+      result: { type: 'data', data: { json: { agent_id: 'alice', scopes: ['agent'] } } },
+    });
 
     // Subscribe to the inbox.
     alice.send({ id: 2, method: 'subscription', params: { path: 'messages.inbox', input: { json: {} } } });
@@ -98,7 +102,11 @@ describe.each<StoreKind>(['redis', 'embedded'])('the wire protocol with a plain 
     // Bob listens for acks of what he sent; Alice acks and moves her cursor.
     bob.send({ id: 2, method: 'subscription', params: { path: 'messages.acks', input: { json: {} } } });
     expect(await bob.reply(2)).toEqual({ id: 2, result: { type: 'started' } });
-    alice.send({ id: 3, method: 'mutation', params: { path: 'messages.ack', input: { json: { acks: [{ message_id: sent.id, stream_id: s1 }], cursor: s1 } } } });
+    alice.send({
+      id: 3,
+      method: 'mutation',
+      params: { path: 'messages.ack', input: { json: { acks: [{ message_id: sent.id, stream_id: s1 }], cursor: s1 } } },
+    });
     expect(await alice.reply(3)).toEqual({ id: 3, result: { type: 'data', data: { json: { acked: [sent.id], cursor: s1 } } } });
     const ack = (await bob.next(isData(2))).json!.result.data.json.data;
     expect(ack).toMatchObject({ message_id: sent.id, by: 'alice' });
@@ -153,7 +161,14 @@ describe.each<StoreKind>(['redis', 'embedded'])('the wire protocol with a plain 
     expect(bad.error.json.code).toBe(-32600);
     expect(bad.error.json.data).toEqual({ code: 'BAD_REQUEST', httpStatus: 400, path: 'messages.send', details: null });
     expect(JSON.parse(bad.error.json.message)).toEqual([
-      { origin: 'number', code: 'too_big', maximum: 10, inclusive: true, path: ['payload', 'context', 'priority'], message: 'priority must be between 1 and 10' },
+      {
+        origin: 'number',
+        code: 'too_big',
+        maximum: 10,
+        inclusive: true,
+        path: ['payload', 'context', 'priority'],
+        message: 'priority must be between 1 and 10',
+      },
     ]);
 
     alice.send(sendFrame(2, 'nobody', 'x'));

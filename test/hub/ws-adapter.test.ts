@@ -25,7 +25,10 @@ interface Ctx {
 const t = initTRPC.context<Ctx>().create({
   // superjson, with a missing input meaning no input (as the hub's transformer does).
   transformer: {
-    input: { serialize: (v: unknown) => superjson.serialize(v), deserialize: (v: unknown) => (v === undefined ? undefined : superjson.deserialize(v as never)) },
+    input: {
+      serialize: (v: unknown) => superjson.serialize(v),
+      deserialize: (v: unknown) => (v === undefined ? undefined : superjson.deserialize(v as never)),
+    },
     output: { serialize: (v: unknown) => superjson.serialize(v), deserialize: (v: unknown) => superjson.deserialize(v as never) },
   },
   isDev: false,
@@ -127,7 +130,10 @@ const q = (id: number | string, path: string, input?: unknown, extra: Record<str
   params: { path, ...(input === undefined ? {} : { input: superjson.serialize(input) }), ...extra },
 });
 const m = (id: number | string, path: string, input?: unknown) => ({ ...q(id, path, input), method: 'mutation' });
-const s = (id: number | string, path: string, input?: unknown, extra: Record<string, unknown> = {}) => ({ ...q(id, path, input, extra), method: 'subscription' });
+const s = (id: number | string, path: string, input?: unknown, extra: Record<string, unknown> = {}) => ({
+  ...q(id, path, input, extra),
+  method: 'subscription',
+});
 
 /** The ids whose last frame is a reply (data or error) or `stopped`. */
 const ended = (c: Conversation, ids: (number | string)[]) =>
@@ -182,7 +188,10 @@ describe('transport/ws-adapter.ts speaks exactly what tRPC 11.25 applyWSSHandler
     // Spot checks that the script exercised what it says.
     expect(actual.byId.get('12')!.map((f) => (f as { result?: { id?: string } }).result?.id)).toEqual([undefined, '3', '4', undefined]);
     expect(JSON.stringify(actual.byId.get('14'))).toContain('went wrong mid-stream');
-    expect(actual.byId.get('17')![1]).toEqual({ id: 17, result: { type: 'data', id: 'r1', data: { json: { id: 'r1', data: { stream_id: 'r1', message: { text: 'sent as is', n: [1, 2, { deep: null }] } } } } } });
+    expect(actual.byId.get('17')![1]).toEqual({
+      id: 17,
+      result: { type: 'data', id: 'r1', data: { json: { id: 'r1', data: { stream_id: 'r1', message: { text: 'sent as is', n: [1, 2, { deep: null }] } } } } },
+    });
   });
 
   it('stops a subscription, refuses a duplicate id, and answers malformed, binary and id-less frames alike', async () => {
@@ -190,7 +199,14 @@ describe('transport/ws-adapter.ts speaks exactly what tRPC 11.25 applyWSSHandler
     const script = async (url: string) => {
       const first = await converse(
         url,
-        [s(1, 'forever'), s(1, 'forever'), '{not json', Buffer.from([1, 2, 3]), { id: null, method: 'query', params: { path: 'whoami' } }, { id: 2, method: 'bogus' }],
+        [
+          s(1, 'forever'),
+          s(1, 'forever'),
+          '{not json',
+          Buffer.from([1, 2, 3]),
+          { id: null, method: 'query', params: { path: 'whoami' } },
+          { id: 2, method: 'bogus' },
+        ],
         // Unauthenticated (no connectionParams): `forever` fails at its middleware.
         (c) => ended(c, [1]) && (c.byId.get('null')?.length ?? 0) >= 4,
       );
@@ -216,7 +232,11 @@ describe('transport/ws-adapter.ts speaks exactly what tRPC 11.25 applyWSSHandler
     };
     const [theirs, ours] = await both(failing);
     const script = async (url: string) => [
-      await converse(`${url}?connectionParams=1`, [{ method: 'connectionParams', data: { user: 'mallory' } }], (c) => c.closedWith !== null && c.byId.has('null')),
+      await converse(
+        `${url}?connectionParams=1`,
+        [{ method: 'connectionParams', data: { user: 'mallory' } }],
+        (c) => c.closedWith !== null && c.byId.has('null'),
+      ),
       await converse(`${url}?connectionParams=1`, [{ method: 'connectionParams', data: { user: 7 } }], (c) => c.closedWith !== null && c.byId.has('null')),
       await converse(`${url}?connectionParams=1`, [q(1, 'whoami')], (c) => c.closedWith !== null && c.byId.has('null')),
     ];

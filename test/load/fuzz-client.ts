@@ -238,7 +238,12 @@ export async function runFuzzClient(config: FuzzClientConfig, report: (m: FromCl
     }
     // Nesting this deep (400 KB frames) runs some parser out of stack, and which one depends on
     // the stack depth at the call: one typed error reply each, whichever it is.
-    for (const [depth, objects] of [[200_000, false], [80_000, true], [150_000, false], [60_000, true]] as const) {
+    for (const [depth, objects] of [
+      [200_000, false],
+      [80_000, true],
+      [150_000, false],
+      [60_000, true],
+    ] as const) {
       const frame = deepFrame({ self: fuzzers[0]!, recipients: config.sinks, channels: [], nextId: () => nextId++ }, depth, objects);
       const reply = await sockets[0]!.sendOne(frame.text!);
       deep.push({ kind: frame.kind, code: reply.json?.error?.json?.data?.code });

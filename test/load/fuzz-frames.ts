@@ -45,7 +45,21 @@ export const predictorTransformer = {
 };
 
 /** Payloads on which the predictor and the hub's transformer must agree (checked by the test). */
-export const TRANSFORMER_PROBES: unknown[] = [undefined, null, 0, 'x', true, [], {}, { json: 1 }, { json: null }, { meta: null }, { json: { a: 1 }, meta: { values: { a: ['undefined'] } } }, { json: {}, meta: { values: { '__proto__.x': ['custom', 'y'] } } }, { json: 1, meta: 5 }];
+export const TRANSFORMER_PROBES: unknown[] = [
+  undefined,
+  null,
+  0,
+  'x',
+  true,
+  [],
+  {},
+  { json: 1 },
+  { json: null },
+  { meta: null },
+  { json: { a: 1 }, meta: { values: { a: ['undefined'] } } },
+  { json: {}, meta: { values: { '__proto__.x': ['custom', 'y'] } } },
+  { json: 1, meta: 5 },
+];
 
 export function expectReplies(frame: FuzzFrame): Expectation {
   const none: Expectation = { nullReplies: 0, requests: [], pongs: 0 };
@@ -85,7 +99,44 @@ const streamId = fc.tuple(fc.nat(), fc.nat(50)).map(([ms, seq]) => `${ms}-${seq}
 
 /** Values a field should never hold. */
 const weird: fc.Arbitrary<Json> = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom<Json>(null, true, false, 0, -1, -0, 0.5, 1e308, -1e308, 9007199254740993, 18446744073709551616, 1e21, '', ' ', '\u0000', 'null', 'undefined', '__proto__', 'constructor', 'prototype', '0-0', '18446744073709551615-18446744073709551615', '18446744073709551616-0', '99999999999999999999-1', '-1-1', '1-', 'NaN', 'Infinity', [], {}, [[]], JSON.parse('{"__proto__":{"polluted":1}}') as Json, JSON.parse('{"constructor":{"prototype":{"polluted":1}}}') as Json) },
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom<Json>(
+      null,
+      true,
+      false,
+      0,
+      -1,
+      -0,
+      0.5,
+      1e308,
+      -1e308,
+      9007199254740993,
+      18446744073709551616,
+      1e21,
+      '',
+      ' ',
+      '\u0000',
+      'null',
+      'undefined',
+      '__proto__',
+      'constructor',
+      'prototype',
+      '0-0',
+      '18446744073709551615-18446744073709551615',
+      '18446744073709551616-0',
+      '99999999999999999999-1',
+      '-1-1',
+      '1-',
+      'NaN',
+      'Infinity',
+      [],
+      {},
+      [[]],
+      JSON.parse('{"__proto__":{"polluted":1}}') as Json,
+      JSON.parse('{"constructor":{"prototype":{"polluted":1}}}') as Json,
+    ),
+  },
   { weight: 3, arbitrary: fc.string({ maxLength: 40 }) },
   { weight: 2, arbitrary: fc.string({ unit: 'grapheme', maxLength: 20 }) },
   { weight: 2, arbitrary: fc.integer() },
@@ -137,10 +188,21 @@ function envelope(c: FuzzContext): fc.Arbitrary<Record<string, Json>> {
           {
             content: fc.jsonValue({ maxDepth: 4 }) as fc.Arbitrary<Json>,
             context: fc.record(
-              { session_id: fc.oneof(fc.constant(null), fc.constantFrom('fuzz-session', 'fuzz-session-2')), parent_message_id: fc.oneof(fc.constant(null), anId), priority: fc.integer({ min: 1, max: 10 }) },
+              {
+                session_id: fc.oneof(fc.constant(null), fc.constantFrom('fuzz-session', 'fuzz-session-2')),
+                parent_message_id: fc.oneof(fc.constant(null), anId),
+                priority: fc.integer({ min: 1, max: 10 }),
+              },
               { requiredKeys: [] },
             ),
-            meta: fc.record({ ttl: fc.oneof(fc.constant(null), fc.integer({ min: 1, max: 3600 })), requires_ack: fc.boolean(), timestamp: fc.constant(new Date().toISOString()) }, { requiredKeys: [] }),
+            meta: fc.record(
+              {
+                ttl: fc.oneof(fc.constant(null), fc.integer({ min: 1, max: 3600 })),
+                requires_ack: fc.boolean(),
+                timestamp: fc.constant(new Date().toISOString()),
+              },
+              { requiredKeys: [] },
+            ),
           },
           { requiredKeys: ['content'] },
         ),
@@ -155,8 +217,10 @@ function envelope(c: FuzzContext): fc.Arbitrary<Record<string, Json>> {
 }
 
 function inputFor(c: FuzzContext): fc.Arbitrary<{ method: string; path: string; input?: Json }> {
-  const q = (path: string, input?: fc.Arbitrary<Json>) => (input ? input.map((i) => ({ method: 'query', path, input: i })) : fc.constant({ method: 'query', path }));
-  const m = (path: string, input?: fc.Arbitrary<Json>) => (input ? input.map((i) => ({ method: 'mutation', path, input: i })) : fc.constant({ method: 'mutation', path }));
+  const q = (path: string, input?: fc.Arbitrary<Json>) =>
+    input ? input.map((i) => ({ method: 'query', path, input: i })) : fc.constant({ method: 'query', path });
+  const m = (path: string, input?: fc.Arbitrary<Json>) =>
+    input ? input.map((i) => ({ method: 'mutation', path, input: i })) : fc.constant({ method: 'mutation', path });
   const s = (path: string, input: fc.Arbitrary<Json>) => input.map((i) => ({ method: 'subscription', path, input: i }));
   const json = fc.jsonValue({ maxDepth: 3 }) as fc.Arbitrary<Json>;
   return fc.oneof(
@@ -164,9 +228,15 @@ function inputFor(c: FuzzContext): fc.Arbitrary<{ method: string; path: string; 
     q('health'),
     q('agents.list'),
     q('agents.get', fc.record({ agent_id: fc.oneof(fc.constantFrom(...c.recipients), anId) })),
-    m('agents.update', fc.record({ agent_type: fc.constantFrom('agent', 'planner', 'fuzzer'), metadata: fc.dictionary(anId, json, { maxKeys: 3 }) }, { requiredKeys: [] })),
+    m(
+      'agents.update',
+      fc.record({ agent_type: fc.constantFrom('agent', 'planner', 'fuzzer'), metadata: fc.dictionary(anId, json, { maxKeys: 3 }) }, { requiredKeys: [] }),
+    ),
     { weight: 6, arbitrary: envelope(c).map((e) => ({ method: 'mutation', path: 'messages.send', input: e as Json })) },
-    m('messages.ack', fc.record({ acks: fc.array(fc.record({ message_id: anId, stream_id: streamId }), { maxLength: 3 }), cursor: streamId }, { requiredKeys: [] })),
+    m(
+      'messages.ack',
+      fc.record({ acks: fc.array(fc.record({ message_id: anId, stream_id: streamId }), { maxLength: 3 }), cursor: streamId }, { requiredKeys: [] }),
+    ),
     q('messages.history', fc.record({ limit: fc.integer({ min: 1, max: 20 }), before: streamId }, { requiredKeys: [] })),
     s('messages.inbox', fc.record({ lastEventId: streamId }, { requiredKeys: [] })),
     s('messages.acks', fc.record({ lastEventId: streamId }, { requiredKeys: [] })),
@@ -177,8 +247,21 @@ function inputFor(c: FuzzContext): fc.Arbitrary<{ method: string; path: string; 
     m('channels.leave', fc.record({ channel: fc.constantFrom(...c.channels) })),
     q('channels.list'),
     q('context.pull', fc.record({ scope: fc.constantFrom(`agent:${c.self}`, 'global', 'session:fuzz-session', `agent:${c.recipients[0]}`) })),
-    m('context.push', fc.record({ scope: fc.constant(`agent:${c.self}`), patch: fc.dictionary(fc.constantFrom('a', 'b', 'c', 'shared_knowledge'), json, { maxKeys: 2 }), expected_version: fc.nat(5) }, { requiredKeys: ['scope', 'patch'] })),
-    m('sessions.create', fc.record({ session_id: fc.constantFrom('fuzz-session', 'fuzz-session-2'), participants: fc.constant([c.self] as Json) }, { requiredKeys: [] })),
+    m(
+      'context.push',
+      fc.record(
+        {
+          scope: fc.constant(`agent:${c.self}`),
+          patch: fc.dictionary(fc.constantFrom('a', 'b', 'c', 'shared_knowledge'), json, { maxKeys: 2 }),
+          expected_version: fc.nat(5),
+        },
+        { requiredKeys: ['scope', 'patch'] },
+      ),
+    ),
+    m(
+      'sessions.create',
+      fc.record({ session_id: fc.constantFrom('fuzz-session', 'fuzz-session-2'), participants: fc.constant([c.self] as Json) }, { requiredKeys: [] }),
+    ),
     q('sessions.get', fc.record({ session_id: fc.constantFrom('fuzz-session', 'nope') })),
     q('sessions.list'),
     m('sessions.update', fc.record({ session_id: fc.constant('fuzz-session'), status: fc.constantFrom('active', 'paused') })),
@@ -262,7 +345,11 @@ function mutate(value: unknown, o: Op, under: (string | number)[] = []): unknown
 }
 
 /** Text-level damage: truncation, an inserted/replaced/deleted character, a duplicated slice. */
-const textDamage = fc.record({ kind: fc.constantFrom('truncate', 'insert', 'replace', 'delete', 'duplicate'), at: fc.nat(), ch: fc.constantFrom('{', '}', '[', ']', '"', ',', ':', '\\', '0', 'x', '\u0000', '\u2028', 'é') });
+const textDamage = fc.record({
+  kind: fc.constantFrom('truncate', 'insert', 'replace', 'delete', 'duplicate'),
+  at: fc.nat(),
+  ch: fc.constantFrom('{', '}', '[', ']', '"', ',', ':', '\\', '0', 'x', '\u0000', '\u2028', 'é'),
+});
 
 function damage(text: string, d: { kind: string; at: number; ch: string }): string {
   const i = d.at % Math.max(1, text.length);
@@ -282,8 +369,36 @@ function damage(text: string, d: { kind: string; at: number; ch: string }): stri
 
 const badMeta: fc.Arbitrary<Json> = fc.oneof(
   fc.jsonValue({ maxDepth: 3 }) as fc.Arbitrary<Json>,
-  fc.record({ values: fc.dictionary(fc.oneof(anId, fc.constantFrom('__proto__', 'a.b', 'a.__proto__', '', 'constructor.prototype')), fc.oneof(fc.constantFrom<Json>(['Date'], ['undefined'], ['map'], ['set'], ['bigint'], ['regexp'], ['class', 'X'], ['custom', 'Y'], ['symbol', 'Z'], 'number', 'Infinity', ['number']), weird), { maxKeys: 3 }) }),
-  fc.record({ referentialEqualities: fc.dictionary(fc.constantFrom('', 'a', 'json', '__proto__'), fc.array(fc.constantFrom('__proto__.x', 'constructor.prototype.x', 'a', 'b.c'), { maxLength: 3 }) as fc.Arbitrary<Json>, { maxKeys: 2 }) }),
+  fc.record({
+    values: fc.dictionary(
+      fc.oneof(anId, fc.constantFrom('__proto__', 'a.b', 'a.__proto__', '', 'constructor.prototype')),
+      fc.oneof(
+        fc.constantFrom<Json>(
+          ['Date'],
+          ['undefined'],
+          ['map'],
+          ['set'],
+          ['bigint'],
+          ['regexp'],
+          ['class', 'X'],
+          ['custom', 'Y'],
+          ['symbol', 'Z'],
+          'number',
+          'Infinity',
+          ['number'],
+        ),
+        weird,
+      ),
+      { maxKeys: 3 },
+    ),
+  }),
+  fc.record({
+    referentialEqualities: fc.dictionary(
+      fc.constantFrom('', 'a', 'json', '__proto__'),
+      fc.array(fc.constantFrom('__proto__.x', 'constructor.prototype.x', 'a', 'b.c'), { maxLength: 3 }) as fc.Arbitrary<Json>,
+      { maxKeys: 2 },
+    ),
+  }),
   fc.record({ v: fc.constantFrom<Json>(1, 2, 'x', null) }),
 );
 
@@ -305,9 +420,31 @@ export function frameArbitrary(c: FuzzContext): fc.Arbitrary<FuzzFrame> {
     { weight: 4, arbitrary: withBadMeta.map(text('superjson-meta')) },
     { weight: 8, arbitrary: fc.tuple(req, textDamage).map(([r, d]) => ({ kind: 'damaged', text: damage(JSON.stringify(r), d) })) },
     { weight: 6, arbitrary: fc.jsonValue({ maxDepth: 4 }).map(text('random-json')) },
-    { weight: 2, arbitrary: fc.array(fc.record({ id: fc.oneof(fc.nat(), anId, fc.constant(null)), method: fc.oneof(fc.constantFrom('query', 'mutation', 'subscription', 'subscription.stop', 'connectionParams', 'QUERY', ''), anId), params: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: [] })).map(text('random-shape')) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .array(
+          fc.record(
+            {
+              id: fc.oneof(fc.nat(), anId, fc.constant(null)),
+              method: fc.oneof(fc.constantFrom('query', 'mutation', 'subscription', 'subscription.stop', 'connectionParams', 'QUERY', ''), anId),
+              params: fc.jsonValue({ maxDepth: 2 }),
+            },
+            { requiredKeys: [] },
+          ),
+        )
+        .map(text('random-shape')),
+    },
     { weight: 4, arbitrary: fc.string({ maxLength: 200 }).map((s) => ({ kind: 'random-text', text: s }) as FuzzFrame) },
-    { weight: 1, arbitrary: fc.constantFrom<FuzzFrame>({ kind: 'keepalive', text: 'PING' }, { kind: 'keepalive', text: 'PONG' }, { kind: 'empty', text: '' }, { kind: 'empty-batch', text: '[]' }) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom<FuzzFrame>(
+        { kind: 'keepalive', text: 'PING' },
+        { kind: 'keepalive', text: 'PONG' },
+        { kind: 'empty', text: '' },
+        { kind: 'empty-batch', text: '[]' },
+      ),
+    },
     { weight: 4, arbitrary: fc.uint8Array({ maxLength: 300 }).map((b) => ({ kind: 'binary', binary: b }) as FuzzFrame) },
     { weight: 6, arbitrary: fc.array(fc.oneof(req, mutatedReq), { minLength: 1, maxLength: 4 }).map(text('batch')) },
     {
@@ -328,6 +465,10 @@ export function deepFrame(c: FuzzContext, depth: number, objects: boolean): Fuzz
   const d = objects ? Math.min(depth, 80_000) : depth;
   const open = objects ? '{"d":'.repeat(d) : '['.repeat(d);
   const close = objects ? '}'.repeat(d) : ']'.repeat(d);
-  const body = JSON.stringify({ id: c.nextId(), method: 'mutation', params: { path: 'messages.send', input: { json: { type: 'task', to_agent: c.recipients[0], payload: { content: '@@' } } } } });
+  const body = JSON.stringify({
+    id: c.nextId(),
+    method: 'mutation',
+    params: { path: 'messages.send', input: { json: { type: 'task', to_agent: c.recipients[0], payload: { content: '@@' } } } },
+  });
   return { kind: `deep-${d}`, text: body.replace('"@@"', open + '1' + close) };
 }

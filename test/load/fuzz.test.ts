@@ -11,7 +11,6 @@
  * LOAD_FIGURES=1 prints figures.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import WebSocket from 'ws';
 import ts from 'typescript';
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -21,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { performance } from 'node:perf_hooks';
-import { capturedLogger, openRawSocket, startTestHub, type TestHub } from '../hub/harness.js';
+import { capturedLogger, startTestHub, type TestHub } from '../hub/harness.js';
 import { appRouter } from '../../router/app.js';
 import { predictorTransformer, TRANSFORMER_PROBES } from './fuzz-frames.js';
 import type { FromClient, FuzzClientConfig, FuzzSummary } from './fuzz-client.js';
@@ -84,7 +83,10 @@ describe('fuzzed input at a running hub', () => {
   it('the frame predictor reads inputs exactly as the hub does', () => {
     const hub = appRouter._def._config.transformer.input;
     for (const probe of TRANSFORMER_PROBES) {
-      expect(outcome(() => predictorTransformer.input.deserialize(probe)), JSON.stringify(probe)).toBe(outcome(() => hub.deserialize(probe)));
+      expect(
+        outcome(() => predictorTransformer.input.deserialize(probe)),
+        JSON.stringify(probe),
+      ).toBe(outcome(() => hub.deserialize(probe)));
     }
   });
 

@@ -105,7 +105,13 @@ describe.each<StoreKind>(['redis', 'embedded'])('unrecoverable gaps on %s', (kin
     const k = await kept(keys.history('dave'));
     const inbox = watchInbox(t.client(daveToken).trpc);
     await vi.waitFor(() => expect(inbox.events).toHaveLength(k.entries.length));
-    expect(gapOf(inbox.events[0])).toEqual(expectedGap(null, sent.map((s) => s.stream_ids.dave!), k));
+    expect(gapOf(inbox.events[0])).toEqual(
+      expectedGap(
+        null,
+        sent.map((s) => s.stream_ids.dave!),
+        k,
+      ),
+    );
   });
 
   it('the runtime reports the gap to onGap before the message it came with (and to onError without onGap)', async () => {
@@ -164,7 +170,12 @@ describe.each<StoreKind>(['redis', 'embedded'])('unrecoverable gaps on %s', (kin
 
     const resumed = watchChannel(bob, 'ops', cursor);
     await vi.waitFor(() => expect(resumed.events).toHaveLength(k.entries.length));
-    expect(gapOf(resumed.events[0])).toMatchObject({ recovered: false, requested_after: cursor, oldest_available: k.entries[0]!.id, trimmed_through: k.maxDeletedId });
+    expect(gapOf(resumed.events[0])).toMatchObject({
+      recovered: false,
+      requested_after: cursor,
+      oldest_available: k.entries[0]!.id,
+      trimmed_through: k.maxDeletedId,
+    });
     expect(resumed.events.slice(1).map(gapOf)).toEqual(resumed.events.slice(1).map(() => undefined));
 
     // Without lastEventId a subscriber asks for what the channel keeps: nothing is missing.
@@ -180,7 +191,8 @@ describe.each<StoreKind>(['redis', 'embedded'])('unrecoverable gaps on %s', (kin
     const alice = t.client(aliceToken).trpc;
     const bob = t.client(bobToken).trpc;
     const sent = [];
-    for (let i = 0; i < FLOOD; i++) sent.push(await alice.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content: { n: i }, meta: { requires_ack: true } } }));
+    for (let i = 0; i < FLOOD; i++)
+      sent.push(await alice.messages.send.mutate({ to_agent: 'bob', type: 'task', payload: { content: { n: i }, meta: { requires_ack: true } } }));
     // Bob acks every one (what his runtime does for requires_ack messages): alice's ack stream overflows.
     const acked = await bob.messages.ack.mutate({ acks: sent.map((r) => ({ message_id: r.id, stream_id: r.stream_ids.bob! })) });
     expect(acked.acked).toHaveLength(FLOOD);
@@ -191,7 +203,12 @@ describe.each<StoreKind>(['redis', 'embedded'])('unrecoverable gaps on %s', (kin
     const sub = alice.messages.acks.subscribe({ lastEventId: veryOld }, { onData: (e) => void acks.push(e as (typeof acks)[number]) });
     await vi.waitFor(() => expect(acks).toHaveLength(k.entries.length));
     sub.unsubscribe();
-    expect(acks[0]!.data.gap).toMatchObject({ recovered: false, requested_after: veryOld, oldest_available: k.entries[0]!.id, trimmed_through: k.maxDeletedId });
+    expect(acks[0]!.data.gap).toMatchObject({
+      recovered: false,
+      requested_after: veryOld,
+      oldest_available: k.entries[0]!.id,
+      trimmed_through: k.maxDeletedId,
+    });
     expect(acks.slice(1).map((a) => a.data.gap)).toEqual(acks.slice(1).map(() => undefined));
     expect(acks.map((a) => a.data.message_id)).toEqual(k.entries.map((e) => e.fields.mid));
     // Resumed within what is kept, or fresh: no gap.

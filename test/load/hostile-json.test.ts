@@ -49,7 +49,12 @@ describe('hostile JSON', () => {
     const { alice, bob, call } = await pair();
     bob.send({ id: 100, method: 'subscription', params: { path: 'messages.inbox', input: { json: {} } } });
     expect(await bob.reply(100)).toEqual({ id: 100, result: { type: 'started' } });
-    const sent = await call(alice, 'mutation', 'messages.send', '{"type":"task","to_agent":"bob","payload":{"content":{"constructor":{"prototype":"Acme"},"n":-0,"m":[-0]}}}');
+    const sent = await call(
+      alice,
+      'mutation',
+      'messages.send',
+      '{"type":"task","to_agent":"bob","payload":{"content":{"constructor":{"prototype":"Acme"},"n":-0,"m":[-0]}}}',
+    );
     expect(sent.error).toBeUndefined();
     const frame = await bob.next((f) => f.json?.id === 100 && f.json.result?.type === 'data');
     expect(frame.json!.result.data.json.data.message.payload.content).toEqual({ constructor: { prototype: 'Acme' }, n: 0, m: [0] });
@@ -90,7 +95,9 @@ describe('hostile JSON', () => {
     // Raw superjson inputs: `json` plus the `meta` that turns values into non-JSON ones.
     const send = async (content: string, values: Record<string, unknown>) => {
       const n = ++id;
-      alice.send(`{"id":${n},"method":"mutation","params":{"path":"messages.send","input":{"json":{"type":"task","to_agent":"bob","payload":{"content":${content}}},"meta":{"values":${JSON.stringify(values)}}}}}`);
+      alice.send(
+        `{"id":${n},"method":"mutation","params":{"path":"messages.send","input":{"json":{"type":"task","to_agent":"bob","payload":{"content":${content}}},"meta":{"values":${JSON.stringify(values)}}}}}`,
+      );
       return alice.reply(n);
     };
     const cases: [string, string, Record<string, unknown>][] = [

@@ -267,7 +267,9 @@ describe.each<StoreKind>(['redis', 'embedded'])('slow consumers on %s', (kind) =
     const rec = recordingWebSocket();
     const ops = t.client(opsToken, { WebSocket: rec.WebSocket, retryDelayMs: () => 60_000 });
     const events: unknown[] = [];
-    const started = new Promise<void>((resolve) => ops.trpc.monitor.stream.subscribe(undefined, { onStarted: () => resolve(), onData: (e) => void events.push(e) }));
+    const started = new Promise<void>((resolve) =>
+      ops.trpc.monitor.stream.subscribe(undefined, { onStarted: () => resolve(), onData: (e) => void events.push(e) }),
+    );
     await started;
     await alice.send({ to_agent: 'bob', type: 'task', payload: { content: 'marker-ops' } });
     await vi.waitFor(() => expect(events).toHaveLength(1));
@@ -288,7 +290,9 @@ describe.each<StoreKind>(['redis', 'embedded'])('slow consumers on %s', (kind) =
     expect(dropped).toBeGreaterThan(0);
     tcp(rec.sockets[0]!).resume();
     if (figures) {
-      console.info(`monitor (${kind}): ${sent} x 16 KiB routed while paused; hub socket peak ${(watcher.peak(hubSide) / 1024).toFixed(0)} KiB; ${dropped} events dropped and logged`);
+      console.info(
+        `monitor (${kind}): ${sent} x 16 KiB routed while paused; hub socket peak ${(watcher.peak(hubSide) / 1024).toFixed(0)} KiB; ${dropped} events dropped and logged`,
+      );
     }
   });
 });

@@ -71,7 +71,8 @@ describe.each<StoreKind>(['redis', 'embedded'])('load soak on %s', (kind) => {
       handled.set(key, (handled.get(key) ?? 0) + 1);
       const c = m.content as Payload;
       if (c.kind === 'channel') {
-        if (!members.get(c.channel)?.has(self) || c.from === self || m.envelope.channel !== c.channel) misdelivered.push(`${c.from}#${c.seq} on ${c.channel} to ${self}`);
+        if (!members.get(c.channel)?.has(self) || c.from === self || m.envelope.channel !== c.channel)
+          misdelivered.push(`${c.from}#${c.seq} on ${c.channel} to ${self}`);
         channelDelivered++;
         return;
       }

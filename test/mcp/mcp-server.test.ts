@@ -93,7 +93,13 @@ describe('skynet-linker mcp', () => {
     const s = await startMcp('claude_code');
     const r = jsonOf(await s.client.callTool({ name: 'send_message', arguments: { to: 'researcher', content: 'Résume RAG', wait_for_reply_seconds: 30 } }));
     expect(r.message_id).toMatch(/^[0-9a-f-]{36}$/);
-    expect(r.reply).toMatchObject({ from: 'researcher', type: 'reply', parent_message_id: r.message_id, content: 'Voici 10 papiers récents sur: Résume RAG', hops: 1 });
+    expect(r.reply).toMatchObject({
+      from: 'researcher',
+      type: 'reply',
+      parent_message_id: r.message_id,
+      content: 'Voici 10 papiers récents sur: Résume RAG',
+      hops: 1,
+    });
     await s.client.close();
   });
 
@@ -102,8 +108,18 @@ describe('skynet-linker mcp', () => {
     const sent = (await m.ok(['send', '--agent-id', 'alice', '--to', 'claude_code', '--content', 'review PR 42', '--session', 'sess_mcp'])).trim();
     const got = jsonOf(await s.client.callTool({ name: 'wait_for_messages', arguments: { timeout_seconds: 20 } }));
     expect(got.messages).toHaveLength(1);
-    expect(got.messages[0]).toMatchObject({ message_id: sent, from: 'alice', to: 'claude_code', type: 'task', session_id: 'sess_mcp', content: 'review PR 42' });
-    await vi.waitFor(() => expect(s.channel).toContainEqual({ content: 'review PR 42', meta: { from: 'alice', message_id: sent, type: 'task', session_id: 'sess_mcp' } }), { timeout: 10_000 });
+    expect(got.messages[0]).toMatchObject({
+      message_id: sent,
+      from: 'alice',
+      to: 'claude_code',
+      type: 'task',
+      session_id: 'sess_mcp',
+      content: 'review PR 42',
+    });
+    await vi.waitFor(
+      () => expect(s.channel).toContainEqual({ content: 'review PR 42', meta: { from: 'alice', message_id: sent, type: 'task', session_id: 'sess_mcp' } }),
+      { timeout: 10_000 },
+    );
     const answered = jsonOf(await s.client.callTool({ name: 'reply', arguments: { message_id: sent, content: 'LGTM' } }));
     expect(answered.to).toBe('alice');
     const history = JSON.parse(await m.ok(['sessions', 'show', 'sess_mcp', '--format', 'json']));
@@ -150,7 +166,9 @@ describe('skynet-linker mcp', () => {
     expect(forbidden.isError).toBe(true);
     expect(textOf(forbidden)).toMatch(/FORBIDDEN/);
     // Still serving after all that.
-    expect(jsonOf(await s.client.callTool({ name: 'context_push', arguments: { scope: 'global', patch: { finding: 'x' } } }))).toMatchObject({ scope: 'global' });
+    expect(jsonOf(await s.client.callTool({ name: 'context_push', arguments: { scope: 'global', patch: { finding: 'x' } } }))).toMatchObject({
+      scope: 'global',
+    });
     expect(jsonOf(await s.client.callTool({ name: 'context_pull', arguments: { scope: 'global' } })).data).toMatchObject({ finding: 'x' });
     await s.client.close();
   });

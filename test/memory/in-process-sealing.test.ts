@@ -111,7 +111,11 @@ describe('at-rest sealing on the embedded store', () => {
     expect(await readEverything(embedded)).toEqual(expected(canary));
     // New writes beside the imported sealed values are kept as they are, and both read back.
     await send(embedded, { from: 'alice', to: 'bob', content: { text: 'after the import' } });
-    expect((await embedded.messages.readInbox('bob', undefined, 10)).map((m) => m.envelope.payload.content)).toEqual([{ text: `direct ${canary}` }, `channel ${canary}`, { text: 'after the import' }]);
+    expect((await embedded.messages.readInbox('bob', undefined, 10)).map((m) => m.envelope.payload.content)).toEqual([
+      { text: `direct ${canary}` },
+      `channel ${canary}`,
+      { text: 'after the import' },
+    ]);
 
     const dir = tempDir();
     const sealedEach = createSharedMemory({ store: new EmbeddedStore({ dataDir: dir }), sealer: keyRingSealer(ring), sealInMemory: true });

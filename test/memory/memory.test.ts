@@ -182,7 +182,9 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
     it('merges pushes as RFC 7396 merge patches: nested merge, null deletes, arrays replaced', async () => {
       const m = memory();
       const now = new Date('2026-11-25T10:00:00.000Z');
-      const first = await m.contexts.push('agent:alice', { project: { name: 'linker', stage: 'design', owners: ['a', 'b'] }, drop: 1, keep: true }, 'alice', { now });
+      const first = await m.contexts.push('agent:alice', { project: { name: 'linker', stage: 'design', owners: ['a', 'b'] }, drop: 1, keep: true }, 'alice', {
+        now,
+      });
       expect(first).toEqual({
         scope: 'agent:alice',
         version: 1,
@@ -240,7 +242,9 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
     it('of concurrent compare-and-sets on one version exactly one wins', async () => {
       const m = memory();
       await m.contexts.push('global', { start: true }, 'alice');
-      const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => m.contexts.push('global', { [`w${i}`]: i }, `w${i}`, { expectedVersion: 1 })));
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) => m.contexts.push('global', { [`w${i}`]: i }, `w${i}`, { expectedVersion: 1 })),
+      );
       const won = results.filter((r) => r.status === 'fulfilled');
       const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       expect(won).toHaveLength(1);
@@ -257,7 +261,13 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
     it('create, get, list, update, close', async () => {
       const m = memory();
       const t0 = new Date('2026-11-25T10:00:00.000Z');
-      const created = await m.sessions.create({ session_id: 's1', participants: ['bob', 'alice', 'bob'], metadata: { goal: 'ship it' }, created_by: 'alice', now: t0 });
+      const created = await m.sessions.create({
+        session_id: 's1',
+        participants: ['bob', 'alice', 'bob'],
+        metadata: { goal: 'ship it' },
+        created_by: 'alice',
+        now: t0,
+      });
       expect(created).toEqual({
         session_id: 's1',
         participants: ['alice', 'bob'],
@@ -333,7 +343,14 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
       const m = memory();
       const t0 = new Date('2026-11-25T10:00:00.000Z');
       const created = await m.agents.upsert({ agent_id: 'claude', agent_type: 'claude', metadata: { model: 'x' }, public_keys: { box: KEY_A } }, t0);
-      expect(created).toEqual({ agent_id: 'claude', agent_type: 'claude', metadata: { model: 'x' }, public_keys: { box: KEY_A }, created_at: t0.toISOString(), last_seen: null });
+      expect(created).toEqual({
+        agent_id: 'claude',
+        agent_type: 'claude',
+        metadata: { model: 'x' },
+        public_keys: { box: KEY_A },
+        created_at: t0.toISOString(),
+        last_seen: null,
+      });
       expect(await m.agents.get('claude')).toEqual(created);
 
       const updated = await m.agents.upsert({ agent_id: 'claude', metadata: { model: 'y' }, public_keys: { sign: KEY_B } }, new Date());
@@ -471,7 +488,13 @@ describe.each(storeKinds)('shared memory on the $name store', (kind) => {
       await send(m, { from: 'alice', to: `agent-${tag}`, content: `direct ${tag}` });
       await send(m, { from: `agent-${tag}`, channel: 'ops', content: `channel ${tag}` });
       await m.contexts.push('global', { shared_knowledge: { facts: [tag] }, [`key-${tag}`]: tag }, 'alice');
-      await m.sessions.addMessage(`sess-${tag}`, { message_id: `m-${tag}`, from: 'alice', to: `agent-${tag}`, type: 'task', timestamp: new Date().toISOString() });
+      await m.sessions.addMessage(`sess-${tag}`, {
+        message_id: `m-${tag}`,
+        from: 'alice',
+        to: `agent-${tag}`,
+        type: 'task',
+        timestamp: new Date().toISOString(),
+      });
       await m.tokens.issue(`agent-${tag}`, ['agent']);
     }
 

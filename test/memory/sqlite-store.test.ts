@@ -28,7 +28,9 @@ describe('SqliteStore specifics', () => {
     const commits = vi.spyOn(internals(store), 'commit');
     let resolved = 0;
     const writes = [
-      ...Array.from({ length: 50 }, (_, i) => store.appendEntries([{ key: `history:{a${i % 5}}`, fields: { n: String(i) }, maxLen: 100 }]).then(() => resolved++)),
+      ...Array.from({ length: 50 }, (_, i) =>
+        store.appendEntries([{ key: `history:{a${i % 5}}`, fields: { n: String(i) }, maxLen: 100 }]).then(() => resolved++),
+      ),
       store.setValue('cursor:{a0}', '1-1').then(() => resolved++),
       store.putDocIfVersion('context:{global}', 0, 'v1').then(() => resolved++),
       store.hashSet('agents', { a0: 'x' }).then(() => resolved++),
@@ -94,7 +96,9 @@ describe('SqliteStore specifics', () => {
     }
     expect(refused).toBeInstanceOf(DataDirInUseError);
     expect((refused as DataDirInUseError).pid).toBe(process.pid);
-    expect((refused as Error).message).toBe(`data directory ${dir} is in use by pid ${process.pid}: one hub per data directory (stop it, or give this one another --data-dir)`);
+    expect((refused as Error).message).toBe(
+      `data directory ${dir} is in use by pid ${process.pid}: one hub per data directory (stop it, or give this one another --data-dir)`,
+    );
     // The refused open changed nothing for the holder.
     await first.setValue('v', 'still first');
     await first.close();
@@ -154,7 +158,11 @@ describe('snapshots move between the SQLite, Redis and in-memory stores', () => 
         // A snapshot is sealed under its own name: it restores under that name.
         await target.store.saveSnapshot(name, text);
         await target.snapshots.restore(name);
-        expect(await read(target), `${from} -> ${to}`).toEqual({ inbox: [`${from} message`], context: { note: `${from} context` }, alice: { note: `${from} alice` } });
+        expect(await read(target), `${from} -> ${to}`).toEqual({
+          inbox: [`${from} message`],
+          context: { note: `${from} context` },
+          alice: { note: `${from} alice` },
+        });
       }
     }
     // What the in-memory store's snapshot held as it is was sealed on its way into SQLite.
@@ -167,8 +175,11 @@ describe('snapshots move between the SQLite, Redis and in-memory stores', () => 
 describe('memory bounded by work, not by history', () => {
   const script = join(ROOT, 'test', 'fixtures', 'memory', 'store-100k.mjs');
   const run = async (kind: 'sqlite' | 'embedded', messages: number) => {
-    if (!existsSync(join(ROOT, 'dist', 'memory', 'sqlite', 'store.js'))) throw new Error('the memory measure runs the built code: run `npm run build` first (`npm test` does it)');
-    const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', script, kind, tempDir('skynet-rss-')], { env: { ...process.env, MESSAGES: String(messages) } });
+    if (!existsSync(join(ROOT, 'dist', 'memory', 'sqlite', 'store.js')))
+      throw new Error('the memory measure runs the built code: run `npm run build` first (`npm test` does it)');
+    const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', script, kind, tempDir('skynet-rss-')], {
+      env: { ...process.env, MESSAGES: String(messages) },
+    });
     return JSON.parse(stdout) as { held: number; peak_rss: number; heap_used: number };
   };
   const MiB = 1024 * 1024;

@@ -129,7 +129,11 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       for (const [i, key] of inboxes.entries()) expect(await store.readStream(key, { count: 10 })).toEqual([{ id: ids[i], fields: shared }]);
       expect(await store.readStream('fan:channel', { count: 10 })).toEqual([{ id: ids[60], fields: { mid: 'm1', c: 'yes' } }]);
       // The channel's own (small) cap applies to it while the inboxes keep theirs.
-      for (let n = 0; n < 300; n++) await store.appendStreams([{ key: inboxes[0]!, fields: { n: String(n) }, maxLen: 1000 }, { key: 'fan:channel', fields: { n: String(n) }, maxLen: 3 }]);
+      for (let n = 0; n < 300; n++)
+        await store.appendStreams([
+          { key: inboxes[0]!, fields: { n: String(n) }, maxLen: 1000 },
+          { key: 'fan:channel', fields: { n: String(n) }, maxLen: 3 },
+        ]);
       expect((await store.streamInfo(inboxes[0]!)).length).toBe(301);
       const channelLength = (await store.streamInfo('fan:channel')).length;
       expect(channelLength).toBeGreaterThanOrEqual(3);
@@ -196,7 +200,10 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
     it('appendEntries with onlyIf appends only while the hash field exists, checked in the same step', async () => {
       const store = kind.make();
       const agents = 'agents';
-      const item = (n: string) => [{ key: 'history:{bob}', fields: { n }, maxLen: 100 }, { key: 'channel:{x}', fields: { n }, maxLen: 100 }];
+      const item = (n: string) => [
+        { key: 'history:{bob}', fields: { n }, maxLen: 100 },
+        { key: 'channel:{x}', fields: { n }, maxLen: 100 },
+      ];
       expect(await store.appendEntries(item('before'), { key: agents, field: 'bob' })).toBeNull();
       expect(await store.readStream('history:{bob}', { count: 10 })).toEqual([]);
       expect(await store.readStream('channel:{x}', { count: 10 })).toEqual([]);
@@ -228,11 +235,20 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       const results = await Promise.all([
         store.appendEntries(odd.map((v, i) => ({ key: `odd:{${i}}`, fields: { [v === '' ? 'empty' : v]: v, plain: String(i) }, maxLen: 100 }))),
         store.appendEntries([1, 2, 3].map((n) => ({ key: `fan:{${n}}`, fields: shared, maxLen: 100 }))),
-        store.appendEntries([{ key: 'guarded', fields: { 'name with spaces': 'value\nwith newline', '': 'empty name' }, maxLen: 100 }], { key: agents, field: 'a field with spaces\n' }),
+        store.appendEntries([{ key: 'guarded', fields: { 'name with spaces': 'value\nwith newline', '': 'empty name' }, maxLen: 100 }], {
+          key: agents,
+          field: 'a field with spaces\n',
+        }),
         store.appendEntries([{ key: 'refused', fields: { n: '1' }, maxLen: 100 }], { key: agents, field: 'a field with spaces' }),
         // Name lists that would read the same joined by a newline, or by nothing.
-        store.appendEntries([{ key: 'names:{1}', fields: { 'a\nb': '1' }, maxLen: 100 }, { key: 'names:{2}', fields: { a: '2', b: '3' }, maxLen: 100 }]),
-        store.appendEntries([{ key: 'names:{3}', fields: { ab: '4' }, maxLen: 100 }, { key: 'names:{4}', fields: { '1:a': '5' }, maxLen: 100 }]),
+        store.appendEntries([
+          { key: 'names:{1}', fields: { 'a\nb': '1' }, maxLen: 100 },
+          { key: 'names:{2}', fields: { a: '2', b: '3' }, maxLen: 100 },
+        ]),
+        store.appendEntries([
+          { key: 'names:{3}', fields: { ab: '4' }, maxLen: 100 },
+          { key: 'names:{4}', fields: { '1:a': '5' }, maxLen: 100 },
+        ]),
       ]);
       expect(results.map((r) => r?.length ?? null)).toEqual([odd.length, 3, 1, null, 2, 2]);
       const namesRead = await Promise.all([1, 2, 3, 4].map(async (n) => (await store.readStream(`names:{${n}}`, { count: 10 })).map((e) => e.fields)));
@@ -243,10 +259,15 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
         expect(results[0]![i]!.prev).toBe('');
       }
       for (const n of [1, 2, 3]) expect((await store.readStream(`fan:{${n}}`, { count: 10 })).map((e) => e.fields)).toEqual([shared]);
-      expect((await store.readStream('guarded', { count: 10 })).map((e) => e.fields)).toEqual([{ 'name with spaces': 'value\nwith newline', '': 'empty name' }]);
+      expect((await store.readStream('guarded', { count: 10 })).map((e) => e.fields)).toEqual([
+        { 'name with spaces': 'value\nwith newline', '': 'empty name' },
+      ]);
       expect(await store.readStream('refused', { count: 10 })).toEqual([]);
       // The chain over entries of one stream appended by one caller.
-      const twice = await store.appendEntries([{ key: 'fan:{1}', fields: shared, maxLen: 100 }, { key: 'fan:{1}', fields: { other: 'names' }, maxLen: 100 }]);
+      const twice = await store.appendEntries([
+        { key: 'fan:{1}', fields: shared, maxLen: 100 },
+        { key: 'fan:{1}', fields: { other: 'names' }, maxLen: 100 },
+      ]);
       expect(twice!.map((e) => e.prev)).toEqual([results[1]![0]!.id, twice![0]!.id]);
     });
 
@@ -255,14 +276,19 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       for (const maxLen of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 60]) {
         const settled = await Promise.allSettled([
           store.appendEntries([{ key: 'capped', fields: { n: 'ok-before' }, maxLen: 10 }]),
-          store.appendEntries([{ key: 'capped', fields: { n: 'bad' }, maxLen: 10 }, { key: 'bad-cap', fields: { n: 'bad' }, maxLen }]),
+          store.appendEntries([
+            { key: 'capped', fields: { n: 'bad' }, maxLen: 10 },
+            { key: 'bad-cap', fields: { n: 'bad' }, maxLen },
+          ]),
           store.appendStreams([{ key: 'bad-cap', fields: { n: 'bad' }, maxLen }]),
           store.appendEntries([{ key: 'capped', fields: { n: 'ok-after' }, maxLen: 10 }]),
         ]);
         expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
         expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/RangeError: the cap of stream bad-cap must be a non-negative integer/);
       }
-      expect((await store.readStream('capped', { count: 100 })).map((e) => e.fields.n)).toEqual(Array.from({ length: 5 }, () => ['ok-before', 'ok-after']).flat());
+      expect((await store.readStream('capped', { count: 100 })).map((e) => e.fields.n)).toEqual(
+        Array.from({ length: 5 }, () => ['ok-before', 'ok-after']).flat(),
+      );
       expect(await store.readStream('bad-cap', { count: 10 })).toEqual([]);
     });
 
@@ -271,12 +297,17 @@ describe.each(storeKinds)('Store contract: $name', (kind) => {
       const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`f${i}`, String(i)]));
       const settled = await Promise.allSettled([
         store.appendEntries([{ key: 'wide:{ok}', fields: fields(MAX_ENTRY_FIELDS), maxLen: 10 }]),
-        store.appendEntries([{ key: 'wide:{first}', fields: { n: '1' }, maxLen: 10 }, { key: 'wide:{bad}', fields: fields(MAX_ENTRY_FIELDS + 1), maxLen: 10 }]),
+        store.appendEntries([
+          { key: 'wide:{first}', fields: { n: '1' }, maxLen: 10 },
+          { key: 'wide:{bad}', fields: fields(MAX_ENTRY_FIELDS + 1), maxLen: 10 },
+        ]),
         store.appendStreams([{ key: 'wide:{bad}', fields: fields(5000), maxLen: 10 }]),
         store.appendEntries([{ key: 'wide:{after}', fields: { n: '2' }, maxLen: 10 }]),
       ]);
       expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
-      expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(new RegExp(`RangeError: an entry of stream wide:\\{bad\\} has more than ${MAX_ENTRY_FIELDS} fields`));
+      expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(
+        new RegExp(`RangeError: an entry of stream wide:\\{bad\\} has more than ${MAX_ENTRY_FIELDS} fields`),
+      );
       expect((await store.readStream('wide:{ok}', { count: 10 })).map((e) => Object.keys(e.fields).length)).toEqual([MAX_ENTRY_FIELDS]);
       for (const key of ['wide:{first}', 'wide:{bad}']) expect(await store.readStream(key, { count: 10 })).toEqual([]);
       expect((await store.readStream('wide:{after}', { count: 10 })).map((e) => e.fields)).toEqual([{ n: '2' }]);
@@ -639,11 +670,16 @@ describe('RedisStore specifics', () => {
     const scriptCalls = countScriptCalls(store);
     const calls = Array.from({ length: 40 }, (_, i) =>
       i === 17
-        ? store.appendEntries([{ key: 'turn', fields: { n: String(i) }, maxLen: 100 }, { key: 'wrong', fields: { n: 'x' }, maxLen: 100 }])
+        ? store.appendEntries([
+            { key: 'turn', fields: { n: String(i) }, maxLen: 100 },
+            { key: 'wrong', fields: { n: 'x' }, maxLen: 100 },
+          ])
         : store.appendEntries([{ key: 'turn', fields: { n: String(i) }, maxLen: 100 }]),
     );
     const settled = await Promise.allSettled(calls);
-    expect(settled.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([expect.stringMatching(/WRONGTYPE/)]);
+    expect(settled.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([
+      expect.stringMatching(/WRONGTYPE/),
+    ]);
     expect(scriptCalls()).toBe(1);
     // Every caller's entry is there, in call order (caller 17's append before its failure stays,
     // as with MULTI).
@@ -657,7 +693,9 @@ describe('RedisStore specifics', () => {
     // 4 callers of 3,000 entries each: 12,000, over the 8,192 entries one call carries; two of
     // them fit in one call, a third would not.
     const results = await Promise.all(
-      [0, 1, 2, 3].map((c) => store.appendEntries(Array.from({ length: 3000 }, (_, i) => ({ key: `split:{${i}}`, fields: { ...fields, c: String(c) }, maxLen: 10 })))),
+      [0, 1, 2, 3].map((c) =>
+        store.appendEntries(Array.from({ length: 3000 }, (_, i) => ({ key: `split:{${i}}`, fields: { ...fields, c: String(c) }, maxLen: 10 }))),
+      ),
     );
     expect(results.map((r) => r!.length)).toEqual([3000, 3000, 3000, 3000]);
     expect(scriptCalls()).toBe(2);

@@ -37,7 +37,9 @@ describe('the package', () => {
   it('publishes dist without the benchmarks, and the LICENSE package.json names', () => {
     const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
     const files = (JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
-    expect(files).toEqual(expect.arrayContaining(['LICENSE', 'package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/bin/skynet-linker.js', 'protocol/schema.json']));
+    expect(files).toEqual(
+      expect.arrayContaining(['LICENSE', 'package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/bin/skynet-linker.js', 'protocol/schema.json']),
+    );
     expect(files.filter((f) => f.startsWith('dist/bench/') || f.startsWith('bench/') || f.startsWith('test/'))).toEqual([]);
     expect(pkg.license).toBe('MIT');
     expect(readFileSync(join(ROOT, 'LICENSE'), 'utf8')).toMatch(/^MIT License\n/);
@@ -60,7 +62,8 @@ describe('the package', () => {
       limits: Object.keys(shape.limits.unwrap().shape),
     };
     // Commented-out settings count: they show the name and the default without taking effect.
-    for (const [section, keys] of Object.entries(sections)) for (const key of keys) expect(text, `${section}.${key}`).toMatch(new RegExp(`^\\s*#?\\s*${key}:`, 'm'));
+    for (const [section, keys] of Object.entries(sections))
+      for (const key of keys) expect(text, `${section}.${key}`).toMatch(new RegExp(`^\\s*#?\\s*${key}:`, 'm'));
   });
 
   it('builds once at install (prepare) and starts the built CLI', () => {
@@ -120,10 +123,16 @@ describe('installed without any vendor SDK (a Next.js panel)', () => {
   });
 
   it('connectors list says which package is missing; connect --connector names the package to install (exit 2)', async () => {
-    const list = await run(['dist/bin/skynet-linker.js', 'connectors', 'list'], { OPENAI_API_KEY: 'sk-test', ANTHROPIC_API_KEY: 'sk-ant-test', GEMINI_API_KEY: 'g-test' });
+    const list = await run(['dist/bin/skynet-linker.js', 'connectors', 'list'], {
+      OPENAI_API_KEY: 'sk-test',
+      ANTHROPIC_API_KEY: 'sk-ant-test',
+      GEMINI_API_KEY: 'g-test',
+    });
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(/^openai\s+not ready/m);
-    expect(list.stdout).toContain('OPENAI_API_KEY is set (base URL from OPENAI_BASE_URL when set); the openai package is not installed (npm install openai@6.49.0)');
+    expect(list.stdout).toContain(
+      'OPENAI_API_KEY is set (base URL from OPENAI_BASE_URL when set); the openai package is not installed (npm install openai@6.49.0)',
+    );
     expect(list.stdout).toContain('the @anthropic-ai/sdk package is not installed (npm install @anthropic-ai/sdk@1.13.0)');
     expect(list.stdout).toContain('the @google/genai package is not installed (npm install @google/genai@1.52.0)');
     // A program connector needs no SDK.

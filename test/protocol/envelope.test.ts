@@ -56,8 +56,7 @@ const schemaJson = JSON.parse(readFileSync(new URL('../../protocol/schema.json',
 // ajv is CommonJS: under NodeNext the default import is typed as the module namespace, while at
 // run time it is the class itself (which also carries `.default`). Accept either.
 type Ajv2020Class = typeof Ajv2020Import.default;
-const Ajv2020 = ((Ajv2020Import as unknown as { default?: Ajv2020Class }).default ??
-  (Ajv2020Import as unknown as Ajv2020Class)) as Ajv2020Class;
+const Ajv2020 = ((Ajv2020Import as unknown as { default?: Ajv2020Class }).default ?? (Ajv2020Import as unknown as Ajv2020Class)) as Ajv2020Class;
 
 /** RFC 3339 date-time, as JSON Schema's `date-time` format (ajv-formats is not installed). */
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
@@ -199,9 +198,7 @@ describe('completeEnvelope', () => {
     // meta.timestamp defaults to the message timestamp, not to "now".
     expect(env.payload.meta).toEqual({ timestamp: '2025-01-01T00:00:00+01:00', ttl: 60, requires_ack: true });
     expect(env.payload.context.priority).toBe(9);
-    expect(completeEnvelope(OutgoingMessageSchema.parse({ type: 'broadcast', payload: { content: 1 } }), { fromAgent: 'gemini' }).from_agent).toBe(
-      'gemini',
-    );
+    expect(completeEnvelope(OutgoingMessageSchema.parse({ type: 'broadcast', payload: { content: 1 } }), { fromAgent: 'gemini' }).from_agent).toBe('gemini');
   });
 
   it('output validates against EnvelopeSchema and schema.json Envelope for every message type', () => {
@@ -244,25 +241,17 @@ describe('strict objects refuse unknown fields at every level, naming the field'
 describe('limits, with clear messages', () => {
   it('ids: at most 128 characters', () => {
     expect(OutgoingMessageSchema.safeParse({ ...base(), id: 'a'.repeat(128) }).success).toBe(true);
-    expect(zodError(OutgoingMessageSchema, { ...base(), id: 'a'.repeat(129) })).toBe(
-      '✖ message id must be at most 128 characters\n  → at id',
-    );
-    expect(zodError(OutgoingMessageSchema, { ...base(), to_agent: 'g'.repeat(129) })).toContain(
-      'agent id must be at most 128 characters',
-    );
+    expect(zodError(OutgoingMessageSchema, { ...base(), id: 'a'.repeat(129) })).toBe('✖ message id must be at most 128 characters\n  → at id');
+    expect(zodError(OutgoingMessageSchema, { ...base(), to_agent: 'g'.repeat(129) })).toContain('agent id must be at most 128 characters');
   });
 
   it('ids: only letters, digits and _ . : -', () => {
     expect(OutgoingMessageSchema.safeParse({ ...base(), id: 'Az09_.:-' }).success).toBe(true);
-    expect(zodError(OutgoingMessageSchema, { ...base(), id: 'a b' })).toBe(
-      '✖ message id may only contain letters, digits and _ . : -\n  → at id',
-    );
+    expect(zodError(OutgoingMessageSchema, { ...base(), id: 'a b' })).toBe('✖ message id may only contain letters, digits and _ . : -\n  → at id');
     expect(zodError(OutgoingMessageSchema, { ...base(), to_agent: 'team/gemini' })).toBe(
       '✖ agent id may only contain letters, digits and _ . : -\n  → at to_agent',
     );
-    expect(zodError(OutgoingMessageSchema, { ...base(), channel: 'café' })).toContain(
-      'channel name may only contain letters, digits and _ . : -',
-    );
+    expect(zodError(OutgoingMessageSchema, { ...base(), channel: 'café' })).toContain('channel name may only contain letters, digits and _ . : -');
     const withSession = base();
     withSession.payload.context = { session_id: 'sess 123' };
     expect(zodError(OutgoingMessageSchema, withSession)).toContain('session id may only contain letters, digits and _ . : -');
@@ -296,9 +285,7 @@ describe('limits, with clear messages', () => {
     expect(TTL_MAX_SECONDS).toBe(2_592_000);
     for (const ok of [1, 3600, TTL_MAX_SECONDS, null]) expect(OutgoingMessageSchema.safeParse(withTtl(ok)).success).toBe(true);
     expect(zodError(OutgoingMessageSchema, withTtl(0))).toBe('✖ ttl must be between 1 and 2592000 seconds\n  → at payload.meta.ttl');
-    expect(zodError(OutgoingMessageSchema, withTtl(TTL_MAX_SECONDS + 1))).toBe(
-      '✖ ttl must be between 1 and 2592000 seconds\n  → at payload.meta.ttl',
-    );
+    expect(zodError(OutgoingMessageSchema, withTtl(TTL_MAX_SECONDS + 1))).toBe('✖ ttl must be between 1 and 2592000 seconds\n  → at payload.meta.ttl');
     expect(zodError(OutgoingMessageSchema, withTtl(1.5))).toBe('✖ ttl must be a whole number of seconds\n  → at payload.meta.ttl');
     expect(zodError(OutgoingMessageSchema, withTtl('3600'))).toContain('ttl must be a number of seconds');
   });
@@ -313,9 +300,7 @@ describe('limits, with clear messages', () => {
 
     const over = base();
     over.payload.content = 'x'.repeat(262_143);
-    expect(zodError(OutgoingMessageSchema, over)).toBe(
-      '✖ payload content is 262145 bytes, over the limit of 262144 bytes\n  → at payload.content',
-    );
+    expect(zodError(OutgoingMessageSchema, over)).toBe('✖ payload content is 262145 bytes, over the limit of 262144 bytes\n  → at payload.content');
 
     // Multi-byte characters count in UTF-8 bytes, not in characters.
     const accents = base();
@@ -372,9 +357,7 @@ describe('limits, with clear messages', () => {
   });
 
   it('timestamps must be ISO 8601 and the signature a base64 Ed25519 signature', () => {
-    expect(zodError(OutgoingMessageSchema, { ...base(), timestamp: '19/11/2025 12:34' })).toBe(
-      '✖ must be an ISO 8601 timestamp\n  → at timestamp',
-    );
+    expect(zodError(OutgoingMessageSchema, { ...base(), timestamp: '19/11/2025 12:34' })).toBe('✖ must be an ISO 8601 timestamp\n  → at timestamp');
     expect(zodError(OutgoingMessageSchema, { ...base(), timestamp: '2025-02-29T00:00:00Z' })).toContain('must be an ISO 8601 timestamp');
     expect(OutgoingMessageSchema.safeParse({ ...base(), timestamp: '2024-02-29T23:59:59.123+05:30' }).success).toBe(true);
     expect(zodError(OutgoingMessageSchema, { ...base(), signature: 'nacl_signature' })).toBe(
@@ -763,9 +746,7 @@ describe('zod and schema.json agree (fast-check)', () => {
         const zodOk = EnvelopeSchema.safeParse(mutated).success;
         const ajvOk = ajvEnvelope(mutated);
         if (!zodOk) seen.rejected++;
-        expect(ajvOk, `zod ${zodOk ? 'accepts' : 'rejects'} but ajv ${ajvOk ? 'accepts' : 'rejects'} (${ajvErrors(ajvEnvelope)})`).toBe(
-          zodOk,
-        );
+        expect(ajvOk, `zod ${zodOk ? 'accepts' : 'rejects'} but ajv ${ajvOk ? 'accepts' : 'rejects'} (${ajvErrors(ajvEnvelope)})`).toBe(zodOk);
         // Dropping a required field or adding an unknown one is always an error.
         if (mutation.kind === 'drop' || mutation.kind === 'add') expect(zodOk).toBe(false);
       }),

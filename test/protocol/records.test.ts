@@ -90,9 +90,7 @@ describe('ContextDocumentSchema and ContextPushSchema', () => {
 
   it('accepts the seed context document, and an empty one', () => {
     expect(ContextDocumentSchema.parse(doc)).toEqual(doc);
-    expect(ContextDocumentSchema.safeParse({ scope: 'agent:gemini', version: 0, data: {}, updated_by: null, updated_at: null }).success).toBe(
-      true,
-    );
+    expect(ContextDocumentSchema.safeParse({ scope: 'agent:gemini', version: 0, data: {}, updated_by: null, updated_at: null }).success).toBe(true);
   });
 
   it('refuses a bad version, a bad scope, non-JSON data and unknown fields', () => {
@@ -150,9 +148,7 @@ describe('SessionSchema', () => {
     );
     expect(zodError(SessionSchema, { ...session, participants: ['claude_cli', ''] })).toContain('agent id must not be empty\n  → at participants[1]');
     expect(zodError(SessionSchema, { ...session, created_at: '19/11/2025' })).toBe('✖ must be an ISO 8601 timestamp\n  → at created_at');
-    expect(zodError(SessionSchema, { ...session, metadata: { deadline: 'demain' } })).toBe(
-      '✖ must be an ISO 8601 timestamp\n  → at metadata.deadline',
-    );
+    expect(zodError(SessionSchema, { ...session, metadata: { deadline: 'demain' } })).toBe('✖ must be an ISO 8601 timestamp\n  → at metadata.deadline');
     expect(zodError(SessionSchema, { ...session, metadata: { goal: 'x'.repeat(10_001) } })).toContain('→ at metadata.goal');
     expect(zodError(SessionSchema, { ...session, owner: 'x' })).toContain('Unrecognized key: "owner"');
     const [first] = session.messages;
@@ -190,9 +186,7 @@ describe('AgentRecordSchema and AgentStatusSchema', () => {
   });
 
   it('checks the agent id, the agent type and the public keys with clear messages', () => {
-    expect(zodError(AgentStatusSchema, { ...status, agent_id: 'gemini pro' })).toBe(
-      '✖ agent id may only contain letters, digits and _ . : -\n  → at agent_id',
-    );
+    expect(zodError(AgentStatusSchema, { ...status, agent_id: 'gemini pro' })).toBe('✖ agent id may only contain letters, digits and _ . : -\n  → at agent_id');
     expect(zodError(AgentTypeSchema, '')).toContain('agent type must not be empty');
     expect(zodError(AgentTypeSchema, 'p'.repeat(65))).toBe('✖ agent type must be at most 64 characters');
     expect(zodError(AgentStatusSchema, { ...status, agent_type: 'res/earcher' })).toBe(
