@@ -11,7 +11,12 @@ describe('the documented authorization model', () => {
     const rows = table
       .split('\n')
       .filter((line) => line.startsWith('|') && !/^\|\s*resource\s*\|/.test(line) && !/^\|\s*-+/.test(line))
-      .map((line) => line.split('|').slice(1, -1).map((cell) => cell.trim()));
+      .map((line) =>
+        line
+          .split('|')
+          .slice(1, -1)
+          .map((cell) => cell.trim()),
+      );
     expect(rows).toEqual(AUTHORIZATION.map((r) => [r.resource, r.read, r.write, r.members]));
   });
 });
