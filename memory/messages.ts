@@ -76,8 +76,8 @@ export interface MessageRoute {
   channel: string | null;
 }
 
-/** How long a message can be answered with a reply (its route is kept that long). Default 7 days. */
-export const DEFAULT_REPLY_WINDOW_MS = 7 * 24 * 3600 * 1000;
+/** How long a message can be answered with a reply (its route is kept that long). Default 24 hours. */
+export const DEFAULT_REPLY_WINDOW_MS = 24 * 3600 * 1000;
 
 const DAY_MS = 24 * 3600 * 1000;
 

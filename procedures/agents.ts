@@ -52,7 +52,8 @@ export const agentsRouter = router({
     .input(
       z.strictObject({
         agent_id: AgentIdSchema,
-        agent_type: AgentTypeSchema.default('agent'),
+        /** Left out: an existing agent keeps its type; a new one gets `agent`. */
+        agent_type: AgentTypeSchema.optional(),
         scopes: z.array(z.enum(SCOPES)).min(1).default(['agent']),
         metadata: z.record(z.string(), z.json()).optional(),
       }),

@@ -100,7 +100,7 @@ export interface HubSettings {
    * check is older than this, so a revoked token (agents.remove) stops working. Default 5 000 ms.
    */
   tokenRecheckMs: number;
-  /** How long a message can be answered with a reply (its route is kept that long). Default 7 days. */
+  /** How long a message can be answered with a reply (its route is kept that long). Default 24 hours. */
   replyWindowMs: number;
   /** Largest agent metadata (agents.update / agents.add), JSON bytes. Default 16 KiB. */
   maxMetadataBytes: number;

@@ -92,7 +92,7 @@ export interface HubOptions {
   /** Node id in logs, metrics and presence. Default a random id. */
   nodeId?: string;
   logger?: Logger;
-  /** How long a message can be answered with a reply. Default 7 days. */
+  /** How long a message can be answered with a reply. Default 24 hours. */
   replyWindowMs?: number;
   /** Largest agent metadata, JSON bytes. Default 16 KiB. */
   maxMetadataBytes?: number;

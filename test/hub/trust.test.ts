@@ -344,6 +344,15 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
     expect((await ok.reply(2)).result.data.json.agent_id).toBe('alice');
   });
 
+  it('agents.add on an existing agent keeps its type unless one is given', async () => {
+    t = await startTestHub(kind);
+    const admin = t.client(await t.addAgent('root', { scopes: ['admin'] })).trpc;
+    expect((await admin.agents.add.mutate({ agent_id: 'gemini', agent_type: 'researcher' })).agent.agent_type).toBe('researcher');
+    expect((await admin.agents.add.mutate({ agent_id: 'gemini' })).agent.agent_type).toBe('researcher');
+    expect((await admin.agents.add.mutate({ agent_id: 'fresh' })).agent.agent_type).toBe('agent');
+    expect((await admin.agents.add.mutate({ agent_id: 'gemini', agent_type: 'coder' })).agent.agent_type).toBe('coder');
+  });
+
   it('/ws checks Origin: its own and the allowed origins pass, any other is refused with 403', async () => {
     t = await startTestHub(kind, { corsOrigins: ['https://panel.example'] });
     const upgrade = (origin: string | undefined) =>
