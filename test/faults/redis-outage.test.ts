@@ -134,12 +134,12 @@ describe('Redis outage under two hub processes', () => {
     );
     let killed = 0;
     for (let round = 1; round <= 3; round++) {
-      await vi.waitFor(() => expect(s.resolved.size).toBeGreaterThan(round * 100));
+      await vi.waitFor(() => expect(s.resolved.size).toBeGreaterThan(round * 100), { timeout: 15_000 });
       // Every hub connection that is not pub/sub: the hubs' command connections.
       killed += Number((await c.redisCli('CLIENT', 'KILL', 'TYPE', 'normal')).trim());
     }
     expect(killed).toBeGreaterThan(0);
-    await vi.waitFor(() => expect(s.resolved.size).toBeGreaterThan(400));
+    await vi.waitFor(() => expect(s.resolved.size).toBeGreaterThan(400), { timeout: 15_000 });
     stop = true;
     await workers;
     await vi.waitFor(() => expect(s.sentTo('dave').filter((id) => !handled.includes(id))).toEqual([]), { timeout: 15_000 });

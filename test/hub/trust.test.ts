@@ -119,7 +119,7 @@ describe.each<StoreKind>(['redis', 'embedded'])('trust between agents on %s', (k
       alice.messages.send.mutate({ to_agent: 'bob', type: 'reply', payload: { content: 'x', context: { parent_message_id: globalThis.crypto.randomUUID() } } }),
     );
     expect(unknown.message).toMatch(
-      /^a reply must answer a message delivered to alice: no message .* is known \(unknown id, or older than the reply window of 168 h\)$/,
+      /^a reply must answer a message delivered to alice: no message .* is known \(unknown id, or older than the reply window of 24 h\)$/,
     );
     // The hub lets an admin reply to anything; bob's runtime still waits for carol herself.
     await mallory.messages.send.mutate({ to_agent: 'bob', type: 'reply', payload: { content: 'admin says 40', context: { parent_message_id: task.id } } });
