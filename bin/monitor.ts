@@ -10,7 +10,7 @@ export class MonitorCommand extends LinkerCommand {
   static override usage = Command.Usage({
     description: 'Stream every routed message in real time',
     details:
-      'Needs the monitor (or admin) scope. End-to-end encrypted content stays opaque. `--format json` prints one JSON object per line: `{ at, node, message, delivered_to }`.',
+      'Needs the monitor (or admin) scope. End-to-end encrypted content stays opaque. `--format json` prints one JSON object per line: `{ at, node, message, delivered_to }`, plus `refused: { guard, reason }` for a send a loop guard refused (shown as `REFUSED (guard) …` in text).',
     examples: [
       ['The seed monitor', 'skynet-linker monitor --channel skynet_core'],
       ['Into jq', 'skynet-linker monitor --format json | jq .message.type'],
@@ -31,7 +31,10 @@ export class MonitorCommand extends LinkerCommand {
         { channel: this.channel, agent: this.agent, type: this.type as MessageType | undefined },
         {
           onStarted: () => this.context.stderr.write(`monitoring ${this.serverUrl()} (Ctrl-C to quit)\n`),
-          onData: (e) => (format === 'json' ? this.printJson(e) : this.print(messageLine(e.message))),
+          onData: (e) =>
+            format === 'json'
+              ? this.printJson(e)
+              : this.print(e.refused ? `REFUSED (${e.refused.guard}) ${messageLine(e.message)}: ${e.refused.reason}` : messageLine(e.message)),
           onError: (err) => {
             sub.unsubscribe();
             reject(err);

@@ -71,6 +71,8 @@ export const keys = {
 export const topics = {
   /** Every routed message, for live delivery and the monitor, across nodes. */
   routed: () => 'bus:routed',
+  /** Sends refused by a loop guard, for the monitor. */
+  refused: () => 'bus:refused',
   acks: () => 'bus:acks',
   context: () => 'bus:context',
   control: () => 'bus:control',

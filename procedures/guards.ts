@@ -40,6 +40,8 @@ function limits(ctx: Context) {
 function refuse(ctx: Context, agent: AuthedAgent, envelope: Envelope, guard: string, error: LinkerError): never {
   // (skynet_errors_total counts it too, as CONFLICT, where the router maps the error.)
   ctx.hub.metrics.loopGuardRefusals.inc({ guard });
+  // The monitor shows it (every node's monitor streams).
+  ctx.hub.bus.publishRefused({ node: ctx.hub.bus.nodeId, at: new Date().toISOString(), message: envelope, refused: { guard, reason: error.message } });
   ctx.hub.logger.warn(
     {
       event: 'loop_guard',

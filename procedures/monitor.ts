@@ -14,6 +14,8 @@ export interface MonitorEvent {
   node: string;
   message: Envelope;
   delivered_to: string[];
+  /** Present when the hub refused this message (a loop guard): it was neither stored nor delivered. */
+  refused?: { guard: string; reason: string };
 }
 
 export const monitorRouter = router({
@@ -60,6 +62,20 @@ export const monitorRouter = router({
         }
         wake?.();
       });
+      const offRefused = hub.bus.onRefused((e) => {
+        const m = e.message;
+        if (input?.channel && m.channel !== input.channel) return;
+        if (input?.agent && m.from_agent !== input.agent && m.to_agent !== input.agent) return;
+        if (input?.type && m.type !== input.type) return;
+        const bytes = JSON.stringify(m).length;
+        if (queue.length >= hub.settings.maxQueuedMessages || queuedBytes + bytes > hub.settings.maxBufferedBytes) {
+          dropped++;
+          return;
+        }
+        queue.push({ event: { at: e.at, node: e.node, message: m, delivered_to: [], refused: e.refused }, bytes });
+        queuedBytes += bytes;
+        wake?.();
+      });
       const onAbort = () => wake?.();
       signal?.addEventListener('abort', onAbort);
       const limits = liveLimits(ctx, 'monitor.stream');
@@ -79,6 +95,7 @@ export const monitorRouter = router({
       } finally {
         reportDropped();
         off();
+        offRefused();
         signal?.removeEventListener('abort', onAbort);
       }
     }),

@@ -56,9 +56,20 @@ export interface ContextEvent {
 export type Unlisten = () => void;
 
 /** Live fan-out: local listeners first, other nodes through the store's pub/sub. */
+/** A send the hub refused for a reason the monitor shows (a loop guard), across nodes. */
+export interface RefusedEvent {
+  node: string;
+  at: string;
+  /** The refused message, as stamped by the hub (never stored, never delivered). */
+  message: Envelope;
+  refused: { guard: string; reason: string };
+}
+
 export interface LiveBus {
   readonly nodeId: string;
   publishRouted(event: RoutedEvent): void;
+  publishRefused(event: RefusedEvent): void;
+  onRefused(listener: (event: RefusedEvent) => void): Unlisten;
   publishAck(event: AckEvent): void;
   publishContext(event: ContextEvent): void;
   onInbox(agentId: string, listener: StreamListener): Unlisten;

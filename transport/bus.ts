@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { keys, topics } from '../memory/keys.js';
 import type { Store, Unsubscribe } from '../memory/store.js';
-import type { AckEvent, ContextEvent, LiveBus, RoutedEvent, StreamListener, Unlisten } from '../router/context.js';
+import type { AckEvent, ContextEvent, LiveBus, RefusedEvent, RoutedEvent, StreamListener, Unlisten } from '../router/context.js';
 
 type Listener<A extends unknown[]> = (...args: A) => void;
 
@@ -37,6 +37,7 @@ export class StoreBus implements LiveBus {
   private readonly inbox = new ListenerMap<Parameters<StreamListener>>();
   private readonly channel = new ListenerMap<Parameters<StreamListener>>();
   private readonly routed = new Set<(e: RoutedEvent) => void>();
+  private readonly refused = new Set<(e: RefusedEvent) => void>();
   private readonly acks = new ListenerMap<[AckEvent]>();
   private readonly contexts = new ListenerMap<[ContextEvent]>();
   private unsubscribers: Unsubscribe[] = [];
@@ -130,6 +131,9 @@ export class StoreBus implements LiveBus {
         on<RoutedEvent>(topics.routed(), (e) => this.deliverRouted(e)),
         on<AckEvent>(topics.acks(), (e) => this.acks.emit(e.sender, e)),
         on<ContextEvent>(topics.context(), (e) => this.contexts.emit(e.scope, e)),
+        on<RefusedEvent>(topics.refused(), (e) => {
+          for (const l of this.refused) l(e);
+        }),
       ])),
     );
     // Builds before heartbeat keys kept a `nodes` hash of "alive until" times: gone for good.
@@ -184,6 +188,16 @@ export class StoreBus implements LiveBus {
   publishRouted(event: RoutedEvent): void {
     this.deliverRouted(event);
     this.publishRemote(topics.routed(), event);
+  }
+
+  publishRefused(event: RefusedEvent): void {
+    for (const l of this.refused) l(event);
+    this.publishRemote(topics.refused(), event);
+  }
+
+  onRefused(l: (e: RefusedEvent) => void): Unlisten {
+    this.refused.add(l);
+    return () => this.refused.delete(l);
   }
 
   publishAck(event: AckEvent): void {

@@ -8,7 +8,7 @@ import type { LinkerAgent } from '../../clients/agent.js';
 import { agentToolHost } from '../../clients/bus-tools/agent-host.js';
 import { busToolsFor, callBusTool, type ToolOutcome } from '../../clients/bus-tools/tools.js';
 import { countSessionMessage, DEFAULT_GUARD_LIMITS, emptyGuardState, repeatingCycle, type GuardLimits } from '../../memory/guards.js';
-import { rejection, startTestHub, type StoreKind, type TestHub } from './harness.js';
+import { deferred, rejection, startTestHub, type StoreKind, type TestHub } from './harness.js';
 
 interface Loop {
   a: LinkerAgent;
@@ -62,9 +62,20 @@ describe.each<StoreKind>(['embedded', 'redis'])('loop guards on the %s store', (
 
   it('refuses the send past max_hops with LOOP_DETECTED, counting hops through caused_by', async () => {
     await hub({ maxHops: 5 });
+    // A human watching the monitor sees the refusal.
+    const watcher = t.client(await t.addAgent('watcher', { scopes: ['monitor'] })).trpc;
+    const shown: { refused?: { guard: string; reason: string }; message: { from_agent: string } }[] = [];
+    const watching = deferred<void>();
+    watcher.monitor.stream.subscribe(undefined, { onStarted: () => watching.resolve(), onData: (e) => void shown.push(e), onError: (e) => watching.reject(e) });
+    await watching.promise;
     const loop = await loopingPair(t, { linked: true });
     const first = await loop.a.send({ to_agent: 'loop_b', type: 'task', payload: { content: 'start' } });
     const refused = await loop.refused;
+    await vi.waitFor(() => expect(shown.filter((e) => e.refused)).toHaveLength(1));
+    const refusal = shown.find((e) => e.refused)!;
+    expect(refusal.refused!.guard).toBe('max_hops');
+    expect(refusal.refused!.reason).toMatch(/^LOOP_DETECTED: this message would be hop 6/);
+    expect(shown.filter((e) => !e.refused)).toHaveLength(6); // the first message and hops 1..5
     expect(refused.error).toMatch(/^CONFLICT: LOOP_DETECTED: this message would be hop 6 of a chain .* the hub allows 5$/);
     // Hops 1..5 went through; the 6th was refused, and nothing followed it.
     expect(loop.outcomes.filter((o) => o.ok)).toHaveLength(5);
