@@ -62,7 +62,8 @@ describe('the sealing thread', () => {
     const order: string[] = [];
     const before = thread.batches;
     const first = big.map((text, i) => sealer.sealAsync!(text, 'ad').then((s) => (order.push(`big ${i}`), s)));
-    await new Promise((r) => setImmediate(r));
+    // Posted on process.nextTick; checked before the event loop could take the thread's answer.
+    await new Promise((r) => process.nextTick(r));
     expect(thread.inFlightBatches).toBe(1);
     const second = small.map((text, i) => sealer.sealAsync!(text, 'ad').then((s) => (order.push(`small ${i}`), s)));
     const sealed = await Promise.all([...first, ...second]);
@@ -92,8 +93,9 @@ describe('the sealing thread', () => {
     const inputs = texts(200, 'd');
     const order: number[] = [];
     const pending = inputs.map((text, i) => sealer.sealAsync!(text, 'ad').then((s) => (order.push(i), s)));
-    // Let the batch leave for the thread, then kill the thread.
-    await new Promise((r) => setImmediate(r));
+    // Let the batch leave for the thread (it is posted on process.nextTick), then kill the thread
+    // before the event loop can take its answer (a setImmediate here let a fast thread answer first).
+    await new Promise((r) => process.nextTick(r));
     expect(thread.inFlightBatches).toBe(1);
     await thread.stop();
     const sealed = await Promise.all(pending);
