@@ -2,10 +2,10 @@
 import { LinkerError } from '../protocol/errors.js';
 import { utf8Length, type JsonObject } from '../protocol/json.js';
 import type { ContextDocument } from '../protocol/records.js';
-import { dataCorrupted, ignoreCorruption, reasonOf, type CorruptionReporter } from './integrity.js';
+import { corruptAs, ignoreCorruption, type CorruptionReporter } from './integrity.js';
 import { keys } from './keys.js';
 import { mergeContext } from './merge.js';
-import { CorruptValueError, type VersionedDocs } from './versioned.js';
+import type { VersionedDocs } from './versioned.js';
 
 interface StoredContext {
   data: JsonObject;
@@ -37,14 +37,12 @@ export class ContextStore {
     private readonly report: CorruptionReporter = ignoreCorruption,
   ) {}
 
-  private async read(scope: string) {
-    try {
-      return await this.docs.read<StoredContext>(keys.context(scope));
-    } catch (err) {
-      if (!(err instanceof CorruptValueError)) throw err;
-      this.report({ kind: 'context', id: scope, reason: reasonOf(err) });
-      throw dataCorrupted('context', scope, `an admin can reset it (skynet-linker context reset --scope ${scope})`);
-    }
+  private corrupt(scope: string) {
+    return corruptAs(this.report, 'context', scope, `an admin can reset it (skynet-linker context reset --scope ${scope})`);
+  }
+
+  private read(scope: string) {
+    return this.docs.read<StoredContext>(keys.context(scope)).catch(this.corrupt(scope));
   }
 
   async pull(scope: string): Promise<ContextDocument> {
@@ -82,12 +80,8 @@ export class ContextStore {
           },
           { expectedVersion: opts.expectedVersion },
         )
-        .catch((err: unknown) => {
-          // The current document did not open: it is not merged into.
-          if (!(err instanceof CorruptValueError)) throw err;
-          this.report({ kind: 'context', id: scope, reason: reasonOf(err) });
-          throw dataCorrupted('context', scope, `an admin can reset it (skynet-linker context reset --scope ${scope})`);
-        });
+        // The current document did not open: it is not merged into.
+        .catch(this.corrupt(scope));
       return { scope, version: result.version, ...result.value };
     });
   }

@@ -8,6 +8,7 @@
  * itself (a replay), and anything at all with sealing off (README, Security).
  */
 import { LinkerError } from '../protocol/errors.js';
+import { CorruptValueError } from './versioned.js';
 
 export type RecordKind = 'token' | 'agent' | 'session' | 'session_index' | 'context';
 
@@ -34,6 +35,19 @@ export function dataCorrupted(kind: RecordKind, id: string, hint: string): Linke
       id,
     },
   );
+}
+
+/**
+ * A catch handler for reads and updates of a versioned record: a value that does not open
+ * (CorruptValueError) is reported and becomes DATA_CORRUPTED; anything else (a store outage, a
+ * caller's own error) passes as it is.
+ */
+export function corruptAs(report: CorruptionReporter, kind: RecordKind, id: string, hint: string): (err: unknown) => never {
+  return (err) => {
+    if (!(err instanceof CorruptValueError)) throw err;
+    report({ kind, id, reason: reasonOf(err) });
+    throw dataCorrupted(kind, id, hint);
+  };
 }
 
 export function reasonOf(err: unknown): string {

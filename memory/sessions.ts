@@ -2,11 +2,11 @@
 import { LinkerError } from '../protocol/errors.js';
 import { utf8Length } from '../protocol/json.js';
 import type { Session, SessionMessageRef, SessionMetadata, SessionStatus } from '../protocol/records.js';
-import { dataCorrupted, ignoreCorruption, reasonOf, type CorruptionReporter } from './integrity.js';
+import { corruptAs, ignoreCorruption, reasonOf, type CorruptionReporter } from './integrity.js';
 import { keys } from './keys.js';
 import { plainText, type ValueSealer } from './sealing.js';
 import type { Store } from './store.js';
-import { CorruptValueError, type Versioned, type VersionedDocs } from './versioned.js';
+import type { Versioned, VersionedDocs } from './versioned.js';
 
 type StoredSession = Omit<Session, 'messages'>;
 
@@ -34,14 +34,12 @@ export class SessionStore {
   ) {}
 
   /** The session's document; one that fails its integrity check is reported and answers DATA_CORRUPTED. */
-  private async read(sessionId: string): Promise<Versioned<StoredSession> | null> {
-    try {
-      return await this.docs.read<StoredSession>(keys.session(sessionId));
-    } catch (err) {
-      if (!(err instanceof CorruptValueError)) throw err;
-      this.report({ kind: 'session', id: sessionId, reason: reasonOf(err) });
-      throw dataCorrupted('session', sessionId, 'an admin can close it and start another one');
-    }
+  private read(sessionId: string): Promise<Versioned<StoredSession> | null> {
+    return this.docs.read<StoredSession>(keys.session(sessionId)).catch(this.corrupt(sessionId));
+  }
+
+  private corrupt(sessionId: string) {
+    return corruptAs(this.report, 'session', sessionId, 'an admin can close it and start another one');
   }
 
   private async index(s: StoredSession): Promise<void> {
@@ -144,11 +142,7 @@ export class SessionStore {
         }
         return next;
       })
-      .catch((err: unknown) => {
-        if (!(err instanceof CorruptValueError)) throw err;
-        this.report({ kind: 'session', id: sessionId, reason: reasonOf(err) });
-        throw dataCorrupted('session', sessionId, 'an admin can close it and start another one');
-      });
+      .catch(this.corrupt(sessionId));
     await this.index(result.value);
     return (await this.get(sessionId))!;
   }

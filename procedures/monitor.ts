@@ -44,37 +44,38 @@ export const monitorRouter = router({
         hub.logger.warn({ event: 'monitor_dropped', dropped, agent_id: ctx.agent.id }, 'monitor too slow; events dropped');
         dropped = 0;
       };
-      const off = hub.bus.onRouted((e) => {
-        if (input?.channel && e.channel !== input.channel) return;
-        if (input?.agent && e.from !== input.agent && e.to !== input.agent) return;
-        if (input?.type && e.type !== input.type) return;
-        const bytes = entryBytes(e.fields);
+      const wanted = (channel: string | null, from: string, to: string | null, type: string) =>
+        (!input?.channel || channel === input.channel) &&
+        (!input?.agent || from === input.agent || to === input.agent) &&
+        (!input?.type || type === input.type);
+      /** Queues the event `make` builds, unless the queue is full (then it is dropped and counted). */
+      const enqueue = (bytes: number, make: () => MonitorEvent | null) => {
         if (queue.length >= hub.settings.maxQueuedMessages || queuedBytes + bytes > hub.settings.maxBufferedBytes) {
           dropped++;
           return;
         }
-        try {
-          const { envelope } = hub.memory.messages.decodeFields('0-0', e.fields, {});
-          queue.push({ event: { at: new Date(e.sentAt).toISOString(), node: e.node, message: envelope, delivered_to: Object.keys(e.inboxes) }, bytes });
-          queuedBytes += bytes;
-        } catch (err) {
-          hub.logger.error({ event: 'monitor_decode_failed', err }, 'monitor could not open a routed message');
-        }
+        const event = make();
+        if (!event) return;
+        queue.push({ event, bytes });
+        queuedBytes += bytes;
         wake?.();
+      };
+      const off = hub.bus.onRouted((e) => {
+        if (!wanted(e.channel, e.from, e.to, e.type)) return;
+        enqueue(entryBytes(e.fields), () => {
+          try {
+            const { envelope } = hub.memory.messages.decodeFields('0-0', e.fields, {});
+            return { at: new Date(e.sentAt).toISOString(), node: e.node, message: envelope, delivered_to: Object.keys(e.inboxes) };
+          } catch (err) {
+            hub.logger.error({ event: 'monitor_decode_failed', err }, 'monitor could not open a routed message');
+            return null;
+          }
+        });
       });
       const offRefused = hub.bus.onRefused((e) => {
         const m = e.message;
-        if (input?.channel && m.channel !== input.channel) return;
-        if (input?.agent && m.from_agent !== input.agent && m.to_agent !== input.agent) return;
-        if (input?.type && m.type !== input.type) return;
-        const bytes = JSON.stringify(m).length;
-        if (queue.length >= hub.settings.maxQueuedMessages || queuedBytes + bytes > hub.settings.maxBufferedBytes) {
-          dropped++;
-          return;
-        }
-        queue.push({ event: { at: e.at, node: e.node, message: m, delivered_to: [], refused: e.refused }, bytes });
-        queuedBytes += bytes;
-        wake?.();
+        if (!wanted(m.channel, m.from_agent, m.to_agent, m.type)) return;
+        enqueue(JSON.stringify(m).length, () => ({ at: e.at, node: e.node, message: m, delivered_to: [], refused: e.refused }));
       });
       const onAbort = () => wake?.();
       signal?.addEventListener('abort', onAbort);

@@ -188,7 +188,7 @@ async function* revocable(source: AsyncIterable<unknown>, ctx: Context, tokenHas
         ctx.hub.memory.tokens.verifyHash(tokenHash).then(
           (record) => {
             if (record && record.agent_id === agentId) return;
-            reject(new TRPCError({ code: 'UNAUTHORIZED', message: `the token of ${agentId} was revoked; get a new one from an admin` }));
+            reject(new TRPCError({ code: 'UNAUTHORIZED', message: revokedMessage(agentId) }));
           },
           () => {}, // store unreachable: nothing concluded, checked again next time
         );
@@ -212,6 +212,20 @@ async function* revocable(source: AsyncIterable<unknown>, ctx: Context, tokenHas
   }
 }
 
+export function revokedMessage(agentId: string | undefined): string {
+  return `the token of ${agentId ?? 'this connection'} was revoked; get a new one from an admin`;
+}
+
+/**
+ * A connection (or stream) whose token was revoked: its context belongs to it and stays
+ * unauthenticated from then on. Returns the reason, as calls will be told.
+ */
+export function markRevoked(ctx: Context): string {
+  const message = revokedMessage(ctx.agent?.id);
+  Object.assign(ctx, { agent: null, credential: null, authProblem: message });
+  return message;
+}
+
 /** Every procedure but messages.send (which has its own bucket) takes from the caller's read or write bucket. */
 function takeCall(ctx: Context, agent: AuthedAgent, bucket: 'reads' | 'writes'): void {
   const limiter = ctx.hub.callLimits[bucket];
@@ -230,8 +244,7 @@ async function authorize(ctx: Context, scopes: Scope[]): Promise<AuthedAgent> {
     // A long-lived connection: make sure its token was not revoked since it connected.
     const record = await ctx.hub.memory.tokens.verifyHash(credential.tokenHash);
     if (!record || record.agent_id !== ctx.agent.id) {
-      // The context belongs to the connection: it stays unauthenticated from now on.
-      Object.assign(ctx, { agent: null, credential: null, authProblem: `the token of ${ctx.agent.id} was revoked; get a new one from an admin` });
+      markRevoked(ctx);
       throw unauthorized(ctx);
     }
     credential.verifiedAt = Date.now();

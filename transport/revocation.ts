@@ -10,6 +10,7 @@
 import { TRPCError } from '@trpc/server';
 import type { Logger } from 'pino';
 import type { Context } from '../router/context.js';
+import { markRevoked } from '../router/trpc.js';
 import type { ConnectionHandle } from './ws-adapter.js';
 import type { TokenRecord, TokenStore } from '../memory/tokens.js';
 import type { HubMetrics } from '../router/metrics.js';
@@ -94,8 +95,7 @@ export class RevocationWatcher {
           w.ctx.agent = { id: record.agent_id, scopes: record.scopes };
           continue;
         }
-        const message = `the token of ${agentId ?? 'this connection'} was revoked; get a new one from an admin`;
-        Object.assign(w.ctx, { agent: null, credential: null, authProblem: message });
+        const message = markRevoked(w.ctx);
         this.watched.delete(w);
         this.metrics.connectionsRefused.inc({ reason: 'revoked' });
         this.logger.warn(
